@@ -1,0 +1,314 @@
+import { randomUUID } from 'node:crypto'
+import type { Knex } from 'knex'
+import { SharedLLMError } from '../errors'
+import type { Device, DeviceSource, DeviceStatus } from '../protocol/types'
+import {
+  type AddDeviceInput,
+  addDeviceSchema,
+  deviceNameSchema,
+  memoryMbSchema,
+  parseInput,
+} from '../schemas'
+import { devicesRepo } from '../store/devices'
+import { rolesRepo } from '../store/roles'
+import { type Actor, audit, type DomainContext, notFound } from './context'
+import type { SettingsService } from './settings'
+
+export interface NewDevice {
+  name: string
+  source: DeviceSource
+  ip?: string | null
+  platform?: string | null
+  instance_id?: string | null
+}
+
+/** Devices: manual adds, lifecycle (pending → approved | denied; approved → revoked) and allocations. */
+export class DevicesService {
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly settings: SettingsService,
+  ) {}
+
+  list(filter: { status?: DeviceStatus } = {}): Promise<Device[]> {
+    return devicesRepo.list(this.ctx.db(), filter)
+  }
+
+  async get(id: string): Promise<Device> {
+    const device = await devicesRepo.get(this.ctx.db(), id)
+    if (!device) throw notFound('device', id)
+    return device
+  }
+
+  findByInstanceId(instanceId: string): Promise<Device | undefined> {
+    return devicesRepo.findByInstanceId(this.ctx.db(), instanceId)
+  }
+
+  /** Manual add by the admin: `{ name, ip }`. A second device with the same IP is a conflict. */
+  async add(input: AddDeviceInput | unknown, actor: Actor = 'admin'): Promise<Device> {
+    const data = parseInput(addDeviceSchema, input, 'device')
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const existing = await devicesRepo.findByIp(trx, data.ip)
+      if (existing) {
+        throw new SharedLLMError(
+          'CONFLICT',
+          `ip: ${data.ip} is already used by device '${existing.name}' (${existing.id})`,
+          { details: { field: 'ip', device_id: existing.id } },
+        )
+      }
+      return this.insert(
+        trx,
+        { name: data.name, ip: data.ip, platform: data.platform ?? null, source: 'manual' },
+        actor,
+      )
+    })
+    this.ctx.bus.emit('device_pending_approval', { device })
+    return device
+  }
+
+  /**
+   * Creates a pending device for join requests, mDNS discoveries and peers. The caller emits events; the
+   * name is validated like a manual add.
+   */
+  async insert(db: Knex, input: NewDevice, actor: Actor): Promise<Device> {
+    const name = parseInput(deviceNameSchema, input.name, 'name')
+    const now = this.ctx.now()
+    const device: Device = {
+      id: randomUUID(),
+      name,
+      ip: input.ip ?? null,
+      platform: input.platform ?? null,
+      source: input.source,
+      status: 'pending',
+      role_id: null,
+      allocation_mb: 0,
+      online: input.source !== 'manual',
+      last_seen: input.source === 'manual' ? null : now,
+      instance_id: input.instance_id ?? null,
+      created_at: now,
+      updated_at: now,
+    }
+    await devicesRepo.insert(db, device)
+    await audit(db, this.ctx, actor, 'device.add', device.id, null, device)
+    return device
+  }
+
+  async remove(id: string, actor: Actor = 'admin'): Promise<Device> {
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      await devicesRepo.delete(trx, id)
+      await audit(trx, this.ctx, actor, 'device.remove', id, device, null)
+      return device
+    })
+    this.ctx.bus.emit('device_removed', { device })
+    return device
+  }
+
+  /**
+   * Approves a pending, denied or revoked device with an existing role, in one transaction. The device gets
+   * its role's memory as allocation, bounded by the free capacity (unless oversubscription is allowed).
+   */
+  async approve(id: string, roleId: string, actor: Actor = 'admin'): Promise<Device> {
+    if (typeof roleId !== 'string' || roleId.length === 0) {
+      throw new SharedLLMError('VALIDATION', 'role_id: must name a role', { details: { field: 'role_id' } })
+    }
+    const device = await this.ctx.db().transaction((trx) => this.approveIn(trx, id, roleId, actor))
+    this.ctx.bus.emit('device_approved', { device })
+    return device
+  }
+
+  /** The approval itself, for callers that approve inside a larger transaction (pairing codes). */
+  async approveIn(trx: Knex, id: string, roleId: string, actor: Actor): Promise<Device> {
+    const device = await devicesRepo.get(trx, id)
+    if (!device) throw notFound('device', id)
+    if (device.status === 'approved') {
+      throw new SharedLLMError('CONFLICT', `device '${device.name}' is already approved`)
+    }
+    const role = await rolesRepo.get(trx, roleId)
+    if (!role) {
+      throw new SharedLLMError('NOT_FOUND', `role_id: role '${roleId}' not found`, {
+        details: { field: 'role_id' },
+      })
+    }
+    let allocation = role.max_memory_mb
+    const capacity = this.ctx.capacityMb()
+    if (capacity !== undefined && !this.settings.get('allow_oversubscription')) {
+      const free = capacity - (await devicesRepo.allocatedMb(trx, id))
+      allocation = Math.max(0, Math.min(allocation, Math.floor(free)))
+    }
+    const now = this.ctx.now()
+    const next: Device = {
+      ...device,
+      status: 'approved',
+      role_id: role.id,
+      allocation_mb: allocation,
+      updated_at: now,
+    }
+    await devicesRepo.update(trx, id, {
+      status: next.status,
+      role_id: next.role_id,
+      allocation_mb: allocation,
+      updated_at: now,
+    })
+    await devicesRepo.addAllocationChange(trx, {
+      device_id: id,
+      previous_mb: device.allocation_mb,
+      allocation_mb: allocation,
+      actor,
+      reason: `approved as ${role.name}`,
+      at: now,
+    })
+    await audit(trx, this.ctx, actor, 'device.approve', id, device, next)
+    return next
+  }
+
+  async deny(id: string, actor: Actor = 'admin'): Promise<Device> {
+    const device = await this.transition(id, actor, 'denied', ['pending'], 'device.deny')
+    this.ctx.bus.emit('device_denied', { device })
+    return device
+  }
+
+  async revoke(id: string, actor: Actor = 'admin'): Promise<Device> {
+    const device = await this.transition(id, actor, 'revoked', ['approved'], 'device.revoke')
+    this.ctx.bus.emit('device_revoked', { device })
+    return device
+  }
+
+  private transition(
+    id: string,
+    actor: Actor,
+    to: DeviceStatus,
+    from: DeviceStatus[],
+    action: string,
+  ): Promise<Device> {
+    return this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      if (!from.includes(device.status)) {
+        const hint = device.status === 'approved' && to === 'denied' ? '; revoke it instead' : ''
+        throw new SharedLLMError(
+          'CONFLICT',
+          `device '${device.name}' is ${device.status}, not ${from.join(' or ')}${hint}`,
+        )
+      }
+      const now = this.ctx.now()
+      const next: Device = { ...device, status: to, allocation_mb: 0, updated_at: now }
+      await devicesRepo.update(trx, id, { status: to, allocation_mb: 0, updated_at: now })
+      if (device.allocation_mb !== 0) {
+        await devicesRepo.addAllocationChange(trx, {
+          device_id: id,
+          previous_mb: device.allocation_mb,
+          allocation_mb: 0,
+          actor,
+          reason: to,
+          at: now,
+        })
+      }
+      await audit(trx, this.ctx, actor, action, id, device, next)
+      return next
+    })
+  }
+
+  /** Sets an approved device's allocation: within its role's max and the remaining capacity. */
+  async setAllocation(id: string, memoryMb: unknown, actor: Actor = 'admin'): Promise<Device> {
+    const mb = parseInput(memoryMbSchema, memoryMb, 'memory_mb')
+    let previous = 0
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      if (device.status !== 'approved' || !device.role_id) {
+        throw new SharedLLMError(
+          'CONFLICT',
+          `device '${device.name}' is ${device.status}; only approved devices have an allocation`,
+        )
+      }
+      const role = await rolesRepo.get(trx, device.role_id)
+      if (!role) throw notFound('role', device.role_id)
+      if (mb > role.max_memory_mb) {
+        throw new SharedLLMError(
+          'CAPACITY_EXCEEDED',
+          `memory_mb: ${mb} MiB is above the ${role.max_memory_mb} MiB maximum of role '${role.name}'`,
+          { details: { field: 'memory_mb', max_mb: role.max_memory_mb } },
+        )
+      }
+      const capacity = this.ctx.capacityMb()
+      if (capacity !== undefined && !this.settings.get('allow_oversubscription')) {
+        const others = await devicesRepo.allocatedMb(trx, id)
+        const free = Math.max(0, Math.floor(capacity - others))
+        if (mb > free) {
+          throw new SharedLLMError(
+            'CAPACITY_EXCEEDED',
+            `memory_mb: ${mb} MiB is more than the ${free} MiB still free (capacity ${Math.floor(capacity)} MiB, ${others} MiB allocated to other devices)`,
+            { details: { field: 'memory_mb', free_mb: free } },
+          )
+        }
+      }
+      previous = device.allocation_mb
+      const now = this.ctx.now()
+      const next: Device = { ...device, allocation_mb: mb, updated_at: now }
+      await devicesRepo.update(trx, id, { allocation_mb: mb, updated_at: now })
+      await devicesRepo.addAllocationChange(trx, {
+        device_id: id,
+        previous_mb: previous,
+        allocation_mb: mb,
+        actor,
+        reason: 'set',
+        at: now,
+      })
+      await audit(
+        trx,
+        this.ctx,
+        actor,
+        'device.allocation',
+        id,
+        { allocation_mb: previous },
+        { allocation_mb: mb },
+      )
+      return next
+    })
+    this.ctx.bus.emit('allocation_changed', { device, previous_mb: previous, allocation_mb: mb })
+    return device
+  }
+
+  /** Moves an approved device to another role; its allocation must already fit the new role. */
+  async setRole(id: string, roleId: string, actor: Actor = 'admin'): Promise<Device> {
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      if (device.status !== 'approved') {
+        throw new SharedLLMError(
+          'CONFLICT',
+          `device '${device.name}' is ${device.status}; approve it with a role instead`,
+        )
+      }
+      const role = await rolesRepo.get(trx, roleId)
+      if (!role) {
+        throw new SharedLLMError('NOT_FOUND', `role_id: role '${roleId}' not found`, {
+          details: { field: 'role_id' },
+        })
+      }
+      if (device.allocation_mb > role.max_memory_mb) {
+        throw new SharedLLMError(
+          'CAPACITY_EXCEEDED',
+          `role_id: device '${device.name}' has ${device.allocation_mb} MiB, above the ${role.max_memory_mb} MiB maximum of role '${role.name}'; lower its allocation first`,
+          { details: { field: 'role_id' } },
+        )
+      }
+      const next: Device = { ...device, role_id: role.id, updated_at: this.ctx.now() }
+      await devicesRepo.update(trx, id, { role_id: role.id, updated_at: next.updated_at })
+      await audit(trx, this.ctx, actor, 'device.role', id, { role_id: device.role_id }, { role_id: role.id })
+      return next
+    })
+    this.ctx.bus.emit('device_updated', { device })
+    return device
+  }
+
+  allocationHistory(id: string) {
+    return devicesRepo.allocationHistory(this.ctx.db(), id)
+  }
+
+  /** Sum of approved devices' allocations in MiB. */
+  allocatedMb(): Promise<number> {
+    return devicesRepo.allocatedMb(this.ctx.db())
+  }
+}

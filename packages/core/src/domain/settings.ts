@@ -1,0 +1,87 @@
+import { SharedLLMError } from '../errors'
+import type { SettingKey, SettingsValues } from '../protocol/settings'
+import { parseInput } from '../schemas'
+import { isSettingKey, SETTING_KEYS, settingDefinitions } from '../settings/definitions'
+import { rolesRepo } from '../store/roles'
+import { settingsRepo } from '../store/settings'
+import { type Actor, audit, type DomainContext } from './context'
+
+export interface SettingView {
+  key: SettingKey
+  value: unknown
+  default: unknown
+  description: string
+  type: string
+}
+
+/** Typed, validated settings. Values are cached in memory and written through to SQLite. */
+export class SettingsService {
+  private values = new Map<string, unknown>()
+
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly overrides: Partial<SettingsValues> = {},
+  ) {}
+
+  async load(): Promise<void> {
+    const stored = await settingsRepo.all(this.ctx.db())
+    this.values = new Map()
+    for (const [key, value] of stored) {
+      if (!isSettingKey(key)) continue
+      // A value that no longer validates (hand-edited database, older version) falls back to the default.
+      const parsed = settingDefinitions[key].schema.safeParse(value)
+      if (parsed.success) this.values.set(key, parsed.data)
+      else this.ctx.log.warn({ key }, 'ignoring invalid stored setting; using the default')
+    }
+  }
+
+  get<K extends SettingKey>(key: K): SettingsValues[K] {
+    if (key in this.overrides) return this.overrides[key] as SettingsValues[K]
+    if (this.values.has(key)) return this.values.get(key) as SettingsValues[K]
+    return settingDefinitions[key].default
+  }
+
+  all(): SettingsValues {
+    return Object.fromEntries(SETTING_KEYS.map((k) => [k, this.get(k)])) as unknown as SettingsValues
+  }
+
+  /** Every non-secret setting with its value, default and type, for `GET /api/settings`. */
+  list(): SettingView[] {
+    return SETTING_KEYS.filter((k) => !settingDefinitions[k].secret).map((key) => {
+      const def = settingDefinitions[key]
+      return {
+        key,
+        value: this.get(key),
+        default: def.default,
+        description: def.description,
+        type: Array.isArray(def.default)
+          ? 'string[]'
+          : def.default === null
+            ? 'string | null'
+            : typeof def.default,
+      }
+    })
+  }
+
+  async set(key: string, value: unknown, actor: Actor = 'admin'): Promise<unknown> {
+    if (!isSettingKey(key)) {
+      throw new SharedLLMError('NOT_FOUND', `unknown setting '${key}'`, { details: { field: key } })
+    }
+    const def = settingDefinitions[key]
+    const clean = parseInput(def.schema, value, key) as unknown
+    const db = this.ctx.db()
+    const before = this.get(key)
+    await db.transaction(async (trx) => {
+      if (key === 'default_role' && !(await rolesRepo.get(trx, clean as string))) {
+        throw new SharedLLMError('VALIDATION', `default_role: role '${String(clean)}' does not exist`, {
+          details: { field: key },
+        })
+      }
+      await settingsRepo.set(trx, key, clean, this.ctx.now())
+      await audit(trx, this.ctx, actor, 'setting.set', key, { value: before }, { value: clean })
+    })
+    this.values.set(key, clean)
+    this.ctx.bus.emit('setting_changed', { key, value: def.secret ? null : clean })
+    return clean
+  }
+}

@@ -1,0 +1,82 @@
+import type {
+  Device,
+  MemoryStats,
+  ModelInfo,
+  OllamaStatus,
+  PullProgress,
+  Role,
+  RunningModel,
+  UsageRecord,
+} from './types'
+
+/**
+ * The one typed event map of sharedLLM. Core emits these; the server forwards the `WIRE_EVENT_TYPES` subset
+ * to WebSocket clients as `{ type, ...payload }`; the PWA switches over them exhaustively.
+ */
+export interface EventMap {
+  memory_stats: MemoryStats
+  provider_error: { provider: string; message: string; stale: boolean }
+  device_pending_approval: { device: Device }
+  device_discovered: { device: Device; addresses: string[] }
+  device_approved: { device: Device }
+  device_denied: { device: Device }
+  device_revoked: { device: Device }
+  device_removed: { device: Device }
+  device_updated: { device: Device }
+  device_online: { device: Device }
+  device_offline: { device: Device }
+  allocation_changed: { device: Device; previous_mb: number; allocation_mb: number }
+  role_changed: { action: 'created' | 'updated' | 'deleted'; role: Role }
+  setting_changed: { key: string; value: unknown }
+  ollama_status: OllamaStatus
+  model_pull_progress: PullProgress
+  model_pulled: { name: string }
+  model_pull_failed: { name: string; error: string }
+  model_deleted: { name: string }
+  models_running: { models: RunningModel[] }
+  models_changed: { models: ModelInfo[] }
+  usage: UsageRecord
+}
+
+export type EventType = keyof EventMap
+
+/** Events forwarded to WebSocket clients. */
+export const WIRE_EVENT_TYPES = [
+  'memory_stats',
+  'provider_error',
+  'device_pending_approval',
+  'device_discovered',
+  'device_approved',
+  'device_denied',
+  'device_revoked',
+  'device_removed',
+  'device_updated',
+  'device_online',
+  'device_offline',
+  'allocation_changed',
+  'role_changed',
+  'setting_changed',
+  'ollama_status',
+  'model_pull_progress',
+  'model_pulled',
+  'model_pull_failed',
+  'model_deleted',
+  'models_running',
+  'usage',
+] as const satisfies readonly EventType[]
+
+export type WireEventType = (typeof WIRE_EVENT_TYPES)[number]
+
+/** The first message every WebSocket client gets: the current state, so it needs no REST round trip. */
+export interface SnapshotMessage {
+  type: 'snapshot'
+  devices: Device[]
+  roles: Role[]
+  memory: MemoryStats | null
+  ollama: OllamaStatus | null
+  models_running: RunningModel[]
+  pulls: PullProgress[]
+}
+
+export type WireEventMessage = { [K in WireEventType]: { type: K } & EventMap[K] }[WireEventType]
+export type ServerMessage = SnapshotMessage | WireEventMessage

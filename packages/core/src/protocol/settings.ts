@@ -1,0 +1,35 @@
+/** Every setting with its type. Validation and defaults live in core (`settings/definitions.ts`). */
+export interface SettingsValues {
+  /** Port of the HTTP API and dashboard. @default 8080 */
+  api_port: number
+  /** Where Ollama listens. Loopback by default: sharedLLM is the only door to it. @default 'http://127.0.0.1:11434' */
+  ollama_host: string
+  /** Path of the ollama binary; null means search PATH. @default null */
+  ollama_bin: string | null
+  /** Start `ollama serve` when none answers. @default true */
+  auto_start_ollama: boolean
+  /** Advertise and browse `_sharedllm._tcp` on the LAN. @default true */
+  mdns_enabled: boolean
+  /** Approve devices discovered over mDNS with `default_role` instead of leaving them pending. @default false */
+  trust_local_network: boolean
+  /** File a join request to every sharedLLM host discovered on the LAN. @default true */
+  auto_join_discovered_hosts: boolean
+  /** Role given by trust_local_network and suggested at approval. @default 'role-guest' */
+  default_role: string
+  /** Memory kept back for the host itself, in MiB. @default 2048 */
+  host_reserve_mb: number
+  /** Let the sum of allocations exceed capacity. @default false */
+  allow_oversubscription: boolean
+  /** Context length assumed for fit estimates when a request names none. @default 4096 */
+  default_context_tokens: number
+  /** Extra memory provider packages to load by name. @default [] */
+  extra_providers: string[]
+  /** Memory probe cadence in ms. @default 3000 */
+  probe_interval_ms: number
+  /** Extra host names accepted in the Host header (besides localhost and the machine's names and addresses). @default [] */
+  allowed_hosts: string[]
+  /** Port of the HTTPS listener; 0 turns HTTPS off. @default 8443 */
+  https_port: number
+}
+
+export type SettingKey = keyof SettingsValues

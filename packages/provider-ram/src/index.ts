@@ -1,0 +1,2 @@
+// Filled in by the memory-providers work.
+export const name = 'ram'

@@ -1,0 +1,20 @@
+import { defineProject, mergeConfig, type UserWorkspaceConfig } from 'vitest/config'
+
+/** Workspace packages resolve to their TypeScript sources in tests, so no build is needed first. */
+const sourceCondition = '@sharedllm/source'
+
+export function project(name: string, extra: UserWorkspaceConfig = {}) {
+  return mergeConfig(
+    defineProject({
+      resolve: { conditions: [sourceCondition, 'module', 'node', 'import', 'default'] },
+      ssr: {
+        resolve: {
+          conditions: [sourceCondition, 'module', 'node', 'import', 'default'],
+          externalConditions: [sourceCondition],
+        },
+      },
+      test: { name, include: ['test/**/*.test.ts'], testTimeout: 20_000, hookTimeout: 30_000 },
+    }),
+    extra,
+  )
+}
