@@ -1,4 +1,8 @@
+import { AccessService } from './access/access'
+import { AdminAuth } from './access/admin'
 import { SharedLLMError } from './errors'
+import { GatewayMetrics } from './gateway/metrics'
+import { GatewayPolicy, type ModelCatalog } from './gateway/policy'
 import { EventBus } from './events'
 import type { Knex } from 'knex'
 import type { DomainContext } from './domain/context'
@@ -34,6 +38,15 @@ export class Hub {
   readonly settings: SettingsService
   readonly roles: RolesService
   readonly devices: DevicesService
+  /** The owner's secret, sessions and one-time login links. */
+  readonly admin: AdminAuth
+  /** Device keys, join requests, pairing codes, bearer authentication. */
+  readonly access: AccessService
+  /** Gateway rules: model lists, fit, limits, usage. */
+  readonly policy: GatewayPolicy
+  readonly metrics: GatewayMetrics
+  /** Set by the Ollama wiring; the policy reads models through it. */
+  protected catalog: ModelCatalog | undefined
   private store: Store | undefined
   private readonly ctx: DomainContext
   private startPromise: Promise<void> | undefined
@@ -51,8 +64,17 @@ export class Hub {
       capacityMb: () => this.capacityMb(),
     }
     this.settings = new SettingsService(this.ctx, options.settings)
-    this.roles = new RolesService(this.ctx)
+    this.roles = new RolesService(this.ctx, this.settings)
     this.devices = new DevicesService(this.ctx, this.settings)
+    this.admin = new AdminAuth(this.ctx)
+    this.access = new AccessService(this.ctx, this.devices, this.admin)
+    this.metrics = new GatewayMetrics()
+    this.policy = new GatewayPolicy({
+      ctx: this.ctx,
+      settings: this.settings,
+      metrics: this.metrics,
+      catalog: () => this.catalog,
+    })
   }
 
   get db(): Knex {

@@ -9,6 +9,7 @@ import {
   memoryMbSchema,
   parseInput,
 } from '../schemas'
+import { keysRepo } from '../store/access'
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
 import { type Actor, audit, type DomainContext, notFound } from './context'
@@ -100,6 +101,7 @@ export class DevicesService {
       await audit(trx, this.ctx, actor, 'device.remove', id, device, null)
       return device
     })
+    this.ctx.bus.emit('device_keys_revoked', { device_id: id })
     this.ctx.bus.emit('device_removed', { device })
     return device
   }
@@ -170,6 +172,7 @@ export class DevicesService {
 
   async revoke(id: string, actor: Actor = 'admin'): Promise<Device> {
     const device = await this.transition(id, actor, 'revoked', ['approved'], 'device.revoke')
+    this.ctx.bus.emit('device_keys_revoked', { device_id: id })
     this.ctx.bus.emit('device_revoked', { device })
     return device
   }
@@ -194,6 +197,8 @@ export class DevicesService {
       const now = this.ctx.now()
       const next: Device = { ...device, status: to, allocation_mb: 0, updated_at: now }
       await devicesRepo.update(trx, id, { status: to, allocation_mb: 0, updated_at: now })
+      // Denied or revoked: its keys die in the same transaction, so no request slips through after.
+      await keysRepo.revokeAll(trx, id, now)
       if (device.allocation_mb !== 0) {
         await devicesRepo.addAllocationChange(trx, {
           device_id: id,
@@ -310,5 +315,32 @@ export class DevicesService {
   /** Sum of approved devices' allocations in MiB. */
   allocatedMb(): Promise<number> {
     return devicesRepo.allocatedMb(this.ctx.db())
+  }
+
+  /**
+   * A device was seen on the network (mDNS): updates last_seen, online and its address. Its status never
+   * changes here (a denied device stays denied). Emits device_online when it was offline.
+   */
+  async markSeen(id: string, seen: { ip?: string | null; online?: boolean } = {}): Promise<Device> {
+    const device = await devicesRepo.get(this.ctx.db(), id)
+    if (!device) throw notFound('device', id)
+    const now = this.ctx.now()
+    const online = seen.online ?? true
+    const next: Device = { ...device, online, last_seen: now, ip: seen.ip ?? device.ip }
+    await devicesRepo.update(this.ctx.db(), id, { online, last_seen: now, ip: next.ip })
+    if (online && !device.online) this.ctx.bus.emit('device_online', { device: next })
+    if (!online && device.online) this.ctx.bus.emit('device_offline', { device: next })
+    return next
+  }
+
+  /** The device left the network (mDNS goodbye or expiry). Emits device_offline when it was online. */
+  async markOffline(id: string): Promise<Device> {
+    const device = await devicesRepo.get(this.ctx.db(), id)
+    if (!device) throw notFound('device', id)
+    if (!device.online) return device
+    const next: Device = { ...device, online: false }
+    await devicesRepo.update(this.ctx.db(), id, { online: false })
+    this.ctx.bus.emit('device_offline', { device: next })
+    return next
   }
 }

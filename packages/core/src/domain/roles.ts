@@ -5,6 +5,7 @@ import { parseInput, type RoleInput, type RoleUpdate, roleInputSchema, roleUpdat
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
 import { type Actor, audit, type DomainContext, notFound } from './context'
+import type { SettingsService } from './settings'
 
 type BuiltinDefaults = Omit<Role, 'created_at' | 'updated_at'>
 
@@ -51,7 +52,10 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
 }
 
 export class RolesService {
-  constructor(private readonly ctx: DomainContext) {}
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly settings: SettingsService,
+  ) {}
 
   /** Inserts the built-in roles that are missing; never overwrites an edited one. */
   async seed(): Promise<void> {
@@ -139,7 +143,7 @@ export class RolesService {
     return updated
   }
 
-  async delete(id: string, actor: Actor = 'admin', defaultRole?: string): Promise<Role> {
+  async delete(id: string, actor: Actor = 'admin'): Promise<Role> {
     const deleted = await this.ctx.db().transaction(async (trx) => {
       const role = await rolesRepo.get(trx, id)
       if (!role) throw notFound('role', id)
@@ -149,7 +153,7 @@ export class RolesService {
           `role '${role.name}' is built in; it can be edited but not deleted`,
         )
       }
-      if (defaultRole === id) {
+      if (this.settings.get('default_role') === id) {
         throw new SharedLLMError(
           'CONFLICT',
           `role '${role.name}' is the default_role setting; choose another default first`,

@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import { SharedLLMError } from '../errors'
 import type { SettingKey, SettingsValues } from '../protocol/settings'
 import { parseInput } from '../schemas'
@@ -68,7 +69,10 @@ export class SettingsService {
       throw new SharedLLMError('NOT_FOUND', `unknown setting '${key}'`, { details: { field: key } })
     }
     const def = settingDefinitions[key]
-    const clean = parseInput(def.schema, value, key) as unknown
+    // Wrapped so a nested problem is named in full, e.g. `allowed_hosts.0: must be a host name`.
+    const clean = (
+      parseInput(z.object({ [key]: def.schema }), { [key]: value }, key) as Record<string, unknown>
+    )[key]
     const db = this.ctx.db()
     const before = this.get(key)
     await db.transaction(async (trx) => {

@@ -3,6 +3,7 @@ import type {
   MemoryStats,
   ModelInfo,
   OllamaStatus,
+  Peer,
   PullProgress,
   Role,
   RunningModel,
@@ -26,6 +27,8 @@ export interface EventMap {
   device_online: { device: Device }
   device_offline: { device: Device }
   allocation_changed: { device: Device; previous_mb: number; allocation_mb: number }
+  /** Every key of the device stopped working (revoke, deny, rotate): open streams and sockets must end. */
+  device_keys_revoked: { device_id: string }
   role_changed: { action: 'created' | 'updated' | 'deleted'; role: Role }
   setting_changed: { key: string; value: unknown }
   ollama_status: OllamaStatus
@@ -36,6 +39,10 @@ export interface EventMap {
   models_running: { models: RunningModel[] }
   models_changed: { models: ModelInfo[] }
   usage: UsageRecord
+  /** A peer host changed (discovered, join state, key claimed, online). Not forwarded to WS clients yet. */
+  peer_updated: { peer: Peer }
+  /** A background discovery step failed (socket, store); discovery keeps running. */
+  discovery_error: { message: string }
 }
 
 export type EventType = keyof EventMap

@@ -1,3 +1,4 @@
 export * from './events'
 export * from './settings'
 export * from './types'
+export * from './api'

@@ -188,3 +188,22 @@ export interface UsageRecord {
 }
 
 export type FitVerdict = 'fits' | 'exceeds_allocation' | 'unknown'
+
+export type PeerStatus = 'discovered' | 'joining' | 'pending' | 'joined' | 'denied' | 'failed'
+
+/** Another sharedLLM host found on the LAN, as `GET /api/peers` lists it. Its key never leaves core. */
+export interface Peer {
+  id: string
+  instance_id: string
+  name: string
+  /** Resolved addresses (the one the advert came from first), never the advertised hostname. */
+  addresses: string[]
+  port: number
+  version: string | null
+  online: boolean
+  last_seen: number | null
+  status: PeerStatus
+  has_key: boolean
+  /** Why the last join or call failed, for the dashboard; null when all is well. */
+  error: string | null
+}

@@ -1,0 +1,278 @@
+import { randomUUID } from 'node:crypto'
+import type { Knex } from 'knex'
+import { z } from 'zod'
+import type { DomainContext } from '../domain/context'
+import { audit, notFound } from '../domain/context'
+import type { DevicesService } from '../domain/devices'
+import { SharedLLMError } from '../errors'
+import type { ClaimResponse, JoinResponse, PairingResponse, UsageTotals } from '../protocol/api'
+import type { Device, Role } from '../protocol/types'
+import { deviceNameSchema, hasControlCharacters, parseInput } from '../schemas'
+import { joinRepo, keysRepo, pairingRepo, usageRepo } from '../store/access'
+import { devicesRepo } from '../store/devices'
+import { rolesRepo } from '../store/roles'
+import type { AdminAuth } from './admin'
+import { RateLimiter } from './rate-limit'
+import {
+  DEVICE_KEY_PREFIX,
+  hashToken,
+  newPairingCode,
+  newToken,
+  normalisePairingCode,
+  sameHash,
+} from './tokens'
+
+export type Principal = { kind: 'admin' } | { kind: 'device'; device: Device; role: Role; keyHint: string }
+
+/** The owner, or a device whose role is the admin role. */
+export function isAdmin(p: Principal | null | undefined): boolean {
+  return !!p && (p.kind === 'admin' || p.role.id === 'role-admin')
+}
+
+export const joinSchema = z.strictObject({
+  name: deviceNameSchema,
+  platform: z
+    .string()
+    .trim()
+    .max(64, 'must be at most 64 characters')
+    .refine((s) => !hasControlCharacters(s), 'must contain only printable characters')
+    .optional(),
+  pairing_code: z.string().trim().min(1).max(32, 'must be at most 32 characters').optional(),
+  instance_id: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{8,64}$/, 'must be 8–64 letters, digits or dashes')
+    .optional(),
+})
+
+export const PAIRING_TTL_MS = 10 * 60_000
+export const PAIRING_ATTEMPTS = 5
+
+export interface AccessOptions {
+  /** Join requests per IP per minute. @default 10 */
+  joinsPerMinute?: number
+  /** Claim polls per IP per minute. @default 60 */
+  claimsPerMinute?: number
+}
+
+/** Device keys, join requests and their claims, pairing codes, and who a bearer token belongs to. */
+export class AccessService {
+  readonly joinLimiter: RateLimiter
+  readonly claimLimiter: RateLimiter
+  private readonly cache = new Map<string, { principal: Principal; at: number }>()
+
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly devices: DevicesService,
+    private readonly admin: AdminAuth,
+    opts: AccessOptions = {},
+  ) {
+    this.joinLimiter = new RateLimiter(opts.joinsPerMinute ?? 10, 60_000, ctx.now)
+    this.claimLimiter = new RateLimiter(opts.claimsPerMinute ?? 60, 60_000, ctx.now)
+    // Any change to a device or role may change what a key is allowed: drop cached principals.
+    const clear = () => this.cache.clear()
+    for (const type of [
+      'device_approved',
+      'device_denied',
+      'device_revoked',
+      'device_removed',
+      'device_updated',
+      'device_keys_revoked',
+      'allocation_changed',
+      'role_changed',
+    ] as const) {
+      ctx.bus.on(type, clear)
+    }
+  }
+
+  /** Who presents this bearer token: the admin, an approved device with a live key, or nobody. */
+  async authenticate(token: string | undefined | null): Promise<Principal | null> {
+    if (!token || token.length > 512) return null
+    if (await this.admin.verifySecret(token)) return { kind: 'admin' }
+    if (!token.startsWith(DEVICE_KEY_PREFIX)) return null
+    const hash = hashToken(token)
+    const cached = this.cache.get(hash)
+    if (cached && this.ctx.now() - cached.at < 5_000) return cached.principal
+    const db = this.ctx.db()
+    const key = await keysRepo.findLive(db, hash)
+    if (!key || !sameHash(hash, key.key_hash)) return null
+    const device = await devicesRepo.get(db, key.device_id)
+    if (!device || device.status !== 'approved' || !device.role_id) return null
+    const role = await rolesRepo.get(db, device.role_id)
+    if (!role) return null
+    const principal: Principal = { kind: 'device', device, role, keyHint: key.hint }
+    if (this.cache.size > 1000) this.cache.clear()
+    this.cache.set(hash, { principal, at: this.ctx.now() })
+    return principal
+  }
+
+  /** Creates a device key (revoking any older one) inside a transaction; returns the key, shown once. */
+  private async issueKey(trx: Knex, deviceId: string): Promise<{ key: string; revoked: number }> {
+    const key = newToken(DEVICE_KEY_PREFIX)
+    const now = this.ctx.now()
+    const revoked = await keysRepo.revokeAll(trx, deviceId, now)
+    await keysRepo.insert(trx, {
+      device_id: deviceId,
+      key_hash: hashToken(key),
+      hint: `${key.slice(0, DEVICE_KEY_PREFIX.length + 4)}…`,
+      created_at: now,
+    })
+    return { key, revoked }
+  }
+
+  /** A new key for an approved device; the old one stops working at once. */
+  async rotateKey(deviceId: string, actor = 'admin'): Promise<string> {
+    const key = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, deviceId)
+      if (!device) throw notFound('device', deviceId)
+      if (device.status !== 'approved') {
+        throw new SharedLLMError('CONFLICT', `device '${device.name}' is ${device.status}; approve it first`)
+      }
+      const { key } = await this.issueKey(trx, deviceId)
+      await audit(trx, this.ctx, actor, 'device.rotate_key', deviceId, null, null)
+      return key
+    })
+    this.ctx.bus.emit('device_keys_revoked', { device_id: deviceId })
+    return key
+  }
+
+  keyHint(deviceId: string): Promise<string | null> {
+    return keysRepo.liveHint(this.ctx.db(), deviceId)
+  }
+
+  private limit(limiter: RateLimiter, ip: string, what: string): void {
+    const retryAfter = limiter.hit(ip)
+    if (retryAfter > 0) {
+      throw new SharedLLMError('RATE_LIMITED', `too many ${what} from ${ip}; try again in ${retryAfter} s`, {
+        details: { retry_after: retryAfter },
+      })
+    }
+  }
+
+  /**
+   * Files a join request from anyone on the LAN. Creates a pending device (or reuses the device of a peer
+   * host already discovered by its instance id); a valid pairing code approves it at once with the code's role.
+   */
+  async join(input: unknown, ip: string): Promise<JoinResponse> {
+    this.limit(this.joinLimiter, ip, 'join requests')
+    const data = parseInput(joinSchema, input, 'join request')
+    const claimSecret = newToken()
+    const requestId = randomUUID()
+    const now = this.ctx.now()
+    let created = false
+    let approvedByCode = false
+    const codeHash =
+      data.pairing_code === undefined ? undefined : hashToken(normalisePairingCode(data.pairing_code))
+    const badCode = () =>
+      new SharedLLMError(
+        'FORBIDDEN',
+        'pairing_code: the pairing code is wrong, used or expired; ask the host for a new one, or join without a code and wait for approval',
+        { details: { field: 'pairing_code' } },
+      )
+    if (codeHash && !(await pairingRepo.findActive(this.ctx.db(), codeHash, now))) {
+      // Outside any transaction, so the spent attempt is not rolled back with the refused join.
+      await pairingRepo.spendAttempt(this.ctx.db(), now)
+      throw badCode()
+    }
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const code = codeHash ? await pairingRepo.findActive(trx, codeHash, now) : undefined
+      if (codeHash && !code) throw badCode() // used by a concurrent join a moment ago
+      let device = data.instance_id ? await devicesRepo.findByInstanceId(trx, data.instance_id) : undefined
+      if (!device) {
+        device = await this.devices.insert(
+          trx,
+          {
+            name: data.name,
+            ip,
+            platform: data.platform ?? null,
+            source: data.instance_id ? 'peer' : 'join',
+            instance_id: data.instance_id ?? null,
+          },
+          'join',
+        )
+        created = true
+      }
+      await joinRepo.insert(trx, {
+        id: requestId,
+        device_id: device.id,
+        claim_hash: hashToken(claimSecret),
+        ip,
+        created_at: now,
+        claimed_at: null,
+      })
+      if (code && device.status !== 'approved' && device.status !== 'denied') {
+        device = await this.devices.approveIn(trx, device.id, code.role_id, 'pairing')
+        await pairingRepo.markUsed(trx, code.id, now, device.id)
+        approvedByCode = true
+      }
+      return device
+    })
+    if (approvedByCode) this.ctx.bus.emit('device_approved', { device })
+    else if (device.status === 'pending') this.ctx.bus.emit('device_pending_approval', { device })
+    if (!created) this.ctx.log.info({ device: device.id }, 'join request for a known peer device')
+    return { request_id: requestId, claim_secret: claimSecret, device_id: device.id, status: device.status }
+  }
+
+  /** The waiting device polls this; once approved, the key is handed over exactly once. */
+  async claim(requestId: string, claimSecret: string | undefined, ip: string): Promise<ClaimResponse> {
+    this.limit(this.claimLimiter, ip, 'claim polls')
+    if (typeof requestId !== 'string' || !/^[0-9a-f-]{36}$/.test(requestId)) {
+      throw new SharedLLMError('NOT_FOUND', 'join request not found')
+    }
+    const db = this.ctx.db()
+    const result = await db.transaction(async (trx) => {
+      const req = await joinRepo.get(trx, requestId)
+      if (!req) throw new SharedLLMError('NOT_FOUND', 'join request not found')
+      if (!claimSecret || !sameHash(hashToken(claimSecret), req.claim_hash)) {
+        throw new SharedLLMError('UNAUTHORIZED', 'wrong or missing X-Claim-Secret')
+      }
+      if (req.claimed_at !== null) {
+        throw new SharedLLMError(
+          'GONE',
+          'the key for this request was already claimed; ask the host to rotate the key or join again',
+        )
+      }
+      const device = await devicesRepo.get(trx, req.device_id)
+      if (!device) throw new SharedLLMError('GONE', 'the device of this join request was removed by the host')
+      if (device.status !== 'approved') return { status: device.status, device_id: device.id, revoked: 0 }
+      if ((await joinRepo.markClaimed(trx, requestId, this.ctx.now())) !== 1) {
+        throw new SharedLLMError('GONE', 'the key for this request was already claimed')
+      }
+      const { key, revoked } = await this.issueKey(trx, device.id)
+      await audit(trx, this.ctx, `device:${device.id}`, 'device.claim_key', device.id, null, null)
+      return { status: device.status, device_id: device.id, device_key: key, revoked }
+    })
+    if (result.revoked > 0) this.ctx.bus.emit('device_keys_revoked', { device_id: result.device_id })
+    const { revoked: _, ...response } = result
+    return response
+  }
+
+  /** A one-time pairing code: a device that joins with it is approved at once with `roleId`. */
+  async createPairingCode(roleId: unknown, actor = 'admin'): Promise<PairingResponse> {
+    if (typeof roleId !== 'string' || roleId.length === 0 || roleId.length > 100) {
+      throw new SharedLLMError('VALIDATION', 'role_id: must name a role', { details: { field: 'role_id' } })
+    }
+    const code = newPairingCode()
+    const now = this.ctx.now()
+    const expiresAt = now + PAIRING_TTL_MS
+    await this.ctx.db().transaction(async (trx) => {
+      if (!(await rolesRepo.get(trx, roleId))) {
+        throw new SharedLLMError('NOT_FOUND', `role_id: role '${roleId}' not found`, {
+          details: { field: 'role_id' },
+        })
+      }
+      await pairingRepo.insert(trx, {
+        code_hash: hashToken(code),
+        role_id: roleId,
+        attempts_left: PAIRING_ATTEMPTS,
+        created_at: now,
+        expires_at: expiresAt,
+      })
+      await audit(trx, this.ctx, actor, 'pairing.create', roleId, null, { expires_at: expiresAt })
+    })
+    return { code, expires_at: expiresAt, role_id: roleId, path: `/join?code=${code}` }
+  }
+
+  usageTotals(deviceId: string): Promise<UsageTotals> {
+    return usageRepo.totals(this.ctx.db(), deviceId)
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * REST shapes of the sharedLLM HTTP API: the contract between `@sharedllm/server-express` and the PWA.
+ * Errors are always `ApiError` with the HTTP status from core's code table.
+ */
+import type { ErrorCode } from '../errors'
+import type { SettingKey } from './settings'
+import type {
+  AllocationChange,
+  AuditEntry,
+  Device,
+  DeviceStatus,
+  FitVerdict,
+  MemoryStats,
+  ModelInfo,
+  OllamaStatus,
+  PullProgress,
+  Role,
+  RunningModel,
+  UsageRecord,
+} from './types'
+
+export interface ApiError {
+  error: string
+  code: ErrorCode
+  details?: Record<string, unknown>
+}
+
+/** GET /healthz (no auth) */
+export interface HealthResponse {
+  ok: true
+  version: string
+}
+
+/** GET /api/auth/session: who the caller is. 401 when nobody. */
+export type SessionResponse =
+  | { kind: 'admin'; via: 'cookie' | 'bearer' | 'device' }
+  | { kind: 'device'; device: Device; role: Role | null }
+
+/** POST /api/auth/login `{ secret }` sets the HttpOnly session cookie. */
+export interface LoginRequest {
+  secret: string
+}
+
+/** GET /api/gpu */
+export type GpuResponse = MemoryStats
+
+/** GET /api/devices?status=pending */
+export interface DevicesResponse {
+  devices: Device[]
+}
+export interface DeviceListQuery {
+  status?: DeviceStatus
+}
+/** POST /api/devices, GET/DELETE /api/devices/:id, POST …/approve|deny|revoke, PATCH …/memory|role */
+export interface DeviceResponse {
+  device: Device
+}
+export interface DeviceDetailResponse {
+  device: Device
+  allocation_history: AllocationChange[]
+  usage: UsageTotals
+}
+export interface AddDeviceRequest {
+  name: string
+  ip: string
+  platform?: string
+}
+export interface ApproveRequest {
+  role_id: string
+}
+export interface AllocationRequest {
+  memory_mb: number
+}
+export interface SetRoleRequest {
+  role_id: string
+}
+/** POST /api/devices/:id/rotate-key: the new key, shown once. */
+export interface RotateKeyResponse {
+  device_key: string
+}
+
+/** GET /api/permissions/roles */
+export interface RolesResponse {
+  roles: Role[]
+}
+/** POST/PUT/DELETE /api/permissions/roles[/:id] */
+export interface RoleResponse {
+  role: Role
+}
+
+export interface ModelFit {
+  role_id: string
+  verdict: FitVerdict
+  /** Estimated MiB to load at the default context; null when unknown. */
+  required_mb: number | null
+}
+export interface ModelView extends ModelInfo {
+  /** Fit verdict for each role's maximum memory. */
+  fits: ModelFit[]
+  loaded: boolean
+}
+/** GET /api/models */
+export interface ModelsResponse {
+  models: ModelView[]
+}
+/** GET /api/models/running */
+export interface RunningModelsResponse {
+  models: RunningModel[]
+}
+/** POST /api/models/pull `{ name }` answers NDJSON: PullProgress lines, then `{ status: 'success' }` or `{ error }`. */
+export interface PullRequest {
+  name: string
+}
+export type PullStreamLine =
+  | PullProgress
+  | { name: string; status: 'success' }
+  | { name: string; error: string }
+/** GET /api/models/pulls: pulls in progress. */
+export interface PullsResponse {
+  pulls: PullProgress[]
+}
+
+/** GET /api/ollama/status */
+export type OllamaStatusResponse = OllamaStatus
+
+export interface SettingEntry {
+  key: SettingKey
+  value: unknown
+  default: unknown
+  description: string
+  type: string
+}
+/** GET /api/settings */
+export interface SettingsResponse {
+  settings: SettingEntry[]
+}
+/** PUT /api/settings/:key `{ value }` */
+export interface SettingUpdateResponse {
+  key: SettingKey
+  value: unknown
+}
+
+/** GET /api/audit?limit=&before= */
+export interface AuditResponse {
+  entries: AuditEntry[]
+}
+
+export interface UsageTotals {
+  requests: number
+  prompt_tokens: number
+  completion_tokens: number
+}
+export interface UsageRow extends UsageTotals {
+  device_id: string | null
+  device_name: string | null
+  model: string | null
+}
+/** GET /api/usage (admin) */
+export interface UsageResponse {
+  by_device_model: UsageRow[]
+  recent: UsageRecord[]
+}
+
+/** POST /api/join (anyone on the LAN) */
+export interface JoinRequest {
+  name: string
+  platform?: string
+  pairing_code?: string
+  /** A peer sharedLLM host's instance id, so an mDNS discovery and its join are one device. */
+  instance_id?: string
+}
+export interface JoinResponse {
+  request_id: string
+  claim_secret: string
+  device_id: string
+  status: Device['status']
+}
+/** GET /api/join/:request_id with header `X-Claim-Secret`. `device_key` appears exactly once. */
+export interface ClaimResponse {
+  status: Device['status']
+  device_id: string
+  device_key?: string
+}
+
+/** POST /api/pairing `{ role_id }` (admin) */
+export interface PairingRequest {
+  role_id: string
+}
+export interface PairingResponse {
+  code: string
+  expires_at: number
+  role_id: string
+  /** Path to open on the phone, e.g. `/join?code=…`; the client prefixes the host's address. */
+  path: string
+}
+
+export interface MeModel {
+  name: string
+  size: number
+  verdict: FitVerdict
+  required_mb: number | null
+}
+/** GET /api/me (device key) */
+export interface MeResponse {
+  device: Device
+  role: Role | null
+  usage: UsageTotals
+  models: MeModel[]
+}

@@ -1,0 +1,204 @@
+import { describe, expect, test } from 'vitest'
+import { DEVICE_KEY_PREFIX, isSharedLLMError, PAIRING_ALPHABET } from '../src/index'
+import { recordEvents, startHub, tempDir } from './helpers'
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  return isSharedLLMError(err) ? err.code : `not a SharedLLMError: ${String(err)}`
+}
+
+describe('admin auth', () => {
+  test('first start creates a secret once; it is stored only as a hash', async () => {
+    const dir = tempDir()
+    let hub = await startHub({ dataDir: dir })
+    const secret = await hub.admin.ensureSecret()
+    expect(secret).toMatch(/^sllm_admin_[A-Za-z0-9_-]{43}$/)
+    expect(await hub.admin.ensureSecret()).toBeNull()
+    const rows = await hub.db('admin_secret').select()
+    expect(JSON.stringify(rows)).not.toContain(secret)
+    await hub.stop()
+    hub = await startHub({ dataDir: dir })
+    expect(await hub.admin.ensureSecret()).toBeNull()
+    expect(await hub.admin.verifySecret(secret as string)).toBe(true)
+    expect(await hub.admin.verifySecret(`${secret}x`)).toBe(false)
+    expect((await hub.access.authenticate(secret))?.kind).toBe('admin')
+  })
+
+  test('SHAREDLLM_ADMIN_TOKEN-style secret replaces the stored one and ends sessions', async () => {
+    const hub = await startHub()
+    const generated = (await hub.admin.ensureSecret()) as string
+    const { session } = await hub.admin.login(generated)
+    expect(await hub.admin.verifySession(session)).toBe(true)
+    expect(await hub.admin.ensureSecret('my-automation-secret-123')).toBeNull()
+    expect(await hub.admin.verifySecret('my-automation-secret-123')).toBe(true)
+    expect(await hub.admin.verifySecret(generated)).toBe(false)
+    expect(await hub.admin.verifySession(session)).toBe(false)
+    expect(await codeOf(hub.admin.ensureSecret('short'))).toBe('VALIDATION')
+  })
+
+  test('login links work exactly once; reset invalidates sessions', async () => {
+    const hub = await startHub()
+    const secret = (await hub.admin.ensureSecret()) as string
+    const link = await hub.admin.createLoginLink()
+    const first = await hub.admin.login(link)
+    expect(await hub.admin.verifySession(first.session)).toBe(true)
+    expect(await codeOf(hub.admin.login(link))).toBe('UNAUTHORIZED')
+    expect(await codeOf(hub.admin.login('wrong'))).toBe('UNAUTHORIZED')
+    // A session token is not a credential for a new session.
+    expect(await codeOf(hub.admin.login(first.session))).toBe('UNAUTHORIZED')
+    const fresh = await hub.admin.resetSecret()
+    expect(fresh).not.toBe(secret)
+    expect(await hub.admin.verifySession(first.session)).toBe(false)
+    expect(await hub.admin.verifySecret(secret)).toBe(false)
+  })
+
+  test('expired sessions and links are refused', async () => {
+    let now = 1_000_000
+    const hub = await startHub({ now: () => now })
+    const secret = (await hub.admin.ensureSecret()) as string
+    const link = await hub.admin.createLoginLink()
+    const { session } = await hub.admin.login(secret)
+    now += 8 * 24 * 3600_000
+    expect(await hub.admin.verifySession(session)).toBe(false)
+    expect(await codeOf(hub.admin.login(link))).toBe('UNAUTHORIZED')
+  })
+})
+
+describe('join and claim', () => {
+  test('join → pending → approve → claim the key exactly once → authenticate', async () => {
+    const hub = await startHub({ capacityMb: () => 50_000 })
+    const events = recordEvents(hub)
+    const res = await hub.access.join({ name: 'Pixel 8', platform: 'Android' }, '192.168.1.30')
+    expect(res).toMatchObject({ status: 'pending' })
+    expect(res.claim_secret.length).toBeGreaterThanOrEqual(43)
+    expect(events.map((e) => e.type)).toEqual(['device_pending_approval'])
+    const device = await hub.devices.get(res.device_id)
+    expect(device).toMatchObject({ name: 'Pixel 8', source: 'join', ip: '192.168.1.30', platform: 'Android' })
+
+    expect(await hub.access.claim(res.request_id, res.claim_secret, 'ip')).toEqual({
+      status: 'pending',
+      device_id: res.device_id,
+    })
+    expect(await codeOf(hub.access.claim(res.request_id, 'wrong', 'ip'))).toBe('UNAUTHORIZED')
+    expect(await codeOf(hub.access.claim(res.request_id, undefined, 'ip'))).toBe('UNAUTHORIZED')
+    expect(
+      await codeOf(hub.access.claim('00000000-0000-0000-0000-000000000000', res.claim_secret, 'ip')),
+    ).toBe('NOT_FOUND')
+    expect(await codeOf(hub.access.claim('../../x', res.claim_secret, 'ip'))).toBe('NOT_FOUND')
+
+    await hub.devices.approve(res.device_id, 'role-user')
+    const claimed = await hub.access.claim(res.request_id, res.claim_secret, 'ip')
+    expect(claimed.device_key).toMatch(new RegExp(`^${DEVICE_KEY_PREFIX}[A-Za-z0-9_-]{43}$`))
+    expect(await codeOf(hub.access.claim(res.request_id, res.claim_secret, 'ip'))).toBe('GONE')
+
+    const who = await hub.access.authenticate(claimed.device_key)
+    expect(who?.kind).toBe('device')
+    expect(who?.kind === 'device' && who.device.id).toBe(res.device_id)
+    expect(await hub.access.authenticate(`${claimed.device_key}x`)).toBeNull()
+    expect(await hub.access.authenticate('')).toBeNull()
+    expect(JSON.stringify(await hub.db('device_keys').select())).not.toContain(claimed.device_key)
+  })
+
+  test('revoke, deny and remove kill the key at once; rotate replaces it', async () => {
+    const hub = await startHub({ capacityMb: () => 50_000 })
+    const res = await hub.access.join({ name: 'laptop' }, '10.0.0.2')
+    await hub.devices.approve(res.device_id, 'role-user')
+    const { device_key } = await hub.access.claim(res.request_id, res.claim_secret, 'ip')
+    expect(await hub.access.authenticate(device_key)).not.toBeNull()
+    const events = recordEvents(hub)
+    const rotated = await hub.access.rotateKey(res.device_id)
+    expect(await hub.access.authenticate(device_key)).toBeNull()
+    expect((await hub.access.authenticate(rotated))?.kind).toBe('device')
+    await hub.devices.revoke(res.device_id)
+    expect(await hub.access.authenticate(rotated)).toBeNull()
+    expect(events.filter((e) => e.type === 'device_keys_revoked')).toHaveLength(2)
+    expect(await codeOf(hub.access.rotateKey(res.device_id))).toBe('CONFLICT')
+  })
+
+  test('join input is validated and rate limited per IP', async () => {
+    const hub = await startHub()
+    expect(await codeOf(hub.access.join({ name: '' }, 'a'))).toBe('VALIDATION')
+    expect(await codeOf(hub.access.join({ name: 'x', extra: 1 }, 'b'))).toBe('VALIDATION')
+    expect(await codeOf(hub.access.join({ name: 'x', instance_id: '../..' }, 'c'))).toBe('VALIDATION')
+    expect(await codeOf(hub.access.join('not an object', 'd'))).toBe('VALIDATION')
+    for (let i = 0; i < 10; i++) await hub.access.join({ name: `p${i}` }, '10.9.9.9')
+    const err = await hub.access.join({ name: 'p11' }, '10.9.9.9').catch((e: unknown) => e)
+    expect(isSharedLLMError(err, 'RATE_LIMITED')).toBe(true)
+    expect((err as { details: { retry_after: number } }).details.retry_after).toBeGreaterThan(0)
+    expect(await hub.devices.list()).toHaveLength(10)
+    // Another IP is not affected.
+    await hub.access.join({ name: 'other' }, '10.9.9.8')
+  })
+
+  test('claim polls are rate limited per IP (60 a minute)', async () => {
+    const hub = await startHub()
+    const res = await hub.access.join({ name: 'phone' }, 'ip1')
+    for (let i = 0; i < 60; i++) await hub.access.claim(res.request_id, res.claim_secret, 'ip1')
+    expect(await codeOf(hub.access.claim(res.request_id, res.claim_secret, 'ip1'))).toBe('RATE_LIMITED')
+  })
+
+  test('a peer that joins with its instance id reuses the device discovered over mDNS', async () => {
+    const hub = await startHub()
+    const discovered = await hub.db.transaction((trx) =>
+      hub.devices.insert(
+        trx,
+        { name: 'gpu-box', source: 'mdns', ip: '10.0.0.7', instance_id: 'inst-0123456789' },
+        'mdns',
+      ),
+    )
+    const res = await hub.access.join({ name: 'gpu-box', instance_id: 'inst-0123456789' }, '10.0.0.7')
+    expect(res.device_id).toBe(discovered.id)
+    expect(await hub.devices.list()).toHaveLength(1)
+  })
+})
+
+describe('pairing codes', () => {
+  test('a code approves the joining device at once with its role, once', async () => {
+    const hub = await startHub({ capacityMb: () => 50_000 })
+    const pairing = await hub.access.createPairingCode('role-guest')
+    expect(pairing.code).toMatch(new RegExp(`^[${PAIRING_ALPHABET}]{8,}$`))
+    expect(new Set(PAIRING_ALPHABET).size).toBe(20)
+    expect(pairing.path).toBe(`/join?code=${pairing.code}`)
+    const events = recordEvents(hub)
+    const typed = `${pairing.code.slice(0, 5).toLowerCase()}-${pairing.code.slice(5)}`
+    const res = await hub.access.join({ name: 'Kid tablet', pairing_code: typed }, '10.0.0.3')
+    expect(res.status).toBe('approved')
+    expect(events.map((e) => e.type)).toEqual(['device_approved'])
+    expect((await hub.devices.get(res.device_id)).role_id).toBe('role-guest')
+    const claimed = await hub.access.claim(res.request_id, res.claim_secret, 'ip')
+    expect(claimed.device_key).toBeDefined()
+    expect(await codeOf(hub.access.join({ name: 'again', pairing_code: pairing.code }, '10.0.0.4'))).toBe(
+      'FORBIDDEN',
+    )
+  })
+
+  test('codes expire after 10 minutes', async () => {
+    let now = 5_000_000
+    const hub = await startHub({ now: () => now })
+    const { code } = await hub.access.createPairingCode('role-guest')
+    now += 10 * 60_000 + 1
+    expect(await codeOf(hub.access.join({ name: 'late', pairing_code: code }, 'ip'))).toBe('FORBIDDEN')
+    expect(await hub.devices.list()).toHaveLength(0)
+  })
+
+  test('five wrong codes burn the live codes', async () => {
+    const hub = await startHub()
+    const { code } = await hub.access.createPairingCode('role-user')
+    for (let i = 0; i < 5; i++) {
+      expect(await codeOf(hub.access.join({ name: `guess${i}`, pairing_code: 'AAAAAAAAAA' }, `ip${i}`))).toBe(
+        'FORBIDDEN',
+      )
+    }
+    expect(await codeOf(hub.access.join({ name: 'owner', pairing_code: code }, 'ipx'))).toBe('FORBIDDEN')
+    expect(await hub.devices.list()).toHaveLength(0)
+  })
+
+  test('needs an existing role', async () => {
+    const hub = await startHub()
+    expect(await codeOf(hub.access.createPairingCode('role-nope'))).toBe('NOT_FOUND')
+    expect(await codeOf(hub.access.createPairingCode(42))).toBe('VALIDATION')
+  })
+})

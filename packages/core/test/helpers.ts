@@ -1,0 +1,44 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach } from 'vitest'
+import { createHub, type Hub, type HubOptions } from '../src/index'
+
+const cleanups: Array<() => Promise<void> | void> = []
+
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()?.()
+})
+
+export function tempDir(prefix = 'sllm-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A started hub on a fresh data dir (a real SQLite file), stopped after the test. */
+export async function startHub(opts: HubOptions = {}): Promise<Hub> {
+  const hub = createHub({ dataDir: opts.dataDir ?? tempDir(), ...opts })
+  await hub.start()
+  cleanups.push(() => hub.stop())
+  return hub
+}
+
+/** Collects every event the hub emits. */
+export function recordEvents(hub: Hub): Array<{ type: string; payload: unknown }> {
+  const seen: Array<{ type: string; payload: unknown }> = []
+  hub.bus.onAny((type, payload) => seen.push({ type, payload }))
+  return seen
+}
+
+/** A snapshot of every table the domain writes, to prove a rejected call changed nothing. */
+export async function dbState(hub: Hub): Promise<string> {
+  const tables = ['roles', 'devices', 'allocation_history', 'settings', 'audit_log']
+  const out: Record<string, unknown> = {}
+  for (const t of tables)
+    out[t] = await hub
+      .db(t)
+      .select()
+      .orderBy(t === 'settings' ? 'key' : 'id')
+  return JSON.stringify(out)
+}

@@ -1,0 +1,95 @@
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { describe, expect, test } from 'vitest'
+import { DB_FILE_NAME, isSharedLLMError, openStore } from '../src/index'
+import { startHub, tempDir } from './helpers'
+
+describe('store', () => {
+  test('creates <dataDir>/sharedllm.db with WAL, foreign keys and a busy timeout', async () => {
+    const dir = tempDir()
+    const store = await openStore(dir)
+    try {
+      expect(store.file).toBe(join(dir, DB_FILE_NAME))
+      expect(existsSync(store.file)).toBe(true)
+      const [mode] = await store.knex.raw('PRAGMA journal_mode')
+      expect(mode.journal_mode).toBe('wal')
+      const [fk] = await store.knex.raw('PRAGMA foreign_keys')
+      expect(fk.foreign_keys).toBe(1)
+      const [busy] = await store.knex.raw('PRAGMA busy_timeout')
+      expect(busy.timeout).toBe(5000)
+      expect(statSync(store.file).mode & 0o777).toBe(0o600)
+      expect(statSync(dir).mode & 0o777).toBe(0o700)
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('a file that is not SQLite is a clear error naming it, and is left untouched', async () => {
+    const dir = tempDir()
+    const file = join(dir, DB_FILE_NAME)
+    const junk = 'this is not a database, but somebody may need it\n'.repeat(200)
+    writeFileSync(file, junk)
+    const err = await openStore(dir).catch((e: unknown) => e)
+    expect(isSharedLLMError(err, 'STORE_CORRUPT')).toBe(true)
+    expect((err as Error).message).toContain(file)
+    expect(readFileSync(file, 'utf8')).toBe(junk)
+  })
+
+  test('a corrupted SQLite file fails the integrity check and is not recreated', async () => {
+    const dir = tempDir()
+    const hub = await startHub({ dataDir: dir })
+    for (let i = 0; i < 200; i++) await hub.devices.add({ name: `d${i}`, ip: `10.0.${i >> 8}.${i & 255}` })
+    await hub.stop()
+    const file = join(dir, DB_FILE_NAME)
+    // Checkpoint the WAL so every page is in the main file, then scribble over the middle of it.
+    const raw = new Database(file)
+    raw.pragma('wal_checkpoint(TRUNCATE)')
+    raw.close()
+    const bytes = readFileSync(file)
+    for (let i = 4096 * 2; i < Math.min(bytes.length, 4096 * 6); i++) bytes[i] = (i * 7) & 0xff
+    writeFileSync(file, bytes)
+    const err = await openStore(dir).catch((e: unknown) => e)
+    expect(isSharedLLMError(err)).toBe(true)
+    expect((err as { code: string }).code).toMatch(/STORE_CORRUPT/)
+    expect((err as Error).message).toContain(file)
+    expect(readFileSync(file).equals(bytes)).toBe(true)
+  })
+
+  test('a database path that cannot be opened is a clear error naming it (works as root too)', async () => {
+    const dir = tempDir()
+    const file = join(dir, DB_FILE_NAME)
+    mkdirSync(file) // a directory where the database file should be
+    const err = await openStore(dir).catch((e: unknown) => e)
+    expect(isSharedLLMError(err, 'STORE_UNREADABLE')).toBe(true)
+    expect((err as Error).message).toContain(file)
+    expect(statSync(file).isDirectory()).toBe(true)
+  })
+
+  test('a data dir that cannot be created is a clear error', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'file'), 'x')
+    const err = await openStore(join(dir, 'file', 'sub')).catch((e: unknown) => e)
+    expect(isSharedLLMError(err, 'STORE_UNREADABLE')).toBe(true)
+    expect((err as Error).message).toContain(join(dir, 'file', 'sub'))
+  })
+
+  test('everything survives close and reopen', async () => {
+    const dir = tempDir()
+    let hub = await startHub({ dataDir: dir, capacityMb: () => 100_000 })
+    const role = await hub.roles.create({ name: 'kids', max_memory_mb: 2048, allowed_models: ['llama3*'] })
+    const d = await hub.devices.add({ name: 'Phone', ip: '192.168.1.20' })
+    await hub.devices.approve(d.id, role.id)
+    await hub.devices.setAllocation(d.id, 1024)
+    await hub.settings.set('host_reserve_mb', 4096)
+    await hub.stop()
+
+    hub = await startHub({ dataDir: dir, capacityMb: () => 100_000 })
+    expect((await hub.roles.get(role.id)).allowed_models).toEqual(['llama3*'])
+    const again = await hub.devices.get(d.id)
+    expect(again).toMatchObject({ status: 'approved', role_id: role.id, allocation_mb: 1024 })
+    expect(hub.settings.get('host_reserve_mb')).toBe(4096)
+    expect((await hub.devices.allocationHistory(d.id)).map((h) => h.allocation_mb)).toEqual([2048, 1024])
+    expect((await hub.auditLog()).length).toBeGreaterThanOrEqual(5)
+  })
+})
