@@ -1,6 +1,16 @@
 import { AccessService } from './access/access'
 import { AdminAuth } from './access/admin'
+import { hostname } from 'node:os'
+import { Discovery } from './discovery/discovery'
+import { PeersService } from './discovery/peers'
 import { SharedLLMError } from './errors'
+import { OllamaManager, type OllamaManagerOptions } from './ollama/manager'
+import { ModelManager } from './ollama/models'
+import { BUILTIN_PROVIDER_PACKAGES, loadProvidersDetailed } from './providers/load'
+import { ProviderSet } from './providers/set'
+import type { MemoryProvider, ProviderHost } from './providers/types'
+import { getInstanceId } from './store/instance'
+import { VERSION } from './version'
 import { GatewayMetrics } from './gateway/metrics'
 import { GatewayPolicy, type ModelCatalog } from './gateway/policy'
 import { EventBus } from './events'
@@ -29,6 +39,23 @@ export interface HubOptions {
   capacityMb?: () => number | undefined
   /** Setting values that win over the stored ones for this run (CLI flags); not persisted. */
   settings?: Partial<SettingsValues>
+  /**
+   * Memory providers. Default: the five built-in packages (where installed) plus the `extra_providers`
+   * setting, resolved from `providerResolveFrom` and the working directory. `false`: no probe loop.
+   */
+  providers?: MemoryProvider[] | false
+  /** Where provider package names are resolved from (file URLs or directories). */
+  providerResolveFrom?: string[]
+  /** How providers touch the machine. @default the real host (execa, fs, os) */
+  providerHost?: ProviderHost
+  /** Probe cadence; @default the `probe_interval_ms` setting (3000) */
+  probeIntervalMs?: number
+  /** Run the Ollama process manager (attach or spawn, watchdog) and the running-models poll. @default true */
+  ollama?: boolean | Partial<Omit<OllamaManagerOptions, 'bus' | 'log' | 'settings'>>
+  /** Advertise and browse over mDNS (still follows the `mdns_enabled` setting) and join peers. @default true */
+  discovery?: boolean
+  /** Extra mDNS TXT entries (the HTTPS port and CA fingerprint). */
+  discoveryTxt?: () => Record<string, string>
 }
 
 export class Hub {
@@ -45,11 +72,24 @@ export class Hub {
   /** Gateway rules: model lists, fit, limits, usage. */
   readonly policy: GatewayPolicy
   readonly metrics: GatewayMetrics
-  /** Set by the Ollama wiring; the policy reads models through it. */
+  /** Ollama process manager: status, and the client the gateway forwards through. */
+  readonly ollama: OllamaManager
+  /** Models: list, running, pull with progress, delete. */
+  readonly models: ModelManager
+  /** Memory probe loop; undefined with `providers: false` or before start. */
+  memory: ProviderSet | undefined
+  /** mDNS advertise/browse; undefined with `discovery: false` or before start. */
+  discovery: Discovery | undefined
+  /** Other sharedLLM hosts found on the LAN, and the keys this host claimed from them. */
+  peers: PeersService | undefined
+  /** This data dir's sharedLLM instance id (set at start). */
+  instanceId: string | undefined
+  /** The policy reads models through it; tests may replace it. */
   protected catalog: ModelCatalog | undefined
   private store: Store | undefined
   private readonly ctx: DomainContext
   private startPromise: Promise<void> | undefined
+  private stopped = false
 
   constructor(private readonly options: HubOptions = {}) {
     this.log = options.logger ?? createLogger()
@@ -75,6 +115,24 @@ export class Hub {
       metrics: this.metrics,
       catalog: () => this.catalog,
     })
+    const ollamaOpts = typeof options.ollama === 'object' ? options.ollama : {}
+    this.ollama = new OllamaManager({
+      ...ollamaOpts,
+      bus: this.bus,
+      log: this.log.child({ component: 'ollama' }),
+      settings: () => ({
+        ollama_host: this.settings.get('ollama_host'),
+        ollama_bin: this.settings.get('ollama_bin'),
+        auto_start_ollama: this.settings.get('auto_start_ollama'),
+      }),
+    })
+    this.models = new ModelManager({
+      client: this.ollama.client,
+      bus: this.bus,
+      log: this.log.child({ component: 'models' }),
+      inUse: (name) => this.policy.modelInUse(name),
+    })
+    this.catalog = this.models
   }
 
   get db(): Knex {
@@ -92,7 +150,7 @@ export class Hub {
 
   /** Usable MiB for allocations, or undefined while unknown. */
   capacityMb(): number | undefined {
-    return this.options.capacityMb?.()
+    return this.options.capacityMb?.() ?? this.memory?.capacityMb()
   }
 
   on<K extends EventType>(type: K, listener: (payload: EventMap[K]) => void): () => void {
@@ -100,6 +158,11 @@ export class Hub {
   }
 
   start(): Promise<void> {
+    if (this.stopped) {
+      return Promise.reject(
+        new SharedLLMError('INTERNAL', 'this hub was stopped; create a new one with createHub()'),
+      )
+    }
     this.startPromise ??= this.doStart().catch((err) => {
       this.startPromise = undefined
       throw err
@@ -112,17 +175,89 @@ export class Hub {
     try {
       await this.roles.seed()
       await this.settings.load()
+      this.instanceId = await getInstanceId(this.db)
+      await this.startServices()
     } catch (err) {
-      await this.store.close()
+      await this.stopServices()
+      await this.store?.close()
       this.store = undefined
       throw err
     }
     this.log.info({ db: this.store.file }, 'hub started')
   }
 
+  private async startServices(): Promise<void> {
+    const o = this.options
+    if (o.providers !== false) {
+      let providers = o.providers
+      if (!providers) {
+        const names = [...BUILTIN_PROVIDER_PACKAGES, ...this.settings.get('extra_providers')]
+        const loaded = await loadProvidersDetailed(names, {
+          resolveFrom: o.providerResolveFrom,
+          log: this.log,
+        })
+        for (const b of loaded.broken)
+          this.bus.emit('provider_error', { provider: b.name, message: b.error.message, stale: false })
+        providers = loaded.providers
+      }
+      this.memory = new ProviderSet({
+        bus: this.bus,
+        log: this.log.child({ component: 'memory' }),
+        host: o.providerHost,
+        providers,
+        intervalMs: o.probeIntervalMs ?? this.settings.get('probe_interval_ms'),
+        hostReserveMb: () => this.settings.get('host_reserve_mb'),
+        allocatedMb: () => this.devices.allocatedMb(),
+      })
+      await this.memory.start()
+    }
+    if (o.ollama !== false) {
+      await this.ollama.start()
+      this.models.start()
+    }
+    if (o.discovery !== false) {
+      const selfName = () => hostname().slice(0, 63) || 'sharedllm'
+      this.peers = new PeersService({
+        db: () => this.db,
+        bus: this.bus,
+        log: this.log.child({ component: 'peers' }),
+        selfName,
+        instanceId: this.instanceId as string,
+        settings: this.settings,
+        dataDir: this.dataDir,
+      })
+      this.discovery = new Discovery({
+        bus: this.bus,
+        log: this.log.child({ component: 'discovery' }),
+        db: () => this.db,
+        devices: this.devices,
+        settings: this.settings,
+        instanceId: this.instanceId as string,
+        version: VERSION,
+        apiPort: () => this.settings.get('api_port'),
+        txt: o.discoveryTxt,
+        name: selfName,
+      })
+      await this.discovery.start()
+    }
+  }
+
+  private async stopServices(): Promise<void> {
+    await this.discovery?.stop().catch((err) => this.log.warn({ err }, 'stopping discovery failed'))
+    this.peers?.stop()
+    this.models.stop()
+    await this.memory?.stop().catch((err) => this.log.warn({ err }, 'stopping the probe loop failed'))
+    await this.ollama.stop().catch((err) => this.log.warn({ err }, 'stopping Ollama failed'))
+    this.discovery = undefined
+    this.peers = undefined
+    this.memory = undefined
+  }
+
   async stop(): Promise<void> {
+    this.stopped = true
     if (this.startPromise) await this.startPromise.catch(() => {})
     this.startPromise = undefined
+    await this.stopServices()
     const store = this.store
     this.store = undefined
     this.bus.clear()

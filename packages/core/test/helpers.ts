@@ -18,7 +18,14 @@ export function tempDir(prefix = 'sllm-test-'): string {
 
 /** A started hub on a fresh data dir (a real SQLite file), stopped after the test. */
 export async function startHub(opts: HubOptions = {}): Promise<Hub> {
-  const hub = createHub({ dataDir: opts.dataDir ?? tempDir(), ...opts })
+  // Subsystems that touch the machine (probe loop, Ollama process, mDNS) are off unless a test asks.
+  const hub = createHub({
+    providers: false,
+    ollama: false,
+    discovery: false,
+    ...opts,
+    dataDir: opts.dataDir ?? tempDir(),
+  })
   await hub.start()
   cleanups.push(() => hub.stop())
   return hub

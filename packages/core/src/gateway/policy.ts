@@ -58,6 +58,7 @@ const NO_RELEASE = () => {}
 export class GatewayPolicy {
   private readonly rate: RateLimiter
   private readonly inFlight = new Map<string, number>()
+  private readonly modelsInFlight = new Map<string, number>()
   private tags: { at: number; models: ModelInfo[] } | undefined
   private ps: { at: number; models: RunningModel[] } | undefined
   private readonly shapes = new Map<string, KvShape | null>()
@@ -82,6 +83,22 @@ export class GatewayPolicy {
     return this.inFlight.get(deviceId) ?? 0
   }
 
+  /** Whether an admitted request is using `model` right now (the delete guard asks). */
+  modelInUse(model: string): boolean {
+    return (this.modelsInFlight.get(normaliseModelName(model)) ?? 0) > 0
+  }
+
+  private track(model: string | undefined): () => void {
+    if (!model) return () => {}
+    const key = normaliseModelName(model)
+    this.modelsInFlight.set(key, (this.modelsInFlight.get(key) ?? 0) + 1)
+    return () => {
+      const n = (this.modelsInFlight.get(key) ?? 1) - 1
+      if (n <= 0) this.modelsInFlight.delete(key)
+      else this.modelsInFlight.set(key, n)
+    }
+  }
+
   private reject(reason: string, err: SharedLLMError): never {
     this.o.metrics.rejections.add({ reason })
     throw err
@@ -90,6 +107,7 @@ export class GatewayPolicy {
   async admit(principal: Principal, req: AdmitRequest): Promise<Admission> {
     if (principal.kind === 'admin') {
       this.o.metrics.active.add({ device: 'admin' }, 1)
+      const untrack = this.track(req.pull ? undefined : req.model)
       let released = false
       return {
         deviceId: null,
@@ -99,6 +117,7 @@ export class GatewayPolicy {
         release: () => {
           if (released) return
           released = true
+          untrack()
           this.o.metrics.active.add({ device: 'admin' }, -1)
         },
       }
@@ -177,6 +196,7 @@ export class GatewayPolicy {
     }
     this.inFlight.set(device.id, active + 1)
     this.o.metrics.active.add({ device: device.id }, 1)
+    const untrack = this.track(req.pull ? undefined : req.model)
     let released = false
     return {
       deviceId: device.id,
@@ -186,6 +206,7 @@ export class GatewayPolicy {
       release: () => {
         if (released) return
         released = true
+        untrack()
         const n = (this.inFlight.get(device.id) ?? 1) - 1
         if (n <= 0) this.inFlight.delete(device.id)
         else this.inFlight.set(device.id, n)

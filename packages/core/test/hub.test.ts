@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, test } from 'vitest'
+import { createHub, isSharedLLMError, VERSION } from '../src/index'
+import { startHub, tempDir } from './helpers'
+
+describe('hub', () => {
+  test('VERSION matches package.json', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+    expect(VERSION).toBe(pkg.version)
+  })
+
+  test('calls before start are a clear error; a stopped hub cannot be restarted', async () => {
+    const hub = createHub({ dataDir: tempDir(), providers: false, ollama: false, discovery: false })
+    expect(() => hub.db).toThrow(/not started/)
+    await hub.start()
+    await hub.start() // idempotent
+    expect(hub.instanceId).toMatch(/^[A-Za-z0-9-]{8,64}$/)
+    await hub.stop()
+    const err = await hub.start().catch((e: unknown) => e)
+    expect(isSharedLLMError(err)).toBe(true)
+  })
+
+  test('the instance id is stable per data dir', async () => {
+    const dir = tempDir()
+    const a = await startHub({ dataDir: dir })
+    const id = a.instanceId
+    await a.stop()
+    const b = await startHub({ dataDir: dir })
+    expect(b.instanceId).toBe(id)
+  })
+
+  test('capacity comes from options until providers supply it', async () => {
+    const hub = await startHub({ capacityMb: () => 1234 })
+    expect(hub.capacityMb()).toBe(1234)
+    const none = await startHub()
+    expect(none.capacityMb()).toBeUndefined()
+  })
+})
