@@ -1,0 +1,340 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { afterEach, describe, expect, test } from 'vitest'
+import { EventBus } from '../src/events'
+import type { Logger } from '../src/logger'
+import { silentLogger } from '../src/logger'
+import {
+  isProcessGone,
+  OllamaClient,
+  OllamaManager,
+  type OllamaManagerOptions,
+  type OllamaManagerSettings,
+} from '../src/ollama/index'
+import type { OllamaStatus } from '../src/protocol/types'
+import { fakeOllamaBin, fakeOllamaDir, freeLoopbackPort, startFakeOllama } from '../src/testing/fake-ollama'
+
+const cleanups: Array<() => Promise<unknown> | unknown> = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()?.()
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function until(pred: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+function emptyDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sllm-empty-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+interface Seen extends OllamaStatus {
+  at: number
+}
+
+async function setup(
+  settings: Partial<OllamaManagerSettings> = {},
+  opts: Partial<OllamaManagerOptions> = {},
+) {
+  const port = await freeLoopbackPort()
+  const s: OllamaManagerSettings = {
+    ollama_host: `http://127.0.0.1:${port}`,
+    ollama_bin: null,
+    auto_start_ollama: true,
+    ...settings,
+  }
+  const bus = new EventBus()
+  const seen: Seen[] = []
+  bus.on('ollama_status', (st) => seen.push({ ...st, at: Date.now() }))
+  const manager = new OllamaManager({
+    bus,
+    log: silentLogger,
+    settings: () => s,
+    healthIntervalMs: 100,
+    healthTimeoutMs: 500,
+    stopGraceMs: 1000,
+    backoff: { initialMs: 100, maxMs: 400, resetAfterMs: 60_000, maxRestarts: 10, windowMs: 60_000 },
+    env: { ...process.env, PATH: `${fakeOllamaDir}${delimiter}${process.env.PATH}` },
+    ...opts,
+  })
+  cleanups.push(() => manager.stop())
+  return { manager, seen, settings: s, bus }
+}
+
+function procEnv(pid: number): string {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8')
+}
+
+describe('OllamaManager: start', () => {
+  test('auto-start finds `ollama` on PATH, runs `ollama serve` on loopback, owns it, and stop leaves no process', async () => {
+    const lines: string[] = []
+    const log: Logger = {
+      debug: () => {},
+      info: (o) => lines.push(JSON.stringify(o)),
+      warn: (o) => lines.push(JSON.stringify(o)),
+      error: () => {},
+      child: () => log,
+    }
+    const { manager, seen, settings } = await setup({}, { log })
+    await manager.start()
+    const st = manager.status()
+    expect(st).toMatchObject({ state: 'running', running: true, owned: true, version: '0.10.1', restarts: 0 })
+    expect(st.host).toBe(settings.ollama_host)
+    const pid = st.pid!
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(
+      expect.arrayContaining([join(fakeOllamaDir, 'ollama'), 'serve']),
+    )
+    expect(procEnv(pid)).toContain(`OLLAMA_HOST=127.0.0.1:${new URL(settings.ollama_host).port}\0`)
+    // The child's output goes to the log.
+    await until(() => lines.some((l) => l.includes('Listening on 127.0.0.1')), 'child output in the log')
+
+    await manager.stop()
+    expect(isProcessGone(pid)).toBe(true)
+    expect(manager.status()).toMatchObject({ state: 'stopped', running: false, pid: null })
+    // Every status change was emitted once, in order, and the last one is the current status.
+    expect(seen.map((s) => s.state)).toEqual(['unreachable', 'starting', 'running', 'stopped'])
+    expect(seen[1]).toMatchObject({ owned: true, pid })
+    for (let i = 1; i < seen.length; i++) {
+      const { at: _a, checked_at: _c, ...prev } = seen[i - 1]!
+      const { at: _b, checked_at: _d, ...cur } = seen[i]!
+      expect(cur).not.toEqual(prev)
+    }
+    const { at: _at, ...last } = seen.at(-1)!
+    expect(last).toEqual(manager.status())
+  })
+
+  test('uses the ollama_bin setting when PATH has no ollama', async () => {
+    const { manager } = await setup(
+      { ollama_bin: fakeOllamaBin },
+      {
+        env: {
+          ...process.env,
+          PATH: `${emptyDir()}${delimiter}/usr/bin:/bin:${join(process.execPath, '..')}`,
+        },
+      },
+    )
+    await manager.start()
+    expect(manager.status()).toMatchObject({ running: true, owned: true })
+  })
+
+  test('no ollama installed: start resolves and the status says so', async () => {
+    const { manager, seen } = await setup({}, { env: { ...process.env, PATH: emptyDir() } })
+    await manager.start()
+    expect(manager.status()).toMatchObject({ state: 'unreachable', running: false, owned: false, pid: null })
+    expect(manager.status().last_error).toMatch(/ollama is not installed/)
+    expect(seen.at(-1)?.last_error).toMatch(/not installed/)
+  })
+
+  test('an ollama_bin that does not exist is named in the status', async () => {
+    const { manager } = await setup({ ollama_bin: '/nonexistent/ollama' })
+    await manager.start()
+    expect(manager.status().last_error).toBe('ollama_bin /nonexistent/ollama is not an executable file')
+  })
+
+  test('auto_start_ollama off: nothing is spawned, the status says Ollama is unreachable', async () => {
+    const { manager } = await setup({ auto_start_ollama: false })
+    await manager.start()
+    expect(manager.status()).toMatchObject({ state: 'unreachable', running: false, pid: null })
+    expect(manager.status().last_error).toMatch(/connection refused/)
+  })
+})
+
+describe('OllamaManager: attach', () => {
+  test('an Ollama that already runs is attached, not owned, and stop() leaves it running', async () => {
+    const fake = await startFakeOllama()
+    cleanups.push(() => fake.stop())
+    const { manager } = await setup({ ollama_host: fake.url, ollama_bin: fakeOllamaBin })
+    await manager.start()
+    expect(manager.status()).toMatchObject({
+      state: 'running',
+      running: true,
+      owned: false,
+      pid: null,
+      version: '0.10.1',
+    })
+    await manager.stop()
+    expect(isProcessGone(fake.pid)).toBe(false)
+    expect(await new OllamaClient({ host: fake.url }).version()).toBe('0.10.1')
+  })
+
+  test('an attached Ollama that dies is reported, then our own is started (auto-start on)', async () => {
+    const fake = await startFakeOllama()
+    cleanups.push(() => fake.stop())
+    const { manager, seen } = await setup({ ollama_host: fake.url })
+    await manager.start()
+    expect(manager.status().owned).toBe(false)
+    await fake.stop()
+    await until(() => manager.status().owned && manager.status().running, 'our own ollama to run')
+    expect(seen.some((s) => s.state === 'unreachable' && !s.owned && s.last_error !== null)).toBe(true)
+    expect(manager.status().pid).not.toBe(fake.pid)
+    expect(manager.status().restarts).toBe(0)
+  })
+
+  test('an attached Ollama that dies with auto-start off stays reported as unreachable', async () => {
+    const fake = await startFakeOllama()
+    cleanups.push(() => fake.stop())
+    const { manager } = await setup({ ollama_host: fake.url, auto_start_ollama: false })
+    await manager.start()
+    await fake.stop()
+    await until(() => manager.status().state === 'unreachable', 'unreachable')
+    await sleep(300)
+    expect(manager.status()).toMatchObject({ running: false, owned: false, pid: null })
+  })
+})
+
+describe('OllamaManager: restarts', () => {
+  /** Kills the owned child with SIGKILL and returns ms between the exit being seen and the respawn. */
+  async function killAndMeasure(manager: OllamaManager, seen: Seen[]): Promise<number> {
+    const pid = manager.status().pid!
+    const from = seen.length
+    process.kill(pid, 'SIGKILL')
+    await until(() => manager.status().running && manager.status().pid !== pid, 'the restarted ollama')
+    const after = seen.slice(from)
+    const down = after.find((s) => s.state === 'restarting')!
+    const up = after.find((s) => s.state === 'starting')!
+    expect(down.last_error).toMatch(/signal SIGKILL/)
+    return up.at - down.at
+  }
+
+  test('kill -9 of an owned Ollama restarts it with doubling backoff, capped', async () => {
+    const { manager, seen } = await setup(
+      {},
+      { backoff: { initialMs: 100, maxMs: 200, resetAfterMs: 60_000 } },
+    )
+    await manager.start()
+    const gaps: number[] = []
+    for (let i = 0; i < 4; i++) gaps.push(await killAndMeasure(manager, seen))
+    // 100, 200, 200 (cap), 200 (cap); uncapped they would be 400 and 800.
+    expect(gaps[0]).toBeGreaterThanOrEqual(95)
+    expect(gaps[1]).toBeGreaterThanOrEqual(195)
+    expect(gaps[2]).toBeGreaterThanOrEqual(195)
+    expect(gaps[2]).toBeLessThan(395)
+    expect(gaps[3]).toBeGreaterThanOrEqual(195)
+    expect(gaps[3]).toBeLessThan(600)
+    expect(manager.status()).toMatchObject({ state: 'running', owned: true, restarts: 4, gave_up: false })
+  })
+
+  test('the backoff starts over after a healthy period', async () => {
+    const { manager, seen } = await setup({}, { backoff: { initialMs: 150, maxMs: 5000, resetAfterMs: 250 } })
+    await manager.start()
+    const first = await killAndMeasure(manager, seen)
+    const second = await killAndMeasure(manager, seen)
+    expect(first).toBeGreaterThanOrEqual(145)
+    expect(second).toBeGreaterThanOrEqual(295)
+    await sleep(400) // healthy for longer than resetAfterMs, with health checks every 100 ms
+    const third = await killAndMeasure(manager, seen)
+    expect(third).toBeGreaterThanOrEqual(145)
+    expect(third).toBeLessThan(295)
+  })
+
+  test('gives up after maxRestarts in the window and says so; no process is left', async () => {
+    const { manager, seen } = await setup(
+      {},
+      {
+        backoff: { initialMs: 50, maxMs: 100, maxRestarts: 3, windowMs: 60_000 },
+        env: {
+          ...process.env,
+          PATH: `${fakeOllamaDir}${delimiter}${process.env.PATH}`,
+          FAKE_OLLAMA_MODE: 'crash-after:30',
+        },
+      },
+    )
+    await manager.start()
+    await until(() => manager.status().gave_up, 'give-up', 15_000)
+    expect(manager.status()).toMatchObject({
+      state: 'failed',
+      running: false,
+      gave_up: true,
+      restarts: 3,
+      pid: null,
+    })
+    expect(manager.status().last_error).toMatch(
+      /^gave up after 3 restarts in 1 min; last error: ollama serve exited with code 2/,
+    )
+    const pids = [...new Set(seen.map((s) => s.pid).filter((p): p is number => p !== null))]
+    expect(pids).toHaveLength(4) // the first start and 3 restarts
+    for (const pid of pids) expect(isProcessGone(pid)).toBe(true)
+    await sleep(400)
+    expect(manager.status().restarts).toBe(3)
+    expect(seen.filter((s) => s.state === 'starting')).toHaveLength(4)
+  })
+
+  test('an owned Ollama that stops answering is killed and restarted', async () => {
+    const { manager } = await setup({}, { healthTimeoutMs: 150 })
+    await manager.start()
+    const pid = manager.status().pid!
+    await fetch(`${manager.status().host}/__fake/mode`, { method: 'POST', body: '{"mode":"hang"}' })
+    await until(() => manager.status().running && manager.status().pid !== pid, 'a fresh ollama')
+    expect(isProcessGone(pid)).toBe(true)
+    expect(manager.status().restarts).toBe(1)
+    expect(manager.status().last_error).toMatch(/stopped answering/)
+  })
+})
+
+describe('OllamaManager: stop', () => {
+  test('an Ollama that ignores SIGTERM gets SIGKILL after the grace period', async () => {
+    const { manager } = await setup(
+      {},
+      {
+        stopGraceMs: 300,
+        env: {
+          ...process.env,
+          PATH: `${fakeOllamaDir}${delimiter}${process.env.PATH}`,
+          FAKE_OLLAMA_IGNORE_SIGTERM: '1',
+        },
+      },
+    )
+    await manager.start()
+    const pid = manager.status().pid!
+    const started = Date.now()
+    await manager.stop()
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290)
+    expect(isProcessGone(pid)).toBe(true)
+  })
+
+  test('no orphan when the process that owns the manager exits without calling stop()', async () => {
+    const port = await freeLoopbackPort()
+    const dir = emptyDir()
+    const script = join(dir, 'owner.mts')
+    const src = (p: string) => JSON.stringify(new URL(p, import.meta.url).pathname)
+    writeFileSync(
+      script,
+      `import { OllamaManager } from ${src('../src/ollama/index.ts')}
+import { EventBus } from ${src('../src/events.ts')}
+const log = { debug() {}, info() {}, warn() {}, error() {}, child: () => log }
+const m = new OllamaManager({
+  bus: new EventBus(), log, healthIntervalMs: 100,
+  settings: () => ({ ollama_host: 'http://127.0.0.1:${port}', ollama_bin: ${JSON.stringify(fakeOllamaBin)}, auto_start_ollama: true }),
+})
+await m.start()
+console.log(JSON.stringify(m.status()))
+process.exit(0)
+`,
+    )
+    const tsx = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).pathname
+    const child = spawn(process.execPath, ['--import', tsx, script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.stderr.on('data', (d) => {
+      err += d
+    })
+    const code = await new Promise((r) => child.on('exit', r))
+    expect(err).toBe('')
+    expect(code).toBe(0)
+    const status = JSON.parse(out) as OllamaStatus
+    expect(status).toMatchObject({ running: true, owned: true })
+    await until(() => isProcessGone(status.pid!), 'the orphan to be gone', 2000)
+  }, 30_000)
+})
