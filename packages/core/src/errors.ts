@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
   | 'CONFLICT'
   | 'GONE'
   | 'PAYLOAD_TOO_LARGE'
@@ -23,6 +24,7 @@ export type ErrorCode =
   | 'PROVIDER_FAILED'
   | 'STORE_CORRUPT'
   | 'STORE_UNREADABLE'
+  | 'CERTIFICATE_MISMATCH'
   | 'INTERNAL'
 
 export const httpStatusByCode: Record<ErrorCode, number> = {
@@ -31,6 +33,7 @@ export const httpStatusByCode: Record<ErrorCode, number> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   GONE: 410,
   PAYLOAD_TOO_LARGE: 413,
@@ -46,6 +49,8 @@ export const httpStatusByCode: Record<ErrorCode, number> = {
   PROVIDER_FAILED: 500,
   STORE_CORRUPT: 500,
   STORE_UNREADABLE: 500,
+  // A peer presented a certificate that does not chain to the CA pinned for it.
+  CERTIFICATE_MISMATCH: 502,
   INTERNAL: 500,
 }
 
