@@ -239,6 +239,8 @@ export class Hub {
         name: selfName,
       })
       await this.discovery.start()
+      // Join requests still waiting from the last run are polled again.
+      void this.peers.resume().catch((err) => this.log.warn({ err }, 'resuming peer joins failed'))
     }
   }
 

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex'
 import * as init from './20261127_001_init'
+import * as access from './20261127_003_access'
+import * as discovery from './20261127_004_discovery'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -12,6 +14,8 @@ interface Migration {
  */
 const migrations: Record<string, Migration> = {
   '20261127_001_init': init,
+  '20261127_003_access': access,
+  '20261127_004_discovery': discovery,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {

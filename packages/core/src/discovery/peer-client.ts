@@ -1,0 +1,168 @@
+import { isIP } from 'node:net'
+import { z } from 'zod'
+import { type ErrorCode, SharedLLMError } from '../errors'
+import type { ClaimResponse, JoinRequest, JoinResponse } from '../protocol/api'
+import { sanitizeName } from './sanitize'
+
+const deviceStatus = z.enum(['pending', 'approved', 'denied', 'revoked'])
+const id = z.string().min(1).max(200)
+
+export const joinResponseSchema: z.ZodType<JoinResponse> = z.object({
+  request_id: id,
+  claim_secret: z.string().min(8).max(512),
+  device_id: id,
+  status: deviceStatus,
+})
+
+export const claimResponseSchema: z.ZodType<ClaimResponse> = z.object({
+  status: deviceStatus,
+  device_id: id,
+  device_key: z
+    .string()
+    .regex(/^[A-Za-z0-9_.~-]{16,512}$/, 'must be a token')
+    .optional(),
+})
+
+export const tagsResponseSchema = z.object({
+  models: z.array(z.looseObject({ name: z.string().min(1).max(500) })).max(10_000),
+})
+
+export interface PeerClientOptions {
+  fetch?: typeof fetch
+  /** Per request. @default 5000 */
+  timeoutMs?: number
+}
+
+export type JoinBody = Required<Pick<JoinRequest, 'name' | 'platform' | 'instance_id'>>
+
+/** `http://host:port`, with brackets around IPv6 addresses. */
+export function baseUrl(address: string, port: number): string {
+  return `http://${isIP(address) === 6 ? `[${address}]` : address}:${port}`
+}
+
+const statusCodes: Record<number, ErrorCode> = {
+  400: 'UPSTREAM_ERROR',
+  401: 'FORBIDDEN',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  410: 'GONE',
+  429: 'RATE_LIMITED',
+}
+
+/**
+ * Speaks a remote sharedLLM host's join API and gateway over fetch: every call has a timeout, a size cap,
+ * and its response validated; failures are SharedLLMErrors that name the host.
+ */
+export class PeerClient {
+  private readonly fetch: typeof fetch
+  private readonly timeoutMs: number
+
+  constructor(o: PeerClientOptions = {}) {
+    this.fetch = o.fetch ?? globalThis.fetch
+    this.timeoutMs = o.timeoutMs ?? 5000
+  }
+
+  join(base: string, body: JoinBody, signal?: AbortSignal): Promise<JoinResponse> {
+    return this.call(base, '/api/join', joinResponseSchema, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal,
+    })
+  }
+
+  claim(base: string, requestId: string, claimSecret: string, signal?: AbortSignal): Promise<ClaimResponse> {
+    return this.call(base, `/api/join/${encodeURIComponent(requestId)}`, claimResponseSchema, {
+      headers: { 'x-claim-secret': claimSecret },
+      signal,
+    })
+  }
+
+  async models(base: string, deviceKey: string, signal?: AbortSignal): Promise<Record<string, unknown>[]> {
+    const res = await this.call(
+      base,
+      '/ollama/api/tags',
+      tagsResponseSchema,
+      { headers: { authorization: `Bearer ${deviceKey}` }, signal },
+      16 * 1024 * 1024,
+    )
+    return res.models
+  }
+
+  private async call<T extends z.ZodType>(
+    base: string,
+    path: string,
+    schema: T,
+    init: RequestInit,
+    maxBytes = 64 * 1024,
+  ): Promise<z.output<T>> {
+    const url = base + path
+    const signals = [AbortSignal.timeout(this.timeoutMs), ...(init.signal ? [init.signal] : [])]
+    let res: Response
+    let text: string
+    try {
+      res = await this.fetch(url, { ...init, redirect: 'error', signal: AbortSignal.any(signals) })
+      text = await readCapped(res, maxBytes)
+    } catch (err) {
+      if (err instanceof SharedLLMError) throw err
+      const name = (err as { name?: string }).name
+      if (name === 'TimeoutError') {
+        throw new SharedLLMError('TIMEOUT', `${base} did not answer ${path} within ${this.timeoutMs} ms`, {
+          cause: err,
+        })
+      }
+      if (name === 'AbortError') throw new SharedLLMError('CANCELLED', `${path} to ${base} was cancelled`)
+      throw new SharedLLMError('UPSTREAM_UNAVAILABLE', `cannot reach ${base}: ${causeMessage(err)}`, {
+        cause: err,
+      })
+    }
+    let json: unknown
+    try {
+      json = text.length > 0 ? JSON.parse(text) : null
+    } catch {
+      json = undefined
+    }
+    if (!res.ok) {
+      const remote = sanitizeName((json as { error?: unknown } | undefined)?.error, 200)
+      throw new SharedLLMError(
+        statusCodes[res.status] ?? 'UPSTREAM_ERROR',
+        `${base}${path} answered ${res.status}${remote ? `: ${remote}` : ''}`,
+        { details: { status: res.status } },
+      )
+    }
+    const parsed = schema.safeParse(json)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      const where = issue?.path.length ? `${issue.path.join('.')}: ` : ''
+      throw new SharedLLMError(
+        'UPSTREAM_ERROR',
+        `${base}${path} sent an unexpected response (${where}${issue?.message ?? 'invalid'})`,
+      )
+    }
+    return parsed.data
+  }
+}
+
+async function readCapped(res: Response, maxBytes: number): Promise<string> {
+  if (!res.body) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {})
+      throw new SharedLLMError('UPSTREAM_ERROR', `${res.url} sent more than ${maxBytes} bytes`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function causeMessage(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause
+  return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err)
+}

@@ -1,0 +1,278 @@
+import { chmod } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Knex } from 'knex'
+import type { SettingsService } from '../domain/settings'
+import { errorMessage, isSharedLLMError, SharedLLMError } from '../errors'
+import type { EventBus } from '../events'
+import type { Logger } from '../logger'
+import type { Peer } from '../protocol/types'
+import { DB_FILE_NAME } from '../store/db'
+import { type PeerRecord, peersRepo, toPeer } from '../store/peers'
+import type { JoinResponse } from '../protocol/api'
+import { baseUrl, PeerClient } from './peer-client'
+
+export interface PeersServiceOptions {
+  db: () => Knex
+  bus: EventBus
+  log: Logger
+  /** This host's name, sent with join requests. */
+  selfName: () => string
+  instanceId: string
+  fetch?: typeof fetch
+  /** When given, `auto_join_discovered_hosts` files join requests to newly discovered hosts. */
+  settings?: SettingsService
+  /** When given, a claimed key is only kept after the data dir is 0700 and the database 0600. */
+  dataDir?: string
+  /** How often a waiting join request is polled. @default 3000 */
+  pollIntervalMs?: number
+  /** Per HTTP call to a peer. @default 5000 */
+  timeoutMs?: number
+  now?: () => number
+}
+
+/**
+ * Other sharedLLM hosts this instance discovered, and joining them: files a join request (carrying our
+ * instance id, so the remote host keeps one device for us), polls until the remote owner decides, claims
+ * the key once and keeps it, then lists the remote models through the remote gateway.
+ */
+export class PeersService {
+  private readonly client: PeerClient
+  private readonly now: () => number
+  private readonly pollIntervalMs: number
+  private readonly polls = new Map<string, NodeJS.Timeout>()
+  private readonly inFlight = new Set<string>()
+  private readonly abort = new AbortController()
+  private readonly unsubscribe: Array<() => void> = []
+  private stopped = false
+
+  constructor(private readonly o: PeersServiceOptions) {
+    this.client = new PeerClient({ fetch: o.fetch, timeoutMs: o.timeoutMs })
+    this.now = o.now ?? Date.now
+    this.pollIntervalMs = o.pollIntervalMs ?? 3000
+    if (o.settings) {
+      const maybeJoin = (instanceId: string | null) => {
+        if (instanceId) void this.autoJoin(instanceId)
+      }
+      this.unsubscribe.push(
+        o.bus.on('device_discovered', ({ device }) => maybeJoin(device.instance_id)),
+        o.bus.on('device_online', ({ device }) => maybeJoin(device.instance_id)),
+        o.bus.on('setting_changed', ({ key, value }) => {
+          if (key === 'auto_join_discovered_hosts' && value === true) void this.autoJoinAll()
+        }),
+      )
+    }
+  }
+
+  async list(): Promise<Peer[]> {
+    return (await peersRepo.list(this.o.db())).map(toPeer)
+  }
+
+  async get(id: string): Promise<Peer> {
+    return toPeer(await this.record(id))
+  }
+
+  /**
+   * Files a join request to the peer and returns at once with status `pending` (or `joined` when the remote
+   * host approves on the spot); a background poll claims the key once the remote owner approves.
+   * Already waiting: returns the peer as it is. Already joined: CONFLICT.
+   */
+  async join(id: string): Promise<Peer> {
+    const peer = await this.record(id)
+    if (peer.status === 'joined' && peer.device_key) {
+      throw new SharedLLMError(
+        'CONFLICT',
+        `already joined '${peer.name}'; its models are listed under this peer`,
+      )
+    }
+    if (peer.status === 'pending' || peer.status === 'joining' || this.inFlight.has(id)) return toPeer(peer)
+    this.inFlight.add(id)
+    try {
+      await this.patch(peer, { status: 'joining', error: null })
+      let res: JoinResponse
+      try {
+        res = await this.onAnyAddress(peer, (base) =>
+          this.client.join(
+            base,
+            { name: this.o.selfName(), platform: 'sharedLLM', instance_id: this.o.instanceId },
+            this.abort.signal,
+          ),
+        )
+      } catch (err) {
+        await this.patch(peer, { status: 'failed', error: errorMessage(err) })
+        throw err
+      }
+      const filed = await this.patch(peer, {
+        status: res.status === 'denied' || res.status === 'revoked' ? 'denied' : 'pending',
+        join_request_id: res.request_id,
+        claim_secret: res.claim_secret,
+        remote_device_id: res.device_id,
+        error: null,
+      })
+      if (filed.status === 'pending') {
+        // Approved on the spot (trusted LAN or an earlier approval): claim now, else wait for the owner.
+        if (res.status === 'approved') await this.poll(id)
+        else this.schedulePoll(id)
+      }
+      return toPeer(await this.record(id))
+    } finally {
+      this.inFlight.delete(id)
+    }
+  }
+
+  /** The remote host's models, through its gateway with our key (filtered there by our role). */
+  async models(id: string): Promise<unknown[]> {
+    const peer = await this.record(id)
+    const key = peer.device_key
+    if (!key) {
+      throw new SharedLLMError(
+        'CONFLICT',
+        `no key for '${peer.name}' yet (status ${peer.status}); join it and wait for its owner to approve`,
+      )
+    }
+    try {
+      return await this.onAnyAddress(peer, (base) => this.client.models(base, key, this.abort.signal))
+    } catch (err) {
+      if (isSharedLLMError(err, 'FORBIDDEN')) {
+        await this.patch(peer, { error: `'${peer.name}' refused our key; it may have been revoked` })
+      }
+      throw err
+    }
+  }
+
+  /** Resumes polling the join requests that were waiting when the process last stopped. */
+  async resume(): Promise<void> {
+    for (const peer of await peersRepo.listByStatus(this.o.db(), ['pending', 'joining'])) {
+      if (peer.status === 'joining')
+        await this.patch(peer, { status: 'failed', error: 'interrupted; join again' })
+      else this.schedulePoll(peer.id, 0)
+    }
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.abort.abort()
+    for (const t of this.polls.values()) clearTimeout(t)
+    this.polls.clear()
+    for (const off of this.unsubscribe.splice(0)) off()
+  }
+
+  private async autoJoin(instanceId: string): Promise<void> {
+    try {
+      if (this.stopped || !this.o.settings?.get('auto_join_discovered_hosts')) return
+      const peer = await peersRepo.findByInstanceId(this.o.db(), instanceId)
+      if (peer?.status !== 'discovered' || !peer.online) return
+      await this.join(peer.id)
+    } catch (err) {
+      // Background: the failure is on the peer (status failed, error) and in the log, never thrown.
+      this.o.log.warn({ err, instance_id: instanceId }, 'auto-join failed')
+    }
+  }
+
+  private async autoJoinAll(): Promise<void> {
+    try {
+      for (const peer of await peersRepo.listByStatus(this.o.db(), ['discovered'])) {
+        await this.autoJoin(peer.instance_id)
+      }
+    } catch (err) {
+      this.o.log.warn({ err }, 'auto-join failed')
+    }
+  }
+
+  private schedulePoll(id: string, delay = this.pollIntervalMs): void {
+    if (this.stopped || this.polls.has(id)) return
+    const timer = setTimeout(() => {
+      this.polls.delete(id)
+      void this.poll(id)
+    }, delay)
+    timer.unref()
+    this.polls.set(id, timer)
+  }
+
+  /** One claim poll. Background work: every failure ends up on the peer row, never thrown. */
+  private async poll(id: string): Promise<void> {
+    if (this.stopped) return
+    let peer: PeerRecord | undefined
+    try {
+      peer = await peersRepo.get(this.o.db(), id)
+      if (peer?.status !== 'pending' || !peer.join_request_id || !peer.claim_secret) return
+      const { join_request_id: requestId, claim_secret: secret } = peer
+      const res = await this.onAnyAddress(peer, (base) =>
+        this.client.claim(base, requestId, secret, this.abort.signal),
+      )
+      if (res.status === 'pending') {
+        if (peer.error) await this.patch(peer, { error: null })
+        this.schedulePoll(id)
+      } else if (res.status === 'approved' && res.device_key) {
+        await this.keepPrivate()
+        await this.patch(peer, {
+          status: 'joined',
+          device_key: res.device_key,
+          remote_device_id: res.device_id,
+          claim_secret: null,
+          error: null,
+        })
+        this.o.log.info({ peer: peer.name }, 'joined peer host')
+      } else if (res.status === 'approved') {
+        await this.patch(peer, { status: 'failed', error: 'approved, but the host sent no key; join again' })
+      } else {
+        await this.patch(peer, {
+          status: 'denied',
+          claim_secret: null,
+          error: `the owner of '${peer.name}' said no`,
+        })
+      }
+    } catch (err) {
+      if (this.stopped || !peer) return
+      if (
+        isSharedLLMError(err, 'GONE') ||
+        isSharedLLMError(err, 'NOT_FOUND') ||
+        isSharedLLMError(err, 'FORBIDDEN')
+      ) {
+        await this.patch(peer, { status: 'failed', claim_secret: null, error: errorMessage(err) }).catch(
+          () => {},
+        )
+        return
+      }
+      // Unreachable or busy: keep waiting, and say why on the peer.
+      await this.patch(peer, { error: errorMessage(err) }).catch(() => {})
+      this.schedulePoll(id)
+    }
+  }
+
+  /** Tries the peer's addresses in order; moves on only when one cannot be reached. */
+  private async onAnyAddress<T>(peer: PeerRecord, fn: (base: string) => Promise<T>): Promise<T> {
+    let last: unknown = new SharedLLMError('UPSTREAM_UNAVAILABLE', `'${peer.name}' has no known address`)
+    for (const address of peer.addresses) {
+      try {
+        return await fn(baseUrl(address, peer.port))
+      } catch (err) {
+        last = err
+        if (!isSharedLLMError(err, 'UPSTREAM_UNAVAILABLE') && !isSharedLLMError(err, 'TIMEOUT')) throw err
+      }
+    }
+    throw last
+  }
+
+  private async keepPrivate(): Promise<void> {
+    if (!this.o.dataDir) return
+    await chmod(this.o.dataDir, 0o700)
+    await chmod(join(this.o.dataDir, DB_FILE_NAME), 0o600)
+  }
+
+  private async record(id: string): Promise<PeerRecord> {
+    const peer = typeof id === 'string' && id.length <= 200 ? await peersRepo.get(this.o.db(), id) : undefined
+    if (!peer)
+      throw new SharedLLMError('NOT_FOUND', `peer '${String(id).slice(0, 200)}' not found`, {
+        details: { id },
+      })
+    return peer
+  }
+
+  private async patch(peer: PeerRecord, patch: Partial<PeerRecord>): Promise<PeerRecord> {
+    const next = { ...peer, ...patch, updated_at: this.now() }
+    await peersRepo.update(this.o.db(), peer.id, { ...patch, updated_at: next.updated_at })
+    Object.assign(peer, next)
+    this.o.bus.emit('peer_updated', { peer: toPeer(next) })
+    return next
+  }
+}

@@ -1,0 +1,110 @@
+import { isIP } from 'node:net'
+
+/** Longest device/peer name kept from an advert (the device name limit). */
+export const MAX_NAME_LENGTH = 64
+
+/**
+ * Turns an untrusted name from the LAN into a display-safe one: no control or format characters (bidi
+ * overrides, zero-width), no markup characters, whitespace collapsed, NFC, at most `max` characters.
+ * Returns '' when nothing printable is left.
+ */
+export function sanitizeName(input: unknown, max = MAX_NAME_LENGTH): string {
+  if (typeof input !== 'string') return ''
+  // Bound the work before the regexes run: a TXT value is at most 255 bytes, but callers may pass more.
+  const bounded = input.slice(0, max * 8)
+  const cleaned = bounded
+    .normalize('NFC')
+    .replace(/[\p{C}\p{Zl}\p{Zp}]/gu, ' ')
+    .replace(/[<>"'`\\]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+  return Array.from(cleaned).slice(0, max).join('').trim()
+}
+
+/** An mDNS instance label (`Name (abcd1234)`) back into a name: DNS escapes are undone first. */
+export function nameFromInstanceLabel(label: string): string {
+  return sanitizeName(label.replace(/\\(\d{3})/g, (_, d: string) => String.fromCharCode(Number(d))))
+}
+
+export interface AdvertTxt {
+  instance_id: string
+  version: string | null
+  api_port: number | null
+  auth: string | null
+  name: string | null
+  /** Other keys, sanitised, for extensions (https port, CA fingerprint). */
+  extra: Record<string, string>
+}
+
+const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9-]{7,63}$/
+const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$/
+const TXT_KEY = /^[a-z0-9_-]{1,32}$/
+const MAX_TXT_ENTRIES = 32
+
+/**
+ * Decodes a TXT record (an array of `key=value` strings or buffers, as multicast-dns gives it) into
+ * validated fields. Returns null without a valid instance id: such an advert is not a sharedLLM host.
+ */
+export function parseTxt(data: unknown): AdvertTxt | null {
+  const entries = Array.isArray(data) ? data : [data]
+  const map = new Map<string, string>()
+  for (const entry of entries.slice(0, MAX_TXT_ENTRIES)) {
+    const text = Buffer.isBuffer(entry) ? entry.toString('utf8') : typeof entry === 'string' ? entry : null
+    if (text === null) continue
+    const eq = text.indexOf('=')
+    const key = (eq === -1 ? text : text.slice(0, eq)).toLowerCase()
+    // RFC 6763 §6.4: the first occurrence of a key wins.
+    if (!TXT_KEY.test(key) || map.has(key)) continue
+    map.set(key, eq === -1 ? '' : text.slice(eq + 1, eq + 256))
+  }
+  const id = map.get('id')
+  if (!id || !INSTANCE_ID.test(id)) return null
+  const version = map.get('v') ?? map.get('version')
+  const port = Number(map.get('port'))
+  const extra: Record<string, string> = {}
+  for (const [k, v] of map) {
+    if (['id', 'v', 'version', 'port', 'auth', 'name'].includes(k)) continue
+    extra[k] = sanitizeName(v, 128)
+  }
+  return {
+    instance_id: id,
+    version: version && VERSION.test(version) ? version : null,
+    api_port: Number.isInteger(port) && port >= 1 && port <= 65535 ? port : null,
+    auth: map.has('auth') ? sanitizeName(map.get('auth'), 32) : null,
+    name: map.has('name') ? sanitizeName(map.get('name')) || null : null,
+    extra,
+  }
+}
+
+/**
+ * Orders the addresses an advert resolved to: the packet's source first (it is the one that reached us),
+ * then IPv4, then global IPv6; link-local IPv6 last (it needs a zone to be usable). Invalid, loopback,
+ * unspecified, multicast and broadcast addresses are dropped, so a spoofed advert cannot point the join
+ * client at this machine's own loopback services.
+ */
+export function orderAddresses(addresses: unknown[], source: string | null, limit = 8): string[] {
+  const valid = new Set<string>()
+  for (const a of [source, ...addresses]) {
+    if (typeof a !== 'string') continue
+    const bare = a.split('%')[0] ?? ''
+    if (isUnicastAddress(bare)) valid.add(bare)
+  }
+  const rank = (a: string) => (a === source ? 0 : isIP(a) === 4 ? 1 : /^fe[89ab]/i.test(a) ? 3 : 2)
+  return [...valid].sort((x, y) => rank(x) - rank(y)).slice(0, limit)
+}
+
+/** A unicast address a peer can really have: not loopback, unspecified, multicast or broadcast. */
+export function isUnicastAddress(a: string): boolean {
+  const family = isIP(a)
+  if (family === 4) {
+    const [first = 0] = a.split('.').map(Number)
+    return first !== 0 && first !== 127 && first < 224
+  }
+  if (family === 6) {
+    const lower = a.toLowerCase()
+    if (lower === '::' || lower === '::1' || lower.startsWith('ff')) return false
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
+    return mapped ? isUnicastAddress(mapped[1] ?? '') : true
+  }
+  return false
+}

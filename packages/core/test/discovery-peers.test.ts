@@ -1,0 +1,206 @@
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { DB_FILE_NAME, type Peer, PeersService, silentLogger } from '@sharedllm/core'
+import { afterEach, describe, expect, test } from 'vitest'
+import { RemoteHost } from './discovery/remote-host'
+import { startHub, tempDir } from './helpers'
+
+const REMOTE_ID = '0a1b2c3d-0000-4000-8000-remotehost01'
+
+let remote: RemoteHost
+let service: PeersService | undefined
+
+afterEach(async () => {
+  service?.stop()
+  service = undefined
+  await remote?.close()
+})
+
+async function setup(opts: { settings?: boolean; dataDir?: string; timeoutMs?: number } = {}) {
+  remote = new RemoteHost()
+  const at = await remote.listen()
+  const hub = await startHub({
+    logger: silentLogger,
+    discovery: false,
+    providers: false,
+    ollama: false,
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+  })
+  const now = Date.now()
+  // A peer row as discovery writes it (discovery itself is covered by the mapping and namespace tests).
+  await hub.db('peers').insert({
+    id: 'peer-1',
+    instance_id: REMOTE_ID,
+    name: 'gpu box',
+    // An unreachable address first: the client must move on to the next one.
+    addresses: JSON.stringify(['127.0.0.2', at.address]),
+    port: at.port,
+    version: '0.1.0',
+    last_seen: now,
+    online: true,
+    status: 'discovered',
+    created_at: now,
+    updated_at: now,
+  })
+  service = new PeersService({
+    db: () => hub.db,
+    bus: hub.bus,
+    log: silentLogger,
+    selfName: () => 'laptop host',
+    instanceId: 'self-instance-0001',
+    pollIntervalMs: 30,
+    timeoutMs: opts.timeoutMs ?? 1000,
+    ...(opts.settings ? { settings: hub.settings } : {}),
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+  })
+  return { hub, peers: service }
+}
+
+async function until(fn: () => Promise<boolean>, ms = 3000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('PeersService against a host speaking the join API over HTTP', () => {
+  test('join → pending → approved: the key is claimed once, kept, never listed; models via the gateway', async () => {
+    const dataDir = tempDir()
+    const { hub, peers } = await setup({ dataDir })
+    const filed = await peers.join('peer-1')
+    expect(filed).toMatchObject({ status: 'pending', has_key: false, error: null })
+    const [request] = [...remote.requests.values()]
+    expect(request?.body).toEqual({
+      name: 'laptop host',
+      platform: 'sharedLLM',
+      instance_id: 'self-instance-0001',
+    })
+
+    // Joining again while waiting does not file a second request.
+    expect((await peers.join('peer-1')).status).toBe('pending')
+    expect(remote.joinCalls).toBe(1)
+
+    // It keeps polling while the owner has not decided.
+    await until(async () => remote.claimCalls >= 3)
+    expect((await peers.get('peer-1')).status).toBe('pending')
+
+    remote.approveAll()
+    await until(async () => (await peers.get('peer-1')).status === 'joined')
+    const peer = await peers.get('peer-1')
+    expect(peer).toMatchObject({ status: 'joined', has_key: true, error: null })
+    expect(JSON.stringify(await peers.list())).not.toContain(request!.key!)
+    expect(Object.keys(peer)).not.toContain('device_key')
+    const row = await hub.db('peers').where({ id: 'peer-1' }).first()
+    expect(row.device_key).toBe(request!.key)
+    expect(row.claim_secret).toBeNull()
+
+    const models = (await peers.models('peer-1')) as Array<{ name: string }>
+    expect(models).toHaveLength(16)
+    expect(models[0]?.name).toBe('gemma3n:e4b')
+
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700)
+    expect(statSync(join(dataDir, DB_FILE_NAME)).mode & 0o777).toBe(0o600)
+    await expect(peers.join('peer-1')).rejects.toMatchObject({ code: 'CONFLICT' })
+  })
+
+  test('a host that approves on the spot is joined when join() returns', async () => {
+    const { peers } = await setup()
+    remote.approveOnJoin = true
+    expect(await peers.join('peer-1')).toMatchObject({ status: 'joined', has_key: true })
+  })
+
+  test('a denial ends the wait', async () => {
+    const { peers } = await setup()
+    await peers.join('peer-1')
+    remote.denyAll()
+    await until(async () => (await peers.get('peer-1')).status === 'denied')
+    await expect(peers.models('peer-1')).rejects.toMatchObject({ code: 'CONFLICT' })
+  })
+
+  test('approved without a key (claimed elsewhere) fails clearly', async () => {
+    const { peers } = await setup()
+    remote.misbehave = 'no-key'
+    remote.approveOnJoin = true
+    const peer = await peers.join('peer-1')
+    expect(peer.status).toBe('failed')
+    expect(peer.error).toMatch(/no key/)
+  })
+
+  test('a revoked key: listing models is FORBIDDEN and the peer says why', async () => {
+    const { peers } = await setup()
+    remote.approveOnJoin = true
+    await peers.join('peer-1')
+    for (const r of remote.requests.values()) r.key = 'sllm_rotated_elsewhere_0000'
+    await expect(peers.models('peer-1')).rejects.toMatchObject({ code: 'FORBIDDEN' })
+    expect((await peers.get('peer-1')).error).toMatch(/revoked/)
+  })
+
+  test('invalid, oversized and hanging responses are clear errors, recorded on the peer', async () => {
+    const { peers } = await setup({ timeoutMs: 300 })
+    remote.misbehave = 'garbage'
+    await expect(peers.join('peer-1')).rejects.toMatchObject({
+      code: 'UPSTREAM_ERROR',
+      message: expect.stringMatching(/unexpected response \(request_id: /),
+    })
+    expect(await peers.get('peer-1')).toMatchObject({ status: 'failed' })
+    remote.misbehave = 'huge'
+    await expect(peers.join('peer-1')).rejects.toMatchObject({
+      message: expect.stringMatching(/more than 65536 bytes/),
+    })
+    remote.misbehave = 'hang'
+    await expect(peers.join('peer-1')).rejects.toMatchObject({ code: 'TIMEOUT' })
+    expect((await peers.get('peer-1')).error).toMatch(/did not answer/)
+  })
+
+  test('an unreachable host is UPSTREAM_UNAVAILABLE; unknown peers are NOT_FOUND', async () => {
+    const { peers } = await setup()
+    await remote.close()
+    await expect(peers.join('peer-1')).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' })
+    await expect(peers.get('nope')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(peers.join('x'.repeat(10_000))).rejects.toMatchObject({ code: 'NOT_FOUND' })
+  })
+
+  test('auto_join_discovered_hosts files the request when the host is discovered', async () => {
+    const { hub, peers } = await setup({ settings: true })
+    const device = await hub.db.transaction((trx) =>
+      hub.devices.insert(trx, { name: 'gpu box', source: 'mdns', instance_id: REMOTE_ID }, 'mdns'),
+    )
+    const updates: Peer[] = []
+    hub.bus.on('peer_updated', ({ peer }) => updates.push(peer))
+    hub.bus.emit('device_discovered', { device, addresses: ['127.0.0.1'] })
+    await until(async () => (await peers.get('peer-1')).status === 'pending')
+    expect(remote.joinCalls).toBe(1)
+    expect(updates.map((u) => u.status)).toContain('joining')
+  })
+
+  test('with auto_join off, discovery files nothing until it is turned on', async () => {
+    const { hub, peers } = await setup({ settings: true })
+    await hub.settings.set('auto_join_discovered_hosts', false)
+    const device = await hub.db.transaction((trx) =>
+      hub.devices.insert(trx, { name: 'gpu box', source: 'mdns', instance_id: REMOTE_ID }, 'mdns'),
+    )
+    hub.bus.emit('device_discovered', { device, addresses: ['127.0.0.1'] })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(remote.joinCalls).toBe(0)
+    await hub.settings.set('auto_join_discovered_hosts', true)
+    await until(async () => (await peers.get('peer-1')).status === 'pending')
+  })
+
+  test('a wait interrupted by a restart resumes polling', async () => {
+    const { hub, peers } = await setup()
+    await peers.join('peer-1')
+    peers.stop()
+    remote.approveAll()
+    service = new PeersService({
+      db: () => hub.db,
+      bus: hub.bus,
+      log: silentLogger,
+      selfName: () => 'laptop host',
+      instanceId: 'self-instance-0001',
+      pollIntervalMs: 30,
+    })
+    await service.resume()
+    await until(async () => (await service!.get('peer-1')).status === 'joined')
+  })
+})
