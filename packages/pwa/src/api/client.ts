@@ -1,0 +1,97 @@
+import type {
+  AddDeviceRequest,
+  AuditResponse,
+  ClaimResponse,
+  DeviceDetailResponse,
+  DeviceResponse,
+  DevicesResponse,
+  GpuResponse,
+  JoinRequest,
+  JoinResponse,
+  MeResponse,
+  ModelsResponse,
+  OllamaStatusResponse,
+  PairingResponse,
+  PullsResponse,
+  PullStreamLine,
+  Role,
+  RoleResponse,
+  RolesResponse,
+  RunningModelsResponse,
+  SessionResponse,
+  SettingKey,
+  SettingsResponse,
+  SettingUpdateResponse,
+  UsageResponse,
+} from '@sharedllm/core/protocol'
+import { rawRequest, readNdjson, request } from './http'
+
+/** The editable fields of a role, as the API's role schema takes them. */
+export type RoleFields = Omit<Role, 'id' | 'builtin' | 'created_at' | 'updated_at'>
+
+const enc = encodeURIComponent
+
+/** Every REST call the PWA makes, typed from `@sharedllm/core/protocol`. */
+export const api = {
+  session: () => request<SessionResponse>('/api/auth/session'),
+  login: (secret: string) =>
+    request<SessionResponse | undefined>('/api/auth/login', {
+      method: 'POST',
+      body: { secret },
+      bearer: null,
+    }),
+  logout: () => request<void>('/api/auth/logout', { method: 'POST', bearer: null }),
+
+  gpu: () => request<GpuResponse>('/api/gpu'),
+  ollamaStatus: () => request<OllamaStatusResponse>('/api/ollama/status'),
+
+  devices: () => request<DevicesResponse>('/api/devices'),
+  device: (id: string) => request<DeviceDetailResponse>(`/api/devices/${enc(id)}`),
+  addDevice: (body: AddDeviceRequest) => request<DeviceResponse>('/api/devices', { method: 'POST', body }),
+  approve: (id: string, role_id: string) =>
+    request<DeviceResponse>(`/api/devices/${enc(id)}/approve`, { method: 'POST', body: { role_id } }),
+  deny: (id: string) => request<DeviceResponse>(`/api/devices/${enc(id)}/deny`, { method: 'POST' }),
+  revoke: (id: string) => request<DeviceResponse>(`/api/devices/${enc(id)}/revoke`, { method: 'POST' }),
+  remove: (id: string) => request<DeviceResponse>(`/api/devices/${enc(id)}`, { method: 'DELETE' }),
+  setAllocation: (id: string, memory_mb: number) =>
+    request<DeviceResponse>(`/api/devices/${enc(id)}/memory`, { method: 'PATCH', body: { memory_mb } }),
+  setRole: (id: string, role_id: string) =>
+    request<DeviceResponse>(`/api/devices/${enc(id)}/role`, { method: 'PATCH', body: { role_id } }),
+
+  roles: () => request<RolesResponse>('/api/permissions/roles'),
+  createRole: (body: RoleFields) => request<RoleResponse>('/api/permissions/roles', { method: 'POST', body }),
+  updateRole: (id: string, body: Partial<RoleFields>) =>
+    request<RoleResponse>(`/api/permissions/roles/${enc(id)}`, { method: 'PUT', body }),
+  deleteRole: (id: string) =>
+    request<RoleResponse>(`/api/permissions/roles/${enc(id)}`, { method: 'DELETE' }),
+
+  models: () => request<ModelsResponse>('/api/models'),
+  runningModels: () => request<RunningModelsResponse>('/api/models/running'),
+  pulls: () => request<PullsResponse>('/api/models/pulls'),
+  deleteModel: (name: string, force = false) =>
+    request<void>(`/api/models/${enc(name)}${force ? '?force=true' : ''}`, { method: 'DELETE' }),
+  cancelPull: (name: string) => request<void>(`/api/models/pull/${enc(name)}`, { method: 'DELETE' }),
+  /** Streams pull progress; aborting `signal` also cancels the pull on the host. */
+  async *pull(name: string, signal: AbortSignal): AsyncGenerator<PullStreamLine> {
+    const res = await rawRequest('/api/models/pull', { method: 'POST', body: { name }, signal })
+    yield* readNdjson<PullStreamLine>(res)
+  },
+
+  settings: () => request<SettingsResponse>('/api/settings'),
+  setSetting: (key: SettingKey, value: unknown) =>
+    request<SettingUpdateResponse>(`/api/settings/${enc(key)}`, { method: 'PUT', body: { value } }),
+
+  audit: (limit = 100, before?: number) =>
+    request<AuditResponse>(`/api/audit?limit=${limit}${before ? `&before=${before}` : ''}`),
+  usage: () => request<UsageResponse>('/api/usage'),
+  pairing: (role_id: string) =>
+    request<PairingResponse>('/api/pairing', { method: 'POST', body: { role_id } }),
+
+  join: (body: JoinRequest) => request<JoinResponse>('/api/join', { method: 'POST', body, bearer: null }),
+  claim: (requestId: string, claimSecret: string) =>
+    request<ClaimResponse>(`/api/join/${enc(requestId)}`, {
+      headers: { 'x-claim-secret': claimSecret },
+      bearer: null,
+    }),
+  me: () => request<MeResponse>('/api/me'),
+}

@@ -1,0 +1,47 @@
+import { mount } from '@vue/test-utils'
+import { describe, expect, it } from 'vitest'
+import PullProgress from '../src/components/PullProgress.vue'
+import type { PullState } from '../src/stores/models'
+
+const MiB = 1024 * 1024
+const pull = (over: Partial<PullState> = {}): PullState => ({
+  name: 'llama3.2:3b',
+  status: 'pulling dd3a…',
+  completed: 512 * MiB,
+  total: 2048 * MiB,
+  percent: 25,
+  own: true,
+  ...over,
+})
+
+describe('PullProgress', () => {
+  it('shows status, percent and bytes, and asks to cancel', async () => {
+    const w = mount(PullProgress, { props: { pull: pull() } })
+    expect(w.get('[data-field="status"]').text()).toBe('pulling dd3a…')
+    expect(w.get('[data-field="bytes"]').text()).toBe('512 MiB of 2 GiB')
+    expect(w.get('.n-progress').attributes('aria-valuenow')).toBe('25')
+    await w.get('[data-action="cancel"]').trigger('click')
+    expect(w.emitted('cancel')).toEqual([['llama3.2:3b']])
+  })
+  it('derives the percent from bytes when the host sent none, and waits for a size', () => {
+    const w = mount(PullProgress, {
+      props: { pull: pull({ percent: null, completed: 3 * MiB, total: 4 * MiB }) },
+    })
+    expect(w.get('.n-progress').attributes('aria-valuenow')).toBe('75')
+    const w2 = mount(PullProgress, { props: { pull: pull({ percent: null, completed: 0, total: 0 }) } })
+    expect(w2.get('[data-field="bytes"]').text()).toBe('waiting for size…')
+  })
+  it('offers cancel for a pull started elsewhere too', () => {
+    const w = mount(PullProgress, { props: { pull: pull({ own: false }) } })
+    expect(w.find('[data-action="cancel"]').exists()).toBe(true)
+  })
+  it('shows a failure with the host’s message and a dismiss button', async () => {
+    const w = mount(PullProgress, {
+      props: { pull: pull({ error: 'pull model manifest: file does not exist' }) },
+    })
+    expect(w.get('[role="alert"]').text()).toBe('pull model manifest: file does not exist')
+    expect(w.get('[data-field="status"]').text()).toBe('failed')
+    await w.get('[data-action="dismiss"]').trigger('click')
+    expect(w.emitted('dismiss')).toEqual([['llama3.2:3b']])
+  })
+})

@@ -1,0 +1,65 @@
+import { mount } from '@vue/test-utils'
+import { NDynamicTags, NInputNumber, NSwitch } from 'naive-ui'
+import { describe, expect, it } from 'vitest'
+import RoleEditor from '../src/components/RoleEditor.vue'
+import { builtinRoles, role } from './helpers'
+
+const numberField = (w: ReturnType<typeof mount>, field: string) =>
+  w.findAllComponents(NInputNumber).find((c) => c.attributes('data-field') === field)!
+
+describe('RoleEditor', () => {
+  it('creates a role from what was typed', async () => {
+    const w = mount(RoleEditor, { props: { role: null } })
+    await w.get('[data-field="name"] input').setValue('kids')
+    numberField(w, 'max_memory_mb').vm.$emit('update:value', 2048)
+    numberField(w, 'requests_per_minute').vm.$emit('update:value', 20)
+    w.findComponent(NSwitch).vm.$emit('update:value', true)
+    w.findComponent(NDynamicTags).vm.$emit('update:value', ['llama3*', 'qwen2.5:7b'])
+    await w.get('form').trigger('submit')
+    expect(w.emitted('save')).toEqual([
+      [
+        {
+          name: 'kids',
+          max_memory_mb: 2048,
+          can_pull: true,
+          trust_level: 1,
+          allowed_models: ['llama3*', 'qwen2.5:7b'],
+          requests_per_minute: 20,
+          max_concurrent: 1,
+          max_keep_alive_s: null,
+          max_context_tokens: null,
+        },
+      ],
+    ])
+    expect(w.get('[data-action="save"]').text()).toBe('Create role')
+  })
+
+  it('starts from the role being edited and sends its edited fields', async () => {
+    const guest = builtinRoles[2]!
+    const w = mount(RoleEditor, { props: { role: guest } })
+    expect((w.get('[data-field="name"] input').element as HTMLInputElement).value).toBe('guest')
+    numberField(w, 'max_memory_mb').vm.$emit('update:value', 1536)
+    await w.get('form').trigger('submit')
+    expect(w.emitted('save')![0]![0]).toMatchObject({
+      name: 'guest',
+      max_memory_mb: 1536,
+      requests_per_minute: 30,
+    })
+    expect(w.get('[data-action="save"]').text()).toBe('Save')
+  })
+
+  it('follows a switch to another role', async () => {
+    const w = mount(RoleEditor, { props: { role: builtinRoles[0]! } })
+    await w.setProps({ role: role('r-x', 'lab', 8192) })
+    expect((w.get('[data-field="name"] input').element as HTMLInputElement).value).toBe('lab')
+  })
+
+  it('shows the API’s validation message as is and emits cancel', async () => {
+    const w = mount(RoleEditor, {
+      props: { role: null, error: 'max_memory_mb: must be a whole number of MiB' },
+    })
+    expect(w.get('[data-role-error]').text()).toBe('max_memory_mb: must be a whole number of MiB')
+    await w.get('[data-action="cancel"]').trigger('click')
+    expect(w.emitted('cancel')).toHaveLength(1)
+  })
+})
