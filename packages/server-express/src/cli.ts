@@ -1,2 +1,224 @@
 #!/usr/bin/env node
-console.log('sharedllm: not built yet')
+import { arch, platform } from 'node:os'
+import { parseArgs } from 'node:util'
+import { createHub, errorMessage, isSharedLLMError, type SettingsValues, silentLogger } from '@sharedllm/core'
+import { VERSION } from './app'
+import { joinHost } from './join-client'
+import { listen } from './listen'
+import { createServerLogger } from './logger'
+
+const HELP = `sharedllm ${VERSION}: share this machine's Ollama safely with the devices on your network
+
+Usage:
+  sharedllm [serve] [options]        start the host (dashboard, API, gateway)
+  sharedllm admin reset-token        make a new admin secret; the old one and all sessions stop working
+  sharedllm join <url> --name <name> ask a host for access, wait for approval, print the device key
+
+Options (serve):
+  --port <n>               HTTP port                          env SHAREDLLM_PORT        default 8080
+  --host <address>         bind address                       env SHAREDLLM_HOST        default 0.0.0.0
+  --data-dir <dir>         where the database lives           env SHAREDLLM_DATA_DIR    default ~/.sharedllm
+  --ollama-host <url>      Ollama to talk to                  env SHAREDLLM_OLLAMA_HOST default http://127.0.0.1:11434
+  --allowed-host <name>    extra name accepted in Host (repeatable)
+  --no-mdns                do not advertise or browse the LAN
+  --no-auto-start-ollama   never start \`ollama serve\`
+  -h, --help               this help
+  -v, --version            the version
+
+Options (join):
+  --name <name>            how the host will list this device (required)
+  --pairing-code <code>    a one-time code from the host: approved at once
+  --interval <seconds>     polling interval while waiting     default 3
+
+Environment:
+  SHAREDLLM_ADMIN_TOKEN    use this admin secret (≥ 16 characters) instead of a generated one
+  SHAREDLLM_LOG_LEVEL      debug | info | warn | error          default info
+`
+
+class UsageError extends Error {}
+
+function intOption(value: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max}`)
+  return n
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'ollama-host': { type: 'string' },
+      'allowed-host': { type: 'string', multiple: true },
+      'no-mdns': { type: 'boolean' },
+      'no-auto-start-ollama': { type: 'boolean' },
+      name: { type: 'string' },
+      'pairing-code': { type: 'string' },
+      interval: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  })
+}
+
+type Parsed = ReturnType<typeof parse>
+
+async function serve(args: Parsed): Promise<void> {
+  const { values } = args
+  const env = process.env
+  const log = createServerLogger()
+  const port = intOption(values.port ?? env.SHAREDLLM_PORT, '--port', 0, 65535)
+  const overrides: Partial<SettingsValues> = {}
+  if (port !== undefined) overrides.api_port = port
+  const ollamaHost = values['ollama-host'] ?? env.SHAREDLLM_OLLAMA_HOST
+  if (ollamaHost) overrides.ollama_host = ollamaHost.replace(/\/+$/, '')
+  if (values['no-mdns']) overrides.mdns_enabled = false
+  if (values['no-auto-start-ollama']) overrides.auto_start_ollama = false
+
+  const hub = createHub({
+    dataDir: values['data-dir'] ?? env.SHAREDLLM_DATA_DIR,
+    logger: log,
+    settings: overrides,
+    // The provider packages are this package's dependencies: resolve them from here, not from the cwd.
+    providerResolveFrom: [import.meta.url],
+  })
+  await hub.start()
+  const fromEnv = env.SHAREDLLM_ADMIN_TOKEN || undefined
+  const newSecret = await hub.admin.ensureSecret(fromEnv)
+  const running = await listen(hub, {
+    host: values.host ?? env.SHAREDLLM_HOST ?? '0.0.0.0',
+    ...(port !== undefined ? { port } : {}),
+    allowedHosts: values['allowed-host'] ?? [],
+  })
+  const link = await hub.admin.createLoginLink()
+  const base = running.urls.find((u) => !u.includes('localhost')) ?? running.urls[0]
+  // Printed, never logged: the link and a first secret are credentials.
+  const lines = [
+    '',
+    `  sharedLLM ${VERSION} is listening on port ${running.port}`,
+    ...running.urls.map((u) => `    ${u}`),
+    '',
+    '  Open the dashboard (one-time admin login link, valid 24 h):',
+    `    ${base}/login?token=${link}`,
+  ]
+  if (newSecret) {
+    lines.push(
+      '',
+      '  Admin secret (shown once; for scripts: Authorization: Bearer <secret>):',
+      `    ${newSecret}`,
+      '  Lost it? Run `sharedllm admin reset-token`.',
+    )
+  }
+  process.stdout.write(`${lines.join('\n')}\n\n`)
+  log.info({ port: running.port, dataDir: hub.dataDir }, 'sharedLLM listening')
+
+  let stopping = false
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'shutting down: finishing open requests (up to 25 s)')
+    const hard = setTimeout(() => {
+      log.error('shutdown took longer than 30 s; exiting')
+      process.exit(1)
+    }, 30_000)
+    hard.unref()
+    running
+      .close()
+      .then(() => hub.stop())
+      .then(
+        () => {
+          log.info('stopped')
+          process.exit(0)
+        },
+        (err) => {
+          log.error({ err }, 'error during shutdown')
+          process.exit(1)
+        },
+      )
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+}
+
+async function resetToken(args: Parsed): Promise<void> {
+  // Only the store: no probes, no Ollama, no mDNS for a one-shot admin command.
+  const hub = createHub({
+    dataDir: args.values['data-dir'] ?? process.env.SHAREDLLM_DATA_DIR,
+    logger: silentLogger,
+    providers: false,
+    ollama: false,
+    discovery: false,
+  })
+  await hub.start()
+  try {
+    const secret = await hub.admin.resetSecret('cli')
+    process.stdout.write(
+      `New admin secret (shown once; every session and login link made before now stopped working):\n  ${secret}\n` +
+        'A host that is running keeps accepting the old secret as a bearer token until it restarts.\n',
+    )
+  } finally {
+    await hub.stop()
+  }
+}
+
+async function join(args: Parsed): Promise<void> {
+  const url = args.positionals[1]
+  const name = args.values.name
+  if (!url)
+    throw new UsageError(
+      'join needs the host URL, e.g. sharedllm join http://192.168.1.20:8080 --name laptop',
+    )
+  if (!name) throw new UsageError('join needs --name <name>')
+  const intervalS = intOption(args.values.interval, '--interval', 1, 3600) ?? 3
+  const key = await joinHost({
+    url,
+    name,
+    platform: `${platform()}-${arch()}`,
+    ...(args.values['pairing-code'] ? { pairingCode: args.values['pairing-code'] } : {}),
+    intervalMs: intervalS * 1000,
+    onStatus: (msg) => process.stderr.write(`${msg}\n`),
+  })
+  process.stderr.write('Approved. Device key (shown once; keep it safe):\n')
+  process.stdout.write(`${key}\n`)
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parse(argv)
+  if (args.values.help) {
+    process.stdout.write(HELP)
+    return
+  }
+  if (args.values.version) {
+    process.stdout.write(`${VERSION}\n`)
+    return
+  }
+  const [command = 'serve', sub] = args.positionals
+  if (command === 'serve') return serve(args)
+  if (command === 'admin' && sub === 'reset-token') return resetToken(args)
+  if (command === 'join') return join(args)
+  throw new UsageError(`unknown command '${args.positionals.join(' ')}'`)
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || (err as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+    process.stderr.write(`sharedllm: ${errorMessage(err)}\nRun sharedllm --help for usage.\n`)
+    process.exit(2)
+  }
+  if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {
+    process.stderr.write(
+      `sharedllm: the port is already in use (${errorMessage(err)}); pick another with --port\n`,
+    )
+    process.exit(1)
+  }
+  process.stderr.write(`sharedllm: ${isSharedLLMError(err) ? err.message : errorMessage(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,299 @@
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
+import {
+  type EventMap,
+  type EventType,
+  type Hub,
+  isAdmin,
+  type Logger,
+  type Principal,
+  type SnapshotMessage,
+  WIRE_EVENT_TYPES,
+  type WireEventType,
+} from '@sharedllm/core'
+import { WebSocket, WebSocketServer } from 'ws'
+import { type AuthResult, authenticateWith } from './auth'
+import { type HostAllowlist, isSameOrigin } from './host-check'
+
+export interface WsOptions {
+  /**
+   * Ping cadence. A client that has not answered the previous ping by the next one is dropped, so a dead
+   * client goes within two periods. @default 25_000
+   */
+  heartbeatMs?: number
+  /** A client whose unsent data passes this many bytes is dropped (a stalled phone must not grow memory). @default 1 MiB */
+  maxBufferedBytes?: number
+  /** Cross-origin pages allowed to open the socket (with a bearer subprotocol). @default [] */
+  corsOrigins?: string[]
+  logger?: Logger
+}
+
+interface Client {
+  socket: WebSocket
+  principal: Principal
+  admin: boolean
+  /** Set for device keys (even with the admin role), so revoking the key closes the socket. */
+  deviceId: string | null
+  alive: boolean
+  /** Events that arrive while the snapshot is being built; sent right after it. */
+  queue: string[] | null
+}
+
+const WIRE = new Set<EventType>(WIRE_EVENT_TYPES)
+export const SUBPROTOCOL = 'sharedllm'
+const BEARER_PROTOCOL = 'bearer.'
+
+/** A device socket sees only events about itself, plus what runs on the host. */
+function concernsDevice(type: WireEventType, payload: EventMap[WireEventType], deviceId: string): boolean {
+  if (type === 'models_running') return true
+  if (type === 'usage') return (payload as EventMap['usage']).device_id === deviceId
+  if (type.startsWith('device_') || type === 'allocation_changed') {
+    return (payload as { device?: { id?: string } }).device?.id === deviceId
+  }
+  return false
+}
+
+function protocolsOf(req: IncomingMessage): string[] {
+  const header = req.headers['sec-websocket-protocol']
+  if (typeof header !== 'string') return []
+  return header
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+}
+
+function rejectUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: message, code })
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  )
+  setTimeout(() => socket.destroy(), 1000).unref()
+}
+
+/**
+ * The live feed at `/ws`. It hangs off the HTTP server's `upgrade` event with `noServer: true` and checks
+ * path, Host, Origin and credentials before accepting (express-ws is not used: it accepts the upgrade
+ * before any auth runs). Domain events are serialized once and fanned out; a device socket is filtered to
+ * its own device and closed (4001) when its key is revoked.
+ */
+export class WsHub {
+  private readonly wss: WebSocketServer
+  private readonly clients = new Set<Client>()
+  private readonly heartbeatMs: number
+  private readonly maxBuffered: number
+  private readonly corsOrigins: Set<string>
+  private readonly log: Logger
+  private offBus: Array<() => void> = []
+  private timer: NodeJS.Timeout | undefined
+  private closing = false
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly hosts: HostAllowlist,
+    opts: WsOptions = {},
+  ) {
+    this.heartbeatMs = opts.heartbeatMs ?? 25_000
+    this.maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024
+    this.corsOrigins = new Set((opts.corsOrigins ?? []).map((o) => o.toLowerCase()))
+    this.log = opts.logger ?? hub.log
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: 4096,
+      clientTracking: false,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    })
+  }
+
+  get size(): number {
+    return this.clients.size
+  }
+
+  /** Starts serving `/ws` on this server (idempotent per server). */
+  attach(server: Server): void {
+    server.on('upgrade', (req, socket, head) => {
+      this.handleUpgrade(req, socket, head).catch((err) => {
+        this.log.error({ err }, 'websocket upgrade failed')
+        rejectUpgrade(socket, 500, 'INTERNAL', 'internal error')
+      })
+    })
+    if (this.offBus.length > 0) return
+    this.offBus.push(this.hub.bus.onAny((type, payload) => this.fanOut(type, payload)))
+    this.offBus.push(this.hub.on('device_keys_revoked', ({ device_id }) => this.closeDevice(device_id)))
+    this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs)
+    this.timer.unref()
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<AuthResult | null> {
+    const bearer = protocolsOf(req).find((p) => p.startsWith(BEARER_PROTOCOL))
+    if (bearer) {
+      const principal = await this.hub.access.authenticate(bearer.slice(BEARER_PROTOCOL.length))
+      return principal ? { principal, via: principal.kind === 'admin' ? 'bearer' : 'device' } : null
+    }
+    return authenticateWith(this.hub, req)
+  }
+
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => {}) // a reset during the handshake must not crash the process
+    const path = (req.url ?? '/').split('?')[0]
+    if (path !== '/ws') return rejectUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket here; use /ws')
+    if (this.closing) return rejectUpgrade(socket, 503, 'UPSTREAM_UNAVAILABLE', 'the host is shutting down')
+    if (!this.hosts.allowsRequest(req))
+      return rejectUpgrade(socket, 403, 'FORBIDDEN', 'Host header not allowed')
+    const origin = req.headers.origin
+    const secure = (req.socket as TLSSocket).encrypted === true
+    if (
+      origin &&
+      !isSameOrigin(origin, req.headers.host, secure) &&
+      !this.corsOrigins.has(origin.toLowerCase())
+    ) {
+      return rejectUpgrade(socket, 403, 'FORBIDDEN', 'Origin not allowed')
+    }
+    const auth = await this.authenticate(req)
+    if (!auth) return rejectUpgrade(socket, 401, 'UNAUTHORIZED', 'credential required')
+    if (auth.via === 'cookie' && !origin) return rejectUpgrade(socket, 403, 'FORBIDDEN', 'Origin required')
+    if (socket.destroyed || this.closing) return
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, auth.principal))
+  }
+
+  private accept(socket: WebSocket, principal: Principal): void {
+    const client: Client = {
+      socket,
+      principal,
+      admin: isAdmin(principal),
+      deviceId: principal.kind === 'device' ? principal.device.id : null,
+      alive: true,
+      queue: [],
+    }
+    this.clients.add(client)
+    socket.on('pong', () => {
+      client.alive = true
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => this.clients.delete(client))
+    this.snapshot(client).then(
+      (snap) => {
+        const queued = client.queue ?? []
+        client.queue = null
+        this.send(client, JSON.stringify(snap))
+        for (const data of queued) this.send(client, data)
+      },
+      (err) => {
+        this.log.error({ err }, 'websocket snapshot failed')
+        socket.close(1011, 'snapshot failed')
+      },
+    )
+  }
+
+  private async snapshot(client: Client): Promise<SnapshotMessage> {
+    const { memory, ollama, models } = this.hub
+    // The last poll's list: a snapshot must not wait on a slow Ollama.
+    const running = Promise.resolve(models.lastKnownRunning())
+    if (client.principal.kind === 'device' && !client.admin) {
+      const device = await this.hub.devices.get(client.principal.device.id)
+      return {
+        type: 'snapshot',
+        devices: [device],
+        roles: [client.principal.role],
+        memory: null,
+        ollama: null,
+        models_running: await running,
+        pulls: [],
+      }
+    }
+    const [devices, roles, models_running] = await Promise.all([
+      this.hub.devices.list(),
+      this.hub.roles.list(),
+      running,
+    ])
+    return {
+      type: 'snapshot',
+      devices,
+      roles,
+      memory: memory?.latest() ?? null,
+      ollama: ollama.status(),
+      models_running,
+      pulls: models.activePulls(),
+    }
+  }
+
+  private fanOut<K extends EventType>(type: K, payload: EventMap[K]): void {
+    if (this.clients.size === 0 || !WIRE.has(type)) return
+    const wireType = type as WireEventType
+    let data: string | undefined
+    for (const client of this.clients) {
+      if (
+        !client.admin &&
+        !concernsDevice(wireType, payload as EventMap[WireEventType], client.deviceId ?? '')
+      )
+        continue
+      data ??= JSON.stringify({ type, ...(payload as object) })
+      if (client.queue) client.queue.push(data)
+      else this.send(client, data)
+    }
+  }
+
+  private send(client: Client, data: string): void {
+    const { socket } = client
+    if (socket.readyState !== WebSocket.OPEN) return
+    if (socket.bufferedAmount > this.maxBuffered) {
+      this.log.warn({ buffered: socket.bufferedAmount }, 'dropping a websocket client that does not keep up')
+      this.clients.delete(client)
+      socket.terminate()
+      return
+    }
+    socket.send(data)
+  }
+
+  private closeDevice(deviceId: string): void {
+    for (const client of this.clients) {
+      if (client.deviceId !== deviceId) continue
+      this.clients.delete(client)
+      client.socket.close(4001, 'device key revoked')
+      setTimeout(() => client.socket.terminate(), 1000).unref()
+    }
+  }
+
+  private heartbeat(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.clients.delete(client)
+        client.socket.terminate()
+        continue
+      }
+      client.alive = false
+      client.socket.ping()
+    }
+  }
+
+  /** Stops accepting and closes every socket with 1001 (going away); resolves when all are closed. */
+  async close(timeoutMs = 2000): Promise<void> {
+    this.closing = true
+    for (const off of this.offBus) off()
+    this.offBus = []
+    clearInterval(this.timer)
+    const sockets = [...this.clients].map((c) => c.socket)
+    this.clients.clear()
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            if (socket.readyState === WebSocket.CLOSED) return resolve()
+            const timer = setTimeout(() => {
+              socket.terminate()
+              resolve()
+            }, timeoutMs)
+            timer.unref()
+            socket.once('close', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            socket.close(1001, 'server shutting down')
+          }),
+      ),
+    )
+    this.wss.close()
+  }
+}

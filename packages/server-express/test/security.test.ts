@@ -1,0 +1,196 @@
+import request from 'supertest'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ADMIN, ADMIN_SECRET, ASSET, approvedDevice, type Harness, setup } from './helpers'
+
+let h: Harness
+afterEach(() => h?.cleanup())
+
+function sessionCookie(res: request.Response): string {
+  const header = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0] ?? ''
+  return header.split(';')[0]!
+}
+
+describe('Host allowlist (DNS-rebinding guard)', () => {
+  it('answers 403 before anything else for a foreign Host, even on public routes', async () => {
+    h = await setup()
+    for (const path of ['/healthz', '/api/devices', '/', '/api/join']) {
+      const res = await request(h.app).get(path).set('Host', 'evil.example.com').set(ADMIN)
+      expect(res.status, path).toBe(403)
+      expect(res.body.code).toBe('FORBIDDEN')
+    }
+    await request(h.app).get('/healthz').set('Host', 'localhost:8080').expect(200)
+    await request(h.app).get('/healthz').set('Host', '[::1]:8080').expect(200)
+    await request(h.app).get('/healthz').set('Host', 'localhost:8080:90').expect(403)
+  })
+
+  it('accepts configured extra names from options and from the allowed_hosts setting', async () => {
+    h = await setup({ app: { allowedHosts: ['llm.home.arpa'] } })
+    await request(h.app).get('/healthz').set('Host', 'llm.home.arpa:8080').expect(200)
+    await request(h.app).get('/healthz').set('Host', 'box.lan').expect(403)
+    await h.hub.settings.set('allowed_hosts', ['box.lan'])
+    await request(h.app).get('/healthz').set('Host', 'box.lan').expect(200)
+  })
+})
+
+describe('admin credential', () => {
+  it('gives missing and wrong credentials the same 401', async () => {
+    h = await setup()
+    const missing = await request(h.app).get('/api/devices').expect(401)
+    const wrong = await request(h.app).get('/api/devices').set('Authorization', 'Bearer nope').expect(401)
+    const garbage = await request(h.app).get('/api/devices').set('Authorization', 'Basic abc').expect(401)
+    const badCookie = await request(h.app)
+      .get('/api/devices')
+      .set('Cookie', 'sllm_session=forged')
+      .expect(401)
+    expect(wrong.body).toEqual(missing.body)
+    expect(garbage.body).toEqual(missing.body)
+    expect(badCookie.body).toEqual(missing.body)
+  })
+
+  it('protects every admin route', async () => {
+    h = await setup()
+    const adminRoutes = h.app.routes.filter((r) => r.access === 'admin')
+    expect(adminRoutes.length).toBeGreaterThan(20)
+    for (const r of adminRoutes) {
+      const path = r.path.replace(/:[A-Za-z_]+/g, 'x')
+      const res = await request(h.app)[r.method](path).send({})
+      expect(res.status, `${r.method} ${path}`).toBe(401)
+    }
+  })
+
+  it('lets a device with the admin role manage, and refuses a plain device with 403', async () => {
+    h = await setup()
+    const boss = await approvedDevice(h.hub, 'owner laptop', 'role-admin')
+    const kid = await approvedDevice(h.hub, 'kid phone', 'role-guest')
+    await request(h.app).get('/api/devices').set('Authorization', `Bearer ${boss.key}`).expect(200)
+    await request(h.app).get('/api/devices').set('Authorization', `Bearer ${kid.key}`).expect(403)
+  })
+
+  it('logs in with the secret into an HttpOnly SameSite=Strict cookie, and logs out', async () => {
+    h = await setup()
+    const wrong = await request(h.app).post('/api/auth/login').send({ secret: 'guess' }).expect(401)
+    expect(JSON.stringify(wrong.body)).not.toContain('guess')
+    const res = await request(h.app).post('/api/auth/login').send({ secret: ADMIN_SECRET }).expect(200)
+    expect(res.body).toEqual({ kind: 'admin', via: 'cookie' })
+    const header = String(res.headers['set-cookie'])
+    expect(header).toMatch(/^sllm_session=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/)
+    expect(JSON.stringify(res.body)).not.toContain(ADMIN_SECRET)
+    const cookie = sessionCookie(res)
+    await request(h.app).get('/api/devices').set('Cookie', cookie).expect(200)
+    const session = await request(h.app).get('/api/auth/session').set('Cookie', cookie).expect(200)
+    expect(session.body).toEqual({ kind: 'admin', via: 'cookie' })
+    expect((await request(h.app).get('/api/auth/session').set(ADMIN)).body).toEqual({
+      kind: 'admin',
+      via: 'bearer',
+    })
+    await request(h.app).get('/api/auth/session').expect(401)
+    await request(h.app).post('/api/auth/logout').set('Cookie', cookie).expect(204)
+    await request(h.app).get('/api/devices').set('Cookie', cookie).expect(401)
+  })
+
+  it('needs a same-origin Origin for unsafe cookie-authenticated requests', async () => {
+    h = await setup()
+    const cookie = sessionCookie(await request(h.app).post('/api/auth/login').send({ secret: ADMIN_SECRET }))
+    const body = { name: 'x', ip: '10.0.0.2' }
+    await request(h.app).post('/api/devices').set('Cookie', cookie).send(body).expect(403)
+    await request(h.app)
+      .post('/api/devices')
+      .set('Cookie', cookie)
+      .set('Origin', 'http://evil.example.com')
+      .send(body)
+      .expect(403)
+    expect(await h.hub.devices.list()).toEqual([])
+    const res = await request(h.app)
+      .post('/api/devices')
+      .set('Cookie', cookie)
+      .send(body)
+      .set('Origin', 'http://localhost') // supertest's Host is 127.0.0.1:<port>: not the same origin
+    expect(res.status).toBe(403)
+    // Same origin as the Host header: accepted. Bearer requests need no Origin.
+    const agent = request(h.app).post('/api/devices')
+    const ok = await agent
+      .set('Host', 'localhost:9999')
+      .set('Origin', 'http://localhost:9999')
+      .set('Cookie', cookie)
+      .send(body)
+    expect(ok.status).toBe(201)
+    await request(h.app).post('/api/devices').set(ADMIN).send({ name: 'y', ip: '10.0.0.3' }).expect(201)
+  })
+
+  it('turns the printed one-time login link into a session once', async () => {
+    h = await setup()
+    const token = await h.hub.admin.createLoginLink()
+    const res = await request(h.app).get(`/login?token=${token}`).expect(303)
+    expect(res.headers.location).toBe('/')
+    await request(h.app).get('/api/devices').set('Cookie', sessionCookie(res)).expect(200)
+    // Used or wrong: no cookie, the app's own login page instead.
+    const again = await request(h.app).get(`/login?token=${token}`).expect(200)
+    expect(again.headers['set-cookie']).toBeUndefined()
+    expect(again.text).toContain('<div id="app">')
+  })
+})
+
+describe('bodies, headers and CORS', () => {
+  it('refuses oversized bodies with 413 and changes nothing', async () => {
+    h = await setup({ app: { bodyLimit: 2048 } })
+    const res = await request(h.app)
+      .post('/api/devices')
+      .set(ADMIN)
+      .send({ name: 'x', ip: '10.0.0.1', platform: 'p'.repeat(4000) })
+      .expect(413)
+    expect(res.body.code).toBe('PAYLOAD_TOO_LARGE')
+    expect(await h.hub.devices.list()).toEqual([])
+  })
+
+  it('sets the security headers and no CORS headers by default', async () => {
+    h = await setup()
+    const res = await request(h.app).get('/healthz').set('Origin', 'http://other.example')
+    expect(res.headers['x-content-type-options']).toBe('nosniff')
+    expect(res.headers['x-frame-options']).toBe('DENY')
+    expect(res.headers['referrer-policy']).toBe('no-referrer')
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'")
+    expect(res.headers['x-powered-by']).toBeUndefined()
+    expect(res.headers['access-control-allow-origin']).toBeUndefined()
+    expect((await request(h.app).get('/api/devices').set(ADMIN)).headers['cache-control']).toBe('no-store')
+  })
+
+  it('allows CORS for configured origins only, without credentials', async () => {
+    h = await setup({ app: { corsOrigins: ['http://tools.lan:3000'] } })
+    const pre = await request(h.app)
+      .options('/api/devices')
+      .set('Origin', 'http://tools.lan:3000')
+      .set('Access-Control-Request-Method', 'POST')
+      .expect(204)
+    expect(pre.headers['access-control-allow-origin']).toBe('http://tools.lan:3000')
+    expect(pre.headers['access-control-allow-credentials']).toBeUndefined()
+    const other = await request(h.app).get('/healthz').set('Origin', 'http://evil.lan')
+    expect(other.headers['access-control-allow-origin']).toBeUndefined()
+  })
+})
+
+describe('PWA serving', () => {
+  it('serves the shell, deep links with 200, and the right cache headers', async () => {
+    h = await setup()
+    const root = await request(h.app).get('/').expect(200)
+    expect(root.text).toContain('<div id="app">')
+    expect(root.headers['cache-control']).toBe('no-cache')
+    const deep = await request(h.app).get('/devices/abc').expect(200)
+    expect(deep.text).toBe(root.text)
+    expect((await request(h.app).get('/sw.js').expect(200)).headers['cache-control']).toBe('no-cache')
+    expect((await request(h.app).get('/manifest.webmanifest').expect(200)).headers['cache-control']).toBe(
+      'no-cache',
+    )
+    expect((await request(h.app).get(`/${ASSET}`).expect(200)).headers['cache-control']).toContain(
+      'immutable',
+    )
+    await request(h.app).get('/assets/missing-12345678.js').expect(404)
+    await request(h.app).post('/devices').expect(404)
+  })
+
+  it('says the dashboard is not built when there is no index.html', async () => {
+    h = await setup({ pwa: false })
+    const res = await request(h.app).get('/devices').expect(503)
+    expect(res.text).toContain('pnpm build')
+    await request(h.app).get('/healthz').expect(200)
+  })
+})
