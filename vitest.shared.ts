@@ -7,12 +7,9 @@ export function project(name: string, extra: UserWorkspaceConfig = {}) {
   return mergeConfig(
     defineProject({
       resolve: { conditions: [sourceCondition, 'module', 'node', 'import', 'default'] },
-      ssr: {
-        resolve: {
-          conditions: [sourceCondition, 'module', 'node', 'import', 'default'],
-          externalConditions: [sourceCondition],
-        },
-      },
+      // Vitest hands ssr.resolve.conditions to Node as --conditions: 'import' there would make a CommonJS
+      // require() of a dual package (is-promise, under Express's router) load its ESM build.
+      ssr: { resolve: { conditions: [sourceCondition, 'node'], externalConditions: [sourceCondition] } },
       test: { name, include: ['test/**/*.test.ts'], testTimeout: 20_000, hookTimeout: 30_000 },
     }),
     extra,

@@ -18,7 +18,10 @@ for (const name of names) {
   }
   console.log(`\n=== bench ${name}`)
   const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs')
-  const res = spawnSync(process.execPath, [tsx, join(root, 'bench', `${name}.ts`)], { cwd: root, stdio: 'inherit' })
+  const res = spawnSync(process.execPath, [tsx, join(root, 'bench', `${name}.ts`)], {
+    cwd: root,
+    stdio: 'inherit',
+  })
   if (res.status !== 0) failed++
 }
 process.exit(failed ? 1 : 0)

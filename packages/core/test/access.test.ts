@@ -202,3 +202,17 @@ describe('pairing codes', () => {
     expect(await codeOf(hub.access.createPairingCode(42))).toBe('VALIDATION')
   })
 })
+
+describe('admin secret across processes', () => {
+  test('a reset through another hub on the same data dir locks the old secret out within a second', async () => {
+    const dir = tempDir()
+    const running = await startHub({ dataDir: dir })
+    const old = (await running.admin.ensureSecret()) as string
+    expect(await running.admin.verifySecret(old)).toBe(true)
+    const other = await startHub({ dataDir: dir }) // what `sharedllm admin reset-token` does
+    const fresh = await other.admin.resetSecret()
+    await new Promise((r) => setTimeout(r, 1100))
+    expect(await running.admin.verifySecret(old)).toBe(false)
+    expect(await running.admin.verifySecret(fresh)).toBe(true)
+  })
+})

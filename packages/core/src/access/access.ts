@@ -96,7 +96,7 @@ export class AccessService {
     const key = await keysRepo.findLive(db, hash)
     if (!key || !sameHash(hash, key.key_hash)) return null
     const device = await devicesRepo.get(db, key.device_id)
-    if (!device || device.status !== 'approved' || !device.role_id) return null
+    if (device?.status !== 'approved' || !device.role_id) return null
     const role = await rolesRepo.get(db, device.role_id)
     if (!role) return null
     const principal: Principal = { kind: 'device', device, role, keyHint: key.hint }

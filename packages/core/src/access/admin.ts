@@ -18,6 +18,7 @@ export interface AdminAuthOptions {
  */
 export class AdminAuth {
   private secretHash: string | undefined
+  private secretReadAt = 0
   private readonly sessionTtlMs: number
   private readonly loginLinkTtlMs: number
 
@@ -50,6 +51,7 @@ export class AdminAuth {
         })
       }
       this.secretHash = hash
+      this.secretReadAt = Date.now()
       return null
     }
     const stored = await adminRepo.secretHash(db)
@@ -73,9 +75,16 @@ export class AdminAuth {
     return secret
   }
 
-  /** Constant-time check of a presented admin secret. */
+  /**
+   * Constant-time check of a presented admin secret. The hash is re-read at most once a second, so a
+   * `sharedllm admin reset-token` run in another process locks the old secret out of a running server.
+   */
   async verifySecret(secret: string): Promise<boolean> {
-    if (!this.secretHash) this.secretHash = await adminRepo.secretHash(this.ctx.db())
+    const now = Date.now()
+    if (!this.secretHash || now - this.secretReadAt > 1000) {
+      this.secretHash = await adminRepo.secretHash(this.ctx.db())
+      this.secretReadAt = now
+    }
     return this.secretHash !== undefined && sameHash(hashToken(secret), this.secretHash)
   }
 

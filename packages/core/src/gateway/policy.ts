@@ -48,8 +48,6 @@ export interface GatewayPolicyOptions {
   cacheMs?: number
 }
 
-const NO_RELEASE = () => {}
-
 /**
  * Who may call what through the gateway: the role's model list, the device's memory slice (fit estimate),
  * keep_alive and context clamps, requests per minute and concurrent streams. Checks run before Ollama is
