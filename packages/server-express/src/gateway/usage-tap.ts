@@ -1,0 +1,220 @@
+import { StringDecoder } from 'node:string_decoder'
+
+export interface UsageCounts {
+  prompt_tokens: number
+  completion_tokens: number
+}
+
+/**
+ * Watches an upstream response body on its way to the client for Ollama's final counts, without delaying
+ * it: `push` returns the bytes to send on at once (the chunk itself, except for the SSE filter below).
+ */
+export interface UsageTap {
+  push(chunk: Buffer): Buffer
+  /** Called when the upstream body ended; returns any bytes still held back. */
+  end(): Buffer
+  readonly counts: UsageCounts | undefined
+  /** An `{"error": …}` line or event inside a 2xx stream (Ollama reports mid-stream failures that way). */
+  readonly streamError: string | undefined
+  /** A pull stream ended with `{"status":"success"}`. */
+  readonly success: boolean
+}
+
+/** Largest line, event or JSON body inspected; anything bigger passes through unread. */
+const MAX_INSPECT = 8 * 1024 * 1024
+const EMPTY = Buffer.alloc(0)
+const DONE = /"done"\s*:\s*true/
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.round(v) : undefined
+}
+
+/** Counts from an Ollama final object (`prompt_eval_count`, `eval_count`) or an OpenAI `usage` object. */
+export function countsFrom(obj: unknown): UsageCounts | undefined {
+  if (!obj || typeof obj !== 'object') return undefined
+  const o = obj as Record<string, unknown>
+  const usage = o.usage
+  if (usage && typeof usage === 'object') {
+    const u = usage as Record<string, unknown>
+    const prompt = num(u.prompt_tokens)
+    if (prompt !== undefined)
+      return { prompt_tokens: prompt, completion_tokens: num(u.completion_tokens) ?? 0 }
+  }
+  const prompt = num(o.prompt_eval_count)
+  const completion = num(o.eval_count)
+  if (prompt === undefined && completion === undefined) return undefined
+  return { prompt_tokens: prompt ?? 0, completion_tokens: completion ?? 0 }
+}
+
+function parse(text: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(text) as unknown
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function errorText(obj: Record<string, unknown>): string | undefined {
+  const e = obj.error
+  if (typeof e === 'string') return e
+  if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') {
+    return (e as { message: string }).message
+  }
+  return undefined
+}
+
+abstract class TapBase implements UsageTap {
+  counts: UsageCounts | undefined
+  streamError: string | undefined
+  success = false
+  abstract push(chunk: Buffer): Buffer
+  abstract end(): Buffer
+
+  protected inspect(obj: Record<string, unknown> | undefined): void {
+    if (!obj) return
+    const err = errorText(obj)
+    if (err !== undefined) this.streamError = err
+    if (obj.status === 'success') this.success = true
+    const counts = countsFrom(obj)
+    if (counts && (obj.done === true || obj.usage !== undefined)) this.counts = counts
+  }
+}
+
+/** Ollama's NDJSON streams: the `"done":true` line carries the counts. */
+class NdjsonTap extends TapBase {
+  private readonly decoder = new StringDecoder('utf8')
+  private pending = ''
+
+  push(chunk: Buffer): Buffer {
+    const from = this.pending.length
+    this.pending += this.decoder.write(chunk)
+    let nl = this.pending.indexOf('\n', from)
+    while (nl !== -1) {
+      this.line(this.pending.slice(0, nl))
+      this.pending = this.pending.slice(nl + 1)
+      nl = this.pending.indexOf('\n')
+    }
+    if (this.pending.length > MAX_INSPECT) this.pending = ''
+    return chunk
+  }
+
+  end(): Buffer {
+    this.pending += this.decoder.end()
+    if (this.pending.trim()) this.line(this.pending)
+    this.pending = ''
+    return EMPTY
+  }
+
+  private line(line: string): void {
+    // Only the few lines that can matter are parsed; content chunks are skipped on a substring check.
+    if (DONE.test(line) || line.includes('"error"') || line.includes('"success"')) {
+      this.inspect(parse(line))
+    }
+  }
+}
+
+/**
+ * OpenAI server-sent events. With `strip`, the usage-only event (`"choices":[]`) that the gateway asked for
+ * on the client's behalf is recorded and removed, so the client sees exactly the stream it asked for;
+ * complete events are sent on as they arrive, a partial one waits for its end.
+ */
+class SseTap extends TapBase {
+  private readonly decoder = new StringDecoder('utf8')
+  private pending = ''
+
+  constructor(private readonly strip: boolean) {
+    super()
+  }
+
+  push(chunk: Buffer): Buffer {
+    const held = this.pending.length
+    this.pending += this.decoder.write(chunk)
+    let out = ''
+    let cut = 0
+    let dropped = false
+    let sep = this.pending.indexOf('\n\n', Math.max(0, held - 1))
+    while (sep !== -1) {
+      const event = this.pending.slice(cut, sep + 2)
+      if (this.event(event)) dropped = true
+      else out += event
+      cut = sep + 2
+      sep = this.pending.indexOf('\n\n', cut)
+    }
+    this.pending = this.pending.slice(cut)
+    if (!this.strip) {
+      if (this.pending.length > MAX_INSPECT) this.pending = ''
+      return chunk
+    }
+    if (this.pending.length > MAX_INSPECT) {
+      // Not SSE as we know it: stop holding bytes back.
+      out += this.pending
+      this.pending = ''
+    }
+    // The common case: the chunk was whole events and none was dropped; send the very bytes.
+    if (!dropped && held === 0 && this.pending.length === 0) return chunk
+    return Buffer.from(out, 'utf8')
+  }
+
+  end(): Buffer {
+    this.pending += this.decoder.end()
+    const rest = this.pending
+    this.pending = ''
+    if (!rest) return EMPTY
+    if (this.event(rest)) return EMPTY
+    return this.strip ? Buffer.from(rest, 'utf8') : EMPTY
+  }
+
+  /** Inspects one event; true when it is to be dropped. */
+  private event(event: string): boolean {
+    if (!event.includes('"usage"') && !event.includes('"error"')) return false
+    const data = event
+      .split('\n')
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).trimStart())
+      .join('\n')
+    const obj = data && data !== '[DONE]' ? parse(data) : undefined
+    this.inspect(obj)
+    return (
+      this.strip && obj !== undefined && Array.isArray(obj.choices) && obj.choices.length === 0 && !!obj.usage
+    )
+  }
+}
+
+/** A whole JSON body (non-streaming answers): parsed once it ended. */
+class JsonTap extends TapBase {
+  private parts: Buffer[] = []
+  private size = 0
+
+  push(chunk: Buffer): Buffer {
+    if (this.size <= MAX_INSPECT) {
+      this.parts.push(chunk)
+      this.size += chunk.length
+    }
+    return chunk
+  }
+
+  end(): Buffer {
+    if (this.size <= MAX_INSPECT) this.inspect(parse(Buffer.concat(this.parts).toString('utf8')))
+    this.parts = []
+    return EMPTY
+  }
+
+  protected override inspect(obj: Record<string, unknown> | undefined): void {
+    if (!obj) return
+    if (obj.status === 'success') this.success = true
+    this.counts = countsFrom(obj)
+  }
+}
+
+/** The tap for an upstream content type, or undefined for bodies that carry no counts. */
+export function tapFor(
+  contentType: string | undefined,
+  opts: { stripUsageEvent?: boolean } = {},
+): UsageTap | undefined {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase()
+  if (type === 'application/x-ndjson') return new NdjsonTap()
+  if (type === 'text/event-stream') return new SseTap(opts.stripUsageEvent === true)
+  if (type === 'application/json') return new JsonTap()
+  return undefined
+}
