@@ -6,6 +6,7 @@ export default defineConfig({
       'packages/*/vitest.config.ts',
       'examples/*/vitest.config.ts',
       'packages/pwa/vitest.e2e.config.ts',
+      'release/vitest.config.ts',
     ],
   },
 })

@@ -9,7 +9,12 @@ const root = new URL('..', import.meta.url).pathname
 const pnpm = process.env.npm_execpath
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env })
 
-const build = pnpm ? run(process.execPath, [pnpm, 'build']) : run('npx', ['-y', 'pnpm@12.21.0', 'build'])
+// pnpm 12's npm_execpath is a native executable; older ones are JavaScript run by node.
+const build = !pnpm
+  ? run('npx', ['-y', 'pnpm@12.21.0', 'build'])
+  : /\.[cm]?js$/.test(pnpm)
+    ? run(process.execPath, [pnpm, 'build'])
+    : run(pnpm, ['build'])
 if (build.status !== 0) {
   console.log('0 passed, 1 failed')
   process.exit(1)
