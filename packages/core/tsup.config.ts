@@ -1,15 +1,10 @@
-import { defineConfig } from 'tsup'
+import { libraryConfig } from '../../tsup.shared.ts'
 
-export default defineConfig({
-  entry: {
+export default libraryConfig(
+  {
     index: 'src/index.ts',
     'protocol/index': 'src/protocol/index.ts',
     'testing/index': 'src/testing/index.ts',
   },
-  format: ['esm'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  external: ['knex', 'better-sqlite3', 'vitest'],
-})
+  { external: ['knex', 'better-sqlite3', 'vitest'] },
+)
