@@ -11,11 +11,13 @@ import { type AnyRoute, mount, route } from './routes/define'
 import { deviceRoutes } from './routes/devices'
 import { joinRoutes } from './routes/join'
 import { modelRoutes } from './routes/models'
+import { peerRoutes } from './routes/peers'
 import { roleRoutes } from './routes/roles'
 import { settingRoutes } from './routes/settings'
 import { systemRoutes } from './routes/system'
 import { cors, securityHeaders } from './security'
 import { NO_FALLBACK, staticRouter } from './static'
+import { type HostTls, sanHosts, tlsRoutes } from './tls'
 import { WsHub, type WsOptions } from './ws'
 
 export const VERSION: string = pkg.version
@@ -32,6 +34,11 @@ export interface AppOptions {
   /** Logs unexpected errors. @default the hub's logger */
   logger?: Logger
   ws?: WsOptions
+  /**
+   * The host certificates when HTTPS is on: adds `/api/tls`, `/ca.crt`, `/ca.mobileconfig` and accepts every
+   * name the certificate covers in Host. Without it those routes say HTTPS is off.
+   */
+  tls?: HostTls
 }
 
 export interface SharedLLMApp extends Express {
@@ -46,9 +53,11 @@ export interface SharedLLMApp extends Express {
 /** The Express app of a sharedLLM host: host guard, REST API, gateway, PWA. Translates HTTP to hub calls. */
 export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
   const log = options.logger ?? hub.log
+  const tls = options.tls
   const hosts = new HostAllowlist(() => [
     ...(options.allowedHosts ?? []),
     ...hub.settings.get('allowed_hosts'),
+    ...(tls ? sanHosts(tls.certs) : []),
   ])
   const app = express()
   app.disable('x-powered-by')
@@ -79,6 +88,8 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
     ...roleRoutes,
     ...settingRoutes,
     ...modelRoutes,
+    ...peerRoutes,
+    ...tlsRoutes(tls),
   ]
   const openapi = buildOpenApi(routes, VERSION)
   routes.push(

@@ -6,6 +6,7 @@ import { VERSION } from './app'
 import { joinHost } from './join-client'
 import { listen } from './listen'
 import { createServerLogger } from './logger'
+import { HostTls } from './tls'
 
 const HELP = `sharedllm ${VERSION}: share this machine's Ollama safely with the devices on your network
 
@@ -16,6 +17,8 @@ Usage:
 
 Options (serve):
   --port <n>               HTTP port                          env SHAREDLLM_PORT        default 8080
+  --https-port <n>         HTTPS port (0: off)                env SHAREDLLM_HTTPS_PORT  default 8443
+  --no-https               serve HTTP only (no certificates are made)
   --host <address>         bind address                       env SHAREDLLM_HOST        default 0.0.0.0
   --data-dir <dir>         where the database lives           env SHAREDLLM_DATA_DIR    default ~/.sharedllm
   --ollama-host <url>      Ollama to talk to                  env SHAREDLLM_OLLAMA_HOST default http://127.0.0.1:11434
@@ -52,6 +55,8 @@ function parse(argv: string[]) {
     strict: true,
     options: {
       port: { type: 'string' },
+      'https-port': { type: 'string' },
+      'no-https': { type: 'boolean' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       'ollama-host': { type: 'string' },
@@ -76,26 +81,60 @@ async function serve(args: Parsed): Promise<void> {
   const port = intOption(values.port ?? env.SHAREDLLM_PORT, '--port', 0, 65535)
   const overrides: Partial<SettingsValues> = {}
   if (port !== undefined) overrides.api_port = port
+  const httpsPort = intOption(values['https-port'] ?? env.SHAREDLLM_HTTPS_PORT, '--https-port', 0, 65535)
+  if (values['no-https']) overrides.https_port = 0
+  else if (httpsPort !== undefined) overrides.https_port = httpsPort
   const ollamaHost = values['ollama-host'] ?? env.SHAREDLLM_OLLAMA_HOST
   if (ollamaHost) overrides.ollama_host = ollamaHost.replace(/\/+$/, '')
   if (values['no-mdns']) overrides.mdns_enabled = false
   if (values['no-auto-start-ollama']) overrides.auto_start_ollama = false
 
+  let tls: HostTls | undefined
   const hub = createHub({
     dataDir: values['data-dir'] ?? env.SHAREDLLM_DATA_DIR,
     logger: log,
     settings: overrides,
     // The provider packages are this package's dependencies: resolve them from here, not from the cwd.
     providerResolveFrom: [import.meta.url],
+    // Peers read these to reach us over HTTPS and to check the CA they download from us.
+    discoveryTxt: (): Record<string, string> => {
+      const p = hub.settings.get('https_port')
+      return tls && p > 0 ? { https: String(p), ca: tls.certs.caFingerprintSha256 } : {}
+    },
   })
+  // Certificates before the hub starts, so the first mDNS advert already carries the CA fingerprint.
+  if (!values['no-https'] && overrides.https_port !== 0) {
+    tls = await HostTls.create({ dataDir: hub.dataDir, log })
+  }
   await hub.start()
+  if (hub.settings.get('https_port') === 0) tls = undefined
+  tls?.start()
   const fromEnv = env.SHAREDLLM_ADMIN_TOKEN || undefined
   const newSecret = await hub.admin.ensureSecret(fromEnv)
-  const running = await listen(hub, {
+  const listenOptions = {
     host: values.host ?? env.SHAREDLLM_HOST ?? '0.0.0.0',
     ...(port !== undefined ? { port } : {}),
     allowedHosts: values['allowed-host'] ?? [],
-  })
+  }
+  let running: Awaited<ReturnType<typeof listen>>
+  try {
+    running = await listen(hub, {
+      ...listenOptions,
+      ...(tls ? { https: { tls, port: hub.settings.get('https_port') } } : {}),
+    })
+  } catch (err) {
+    // HTTPS is an extra: when its port was not asked for and is taken, serve HTTP and say so.
+    const e = err as NodeJS.ErrnoException & { port?: number }
+    const httpsTaken = e.code === 'EADDRINUSE' && e.port === hub.settings.get('https_port')
+    if (!tls || httpsPort !== undefined || !httpsTaken) throw err
+    log.warn(
+      { port: hub.settings.get('https_port') },
+      'the HTTPS port is in use; serving HTTP only (pick another with --https-port)',
+    )
+    tls.stop()
+    tls = undefined
+    running = await listen(hub, listenOptions)
+  }
   const link = await hub.admin.createLoginLink()
   const base = running.urls.find((u) => !u.includes('localhost')) ?? running.urls[0]
   // Printed, never logged: the link and a first secret are credentials.
@@ -103,10 +142,19 @@ async function serve(args: Parsed): Promise<void> {
     '',
     `  sharedLLM ${VERSION} is listening on port ${running.port}`,
     ...running.urls.map((u) => `    ${u}`),
+  ]
+  if (running.https && tls) {
+    lines.push(
+      `  and over HTTPS on port ${running.https.port} (phones: install the host CA from /ca.crt first)`,
+      ...running.https.urls.map((u) => `    ${u}`),
+      `  Host CA fingerprint (SHA-256): ${tls.certs.caFingerprintSha256}`,
+    )
+  }
+  lines.push(
     '',
     '  Open the dashboard (one-time admin login link, valid 24 h):',
     `    ${base}/login?token=${link}`,
-  ]
+  )
   if (newSecret) {
     lines.push(
       '',
@@ -116,7 +164,10 @@ async function serve(args: Parsed): Promise<void> {
     )
   }
   process.stdout.write(`${lines.join('\n')}\n\n`)
-  log.info({ port: running.port, dataDir: hub.dataDir }, 'sharedLLM listening')
+  log.info(
+    { port: running.port, https_port: running.https?.port ?? null, dataDir: hub.dataDir },
+    'sharedLLM listening',
+  )
 
   let stopping = false
   const shutdown = (signal: string) => {
@@ -131,6 +182,7 @@ async function serve(args: Parsed): Promise<void> {
       process.exit(1)
     }, 30_000)
     hard.unref()
+    tls?.stop()
     running
       .close()
       .then(() => hub.stop())
@@ -215,7 +267,7 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   }
   if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE') {
     process.stderr.write(
-      `sharedllm: the port is already in use (${errorMessage(err)}); pick another with --port\n`,
+      `sharedllm: the port is already in use (${errorMessage(err)}); pick another with --port or --https-port\n`,
     )
     process.exit(1)
   }

@@ -15,5 +15,6 @@ export { listen, type ListenOptions, type RunningServer, reachableUrls } from '.
 export { createServerLogger, type ServerLoggerOptions } from './logger'
 export { buildOpenApi } from './openapi'
 export type { Access, AnyRoute, RouteDef } from './routes/define'
+export { HostTls, type HostTlsOptions, httpsUrls, sanHosts, tlsRoutes } from './tls'
 export { WsHub, type WsOptions } from './ws'
 export { joinHost, type JoinHostOptions } from './join-client'

@@ -1,16 +1,23 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerOptions } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { Hub } from '@sharedllm/core'
 import { type AppOptions, createApp, type SharedLLMApp } from './app'
+import type { HostTls } from './tls'
 
-export interface ListenOptions extends AppOptions {
+export interface ListenOptions extends Omit<AppOptions, 'tls'> {
   /** @default the api_port setting (8080); 0 picks a free port */
   port?: number
   /** Bind address. @default '0.0.0.0' (every IPv4 interface: the point is to serve the LAN) */
   host?: string
   /** How long open requests (streams, pulls) may run on after close() before they are cut. @default 25_000 */
   drainMs?: number
+  /**
+   * Also serve HTTPS (same app, same WebSocket) with the host certificates, on `port` (0 picks a free one).
+   * A reissued certificate is applied to new connections without a restart.
+   */
+  https?: { tls: HostTls; port: number }
 }
 
 export interface RunningServer {
@@ -20,35 +27,33 @@ export interface RunningServer {
   host: string
   /** http://address:port for loopback and every LAN address this server answers on. */
   urls: string[]
+  /** The HTTPS listener, when `https` was given. */
+  https?: { server: HttpsServer; port: number; urls: string[] }
   /**
    * Graceful stop: stops accepting, closes WebSockets with 1001, lets open requests finish within
-   * `drainMs`, then cuts what is left. Does not stop the hub.
+   * `drainMs`, then cuts what is left. Does not stop the hub (nor the HostTls timers).
    */
   close(): Promise<void>
 }
 
 /** The addresses a person can type: loopback first, then LAN IPv4, then global IPv6. */
-export function reachableUrls(host: string, port: number): string[] {
+export function reachableUrls(host: string, port: number, scheme: 'http' | 'https' = 'http'): string[] {
   const wildcard = host === '0.0.0.0' || host === '::' || host === ''
-  if (!wildcard) return [`http://${host.includes(':') ? `[${host}]` : host}:${port}`]
-  const urls = [`http://localhost:${port}`]
+  if (!wildcard) return [`${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`]
+  const urls = [`${scheme}://localhost:${port}`]
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) {
       if (a.internal) continue
-      if (a.family === 'IPv4') urls.push(`http://${a.address}:${port}`)
-      else if (host === '::' && !a.address.startsWith('fe80')) urls.push(`http://[${a.address}]:${port}`)
+      if (a.family === 'IPv4') urls.push(`${scheme}://${a.address}:${port}`)
+      else if (host === '::' && !a.address.startsWith('fe80')) urls.push(`${scheme}://[${a.address}]:${port}`)
     }
   }
   return urls
 }
 
-/** Starts the HTTP server for a started hub. */
-export async function listen(hub: Hub, options: ListenOptions = {}): Promise<RunningServer> {
-  const app = createApp(hub, options)
-  const server = createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, app)
-  app.ws.attach(server)
-  const port = options.port ?? hub.settings.get('api_port')
-  const host = options.host ?? '0.0.0.0'
+const SERVER_OPTIONS: ServerOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }
+
+async function bind(server: Server | HttpsServer, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -56,24 +61,75 @@ export async function listen(hub: Hub, options: ListenOptions = {}): Promise<Run
       resolve()
     })
   })
+  return (server.address() as AddressInfo).port
+}
+
+/** Starts the HTTP server (and the HTTPS one, when asked) for a started hub. */
+export async function listen(hub: Hub, options: ListenOptions = {}): Promise<RunningServer> {
+  const tls = options.https?.tls
+  const app = createApp(hub, { ...options, ...(tls ? { tls } : {}) })
+  const server = createServer(SERVER_OPTIONS, app)
+  app.ws.attach(server)
+  const port = options.port ?? hub.settings.get('api_port')
+  const host = options.host ?? '0.0.0.0'
+  const actual = await bind(server, port, host)
   server.on('error', (err) => hub.log.error({ err }, 'http server error'))
-  const actual = (server.address() as AddressInfo).port
+
+  let secure: { server: HttpsServer; port: number; urls: string[] } | undefined
+  let offReissue: (() => void) | undefined
+  if (options.https && tls) {
+    // The chain (leaf + CA), not the leaf alone: clients that pin the CA's key must be sent the CA.
+    const s = createHttpsServer(
+      { ...SERVER_OPTIONS, cert: tls.certs.certChainPem, key: tls.certs.keyPem },
+      app,
+    )
+    app.ws.attach(s)
+    let httpsPort: number
+    try {
+      httpsPort = await bind(s, options.https.port, host)
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await app.ws.close()
+      throw err
+    }
+    s.on('error', (err) => hub.log.error({ err }, 'https server error'))
+    // A failed handshake (a phone without the CA) is normal: not worth more than debug.
+    s.on('tlsClientError', (err) => hub.log.debug({ err: err.message }, 'TLS handshake failed'))
+    tls.port = httpsPort
+    tls.httpPort = actual
+    offReissue = tls.onReissue((certs) => s.setSecureContext({ cert: certs.certChainPem, key: certs.keyPem }))
+    secure = { server: s, port: httpsPort, urls: reachableUrls(host, httpsPort, 'https') }
+  }
+
   const drainMs = options.drainMs ?? 25_000
   let closing: Promise<void> | undefined
+  const drain = async (srv: Server | HttpsServer) => {
+    const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
+    srv.closeIdleConnections()
+    const cut = setTimeout(() => srv.closeAllConnections(), drainMs)
+    // Keep-alive sockets that go idle after their last answer are closed as they do.
+    const idle = setInterval(() => srv.closeIdleConnections(), 250)
+    await closed
+    clearTimeout(cut)
+    clearInterval(idle)
+  }
 
   const close = () => {
     closing ??= (async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-      server.closeIdleConnections()
+      offReissue?.()
+      const done = Promise.all([drain(server), ...(secure ? [drain(secure.server)] : [])])
       await app.ws.close()
-      const cut = setTimeout(() => server.closeAllConnections(), drainMs)
-      // Keep-alive sockets that go idle after their last answer are closed as they do.
-      const idle = setInterval(() => server.closeIdleConnections(), 250)
-      await closed
-      clearTimeout(cut)
-      clearInterval(idle)
+      await done
     })()
     return closing
   }
-  return { app, server, port: actual, host, urls: reachableUrls(host, actual), close }
+  return {
+    app,
+    server,
+    port: actual,
+    host,
+    urls: reachableUrls(host, actual),
+    ...(secure ? { https: secure } : {}),
+    close,
+  }
 }

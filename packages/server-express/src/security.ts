@@ -16,8 +16,11 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ')
 
-/** The standard hardening headers on every answer; HSTS only over HTTPS (it would lock a LAN host out). */
-export const securityHeaders: RequestHandler = (req, res, next) => {
+/**
+ * The standard hardening headers on every answer. Never HSTS: it would upgrade `http://box.local:8080` to
+ * https on the same port, where nothing speaks TLS, and lock out a phone that has not trusted the CA yet.
+ */
+export const securityHeaders: RequestHandler = (_req, res, next) => {
   res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('X-Frame-Options', 'DENY')
   res.setHeader('Referrer-Policy', 'no-referrer')
@@ -25,7 +28,6 @@ export const securityHeaders: RequestHandler = (req, res, next) => {
   res.setHeader('Cross-Origin-Resource-Policy', 'same-origin')
   res.setHeader('Permissions-Policy', 'camera=(), microphone=(), geolocation=()')
   res.setHeader('Content-Security-Policy', CSP)
-  if (req.secure) res.setHeader('Strict-Transport-Security', 'max-age=15552000')
   next()
 }
 

@@ -1,5 +1,6 @@
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Server as HttpsServer } from 'node:https'
 import type { TLSSocket } from 'node:tls'
 import {
   type EventMap,
@@ -111,8 +112,8 @@ export class WsHub {
     return this.clients.size
   }
 
-  /** Starts serving `/ws` on this server (idempotent per server). */
-  attach(server: Server): void {
+  /** Starts serving `/ws` on this server (HTTP or HTTPS; call once per server). */
+  attach(server: Server | HttpsServer): void {
     server.on('upgrade', (req, socket, head) => {
       this.handleUpgrade(req, socket, head).catch((err) => {
         this.log.error({ err }, 'websocket upgrade failed')

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { type ErrorCode, SharedLLMError } from '../errors'
-import type { ClaimResponse, JoinRequest, JoinResponse } from '../protocol/api'
+import type { ClaimResponse, JoinRequest, JoinResponse, TlsInfoResponse } from '../protocol/api'
 import { sanitizeName } from './sanitize'
 
 const deviceStatus = z.enum(['pending', 'approved', 'denied', 'revoked'])
@@ -27,6 +27,15 @@ export const tagsResponseSchema = z.object({
   models: z.array(z.looseObject({ name: z.string().min(1).max(500) })).max(10_000),
 })
 
+const port = z.number().int().min(1).max(65535)
+
+export const tlsInfoSchema: z.ZodType<TlsInfoResponse> = z.object({
+  https_port: port.nullable(),
+  http_port: port.nullable(),
+  ca_fingerprint: z.string().max(200).nullable(),
+  https_urls: z.array(z.string().max(300)).max(64),
+})
+
 export interface PeerClientOptions {
   fetch?: typeof fetch
   /** Per request. @default 5000 */
@@ -35,9 +44,9 @@ export interface PeerClientOptions {
 
 export type JoinBody = Required<Pick<JoinRequest, 'name' | 'platform' | 'instance_id'>>
 
-/** `http://host:port`, with brackets around IPv6 addresses. */
-export function baseUrl(address: string, port: number): string {
-  return `http://${isIP(address) === 6 ? `[${address}]` : address}:${port}`
+/** `http://host:port` (or https), with brackets around IPv6 addresses. */
+export function baseUrl(address: string, port: number, scheme: 'http' | 'https' = 'http'): string {
+  return `${scheme}://${isIP(address) === 6 ? `[${address}]` : address}:${port}`
 }
 
 const statusCodes: Record<number, ErrorCode> = {
@@ -77,6 +86,20 @@ export class PeerClient {
       headers: { 'x-claim-secret': claimSecret },
       signal,
     })
+  }
+
+  /**
+   * The peer's HTTPS port and CA fingerprint, or null when it has no usable `/api/tls` (an older host, or
+   * one that answers it with something else): such a peer is spoken to over HTTP, as before.
+   */
+  async tls(base: string, signal?: AbortSignal): Promise<TlsInfoResponse | null> {
+    try {
+      return await this.call(base, '/api/tls', tlsInfoSchema, { signal })
+    } catch (err) {
+      if (err instanceof SharedLLMError && (err.code === 'NOT_FOUND' || err.code === 'UPSTREAM_ERROR'))
+        return null
+      throw err
+    }
   }
 
   async models(base: string, deviceKey: string, signal?: AbortSignal): Promise<Record<string, unknown>[]> {

@@ -9,7 +9,16 @@ import type { Peer } from '../protocol/types'
 import { DB_FILE_NAME } from '../store/db'
 import { type PeerRecord, peersRepo, toPeer } from '../store/peers'
 import type { JoinResponse } from '../protocol/api'
+import { fetchPeerCa } from '../tls/pin'
+import { pinnedFetch } from '../tls/pinned-fetch'
 import { baseUrl, PeerClient } from './peer-client'
+
+/** A peer row with the CA pinned at first join (migration 005); absent fields mean "not pinned". */
+interface PinnedPeer extends PeerRecord {
+  ca_pem?: string | null
+  ca_fingerprint?: string | null
+  https_port?: number | null
+}
 
 export interface PeersServiceOptions {
   db: () => Knex
@@ -34,6 +43,10 @@ export interface PeersServiceOptions {
  * Other sharedLLM hosts this instance discovered, and joining them: files a join request (carrying our
  * instance id, so the remote host keeps one device for us), polls until the remote owner decides, claims
  * the key once and keeps it, then lists the remote models through the remote gateway.
+ *
+ * Trust on first use: when the peer serves HTTPS, its CA is downloaded and pinned at the first join, and
+ * every call from then on (the join itself, the claim that the remote owner's approval unlocks, the models)
+ * goes over HTTPS trusting that CA alone; a different CA later is CERTIFICATE_MISMATCH, never a downgrade.
  */
 export class PeersService {
   private readonly client: PeerClient
@@ -46,7 +59,7 @@ export class PeersService {
   private stopped = false
 
   constructor(private readonly o: PeersServiceOptions) {
-    this.client = new PeerClient({ fetch: o.fetch, timeoutMs: o.timeoutMs })
+    this.client = new PeerClient({ fetch: o.fetch, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) })
     this.now = o.now ?? Date.now
     this.pollIntervalMs = o.pollIntervalMs ?? 3000
     if (o.settings) {
@@ -90,8 +103,9 @@ export class PeersService {
       await this.patch(peer, { status: 'joining', error: null })
       let res: JoinResponse
       try {
-        res = await this.onAnyAddress(peer, (base) =>
-          this.client.join(
+        await this.pin(peer)
+        res = await this.onAnyAddress(peer, (client, base) =>
+          client.join(
             base,
             { name: this.o.selfName(), platform: 'sharedLLM', instance_id: this.o.instanceId },
             this.abort.signal,
@@ -130,10 +144,12 @@ export class PeersService {
       )
     }
     try {
-      return await this.onAnyAddress(peer, (base) => this.client.models(base, key, this.abort.signal))
+      return await this.onAnyAddress(peer, (client, base) => client.models(base, key, this.abort.signal))
     } catch (err) {
       if (isSharedLLMError(err, 'FORBIDDEN')) {
         await this.patch(peer, { error: `'${peer.name}' refused our key; it may have been revoked` })
+      } else if (isSharedLLMError(err, 'CERTIFICATE_MISMATCH')) {
+        await this.patch(peer, { error: errorMessage(err) })
       }
       throw err
     }
@@ -196,8 +212,8 @@ export class PeersService {
       peer = await peersRepo.get(this.o.db(), id)
       if (peer?.status !== 'pending' || !peer.join_request_id || !peer.claim_secret) return
       const { join_request_id: requestId, claim_secret: secret } = peer
-      const res = await this.onAnyAddress(peer, (base) =>
-        this.client.claim(base, requestId, secret, this.abort.signal),
+      const res = await this.onAnyAddress(peer, (client, base) =>
+        client.claim(base, requestId, secret, this.abort.signal),
       )
       if (res.status === 'pending') {
         if (peer.error) await this.patch(peer, { error: null })
@@ -226,7 +242,8 @@ export class PeersService {
       if (
         isSharedLLMError(err, 'GONE') ||
         isSharedLLMError(err, 'NOT_FOUND') ||
-        isSharedLLMError(err, 'FORBIDDEN')
+        isSharedLLMError(err, 'FORBIDDEN') ||
+        isSharedLLMError(err, 'CERTIFICATE_MISMATCH')
       ) {
         await this.patch(peer, { status: 'failed', claim_secret: null, error: errorMessage(err) }).catch(
           () => {},
@@ -239,12 +256,54 @@ export class PeersService {
     }
   }
 
+  /**
+   * Pins the peer's CA on first contact when it serves HTTPS: its `/api/tls` names the fingerprint and the
+   * CA downloaded from `/ca.crt` must match it. Already pinned, or an HTTP-only host: nothing to do.
+   */
+  private async pin(peer: PinnedPeer): Promise<void> {
+    if (peer.ca_fingerprint) return
+    const found = await this.onAnyAddress(peer, async (client, base) => {
+      const info = await client.tls(base, this.abort.signal)
+      if (!info?.https_port || !info.ca_fingerprint) return null
+      const ca = await fetchPeerCa(`${base}/ca.crt`, {
+        expectedFingerprint: info.ca_fingerprint,
+        ...(this.o.timeoutMs ? { timeoutMs: this.o.timeoutMs } : {}),
+        signal: this.abort.signal,
+      })
+      return { ca, httpsPort: info.https_port }
+    })
+    if (!found) return
+    const pinned: Partial<PinnedPeer> = {
+      ca_pem: found.ca.pem,
+      ca_fingerprint: found.ca.fingerprint,
+      https_port: found.httpsPort,
+    }
+    await this.patch(peer, pinned)
+    this.o.log.info({ peer: peer.name, fingerprint: found.ca.fingerprint }, 'pinned the CA of a peer host')
+  }
+
+  /** Over HTTPS with the pinned CA once there is one; plain HTTP only for a peer that never offered HTTPS. */
+  private transport(peer: PinnedPeer): { client: PeerClient; scheme: 'http' | 'https'; port: number } {
+    if (peer.ca_pem && peer.ca_fingerprint && peer.https_port) {
+      const client = new PeerClient({
+        fetch: pinnedFetch({ caPem: peer.ca_pem, caFingerprint: peer.ca_fingerprint }),
+        ...(this.o.timeoutMs ? { timeoutMs: this.o.timeoutMs } : {}),
+      })
+      return { client, scheme: 'https', port: peer.https_port }
+    }
+    return { client: this.client, scheme: 'http', port: peer.port }
+  }
+
   /** Tries the peer's addresses in order; moves on only when one cannot be reached. */
-  private async onAnyAddress<T>(peer: PeerRecord, fn: (base: string) => Promise<T>): Promise<T> {
+  private async onAnyAddress<T>(
+    peer: PinnedPeer,
+    fn: (client: PeerClient, base: string) => Promise<T>,
+  ): Promise<T> {
+    const { client, scheme, port } = this.transport(peer)
     let last: unknown = new SharedLLMError('UPSTREAM_UNAVAILABLE', `'${peer.name}' has no known address`)
     for (const address of peer.addresses) {
       try {
-        return await fn(baseUrl(address, peer.port))
+        return await fn(client, baseUrl(address, port, scheme))
       } catch (err) {
         last = err
         if (!isSharedLLMError(err, 'UPSTREAM_UNAVAILABLE') && !isSharedLLMError(err, 'TIMEOUT')) throw err
@@ -268,7 +327,7 @@ export class PeersService {
     return peer
   }
 
-  private async patch(peer: PeerRecord, patch: Partial<PeerRecord>): Promise<PeerRecord> {
+  private async patch(peer: PeerRecord, patch: Partial<PinnedPeer>): Promise<PeerRecord> {
     const next = { ...peer, ...patch, updated_at: this.now() }
     await peersRepo.update(this.o.db(), peer.id, { ...patch, updated_at: next.updated_at })
     Object.assign(peer, next)

@@ -13,6 +13,7 @@ import type {
   MemoryStats,
   ModelInfo,
   OllamaStatus,
+  Peer,
   PullProgress,
   Role,
   RunningModel,
@@ -206,4 +207,33 @@ export interface MeResponse {
   role: Role | null
   usage: UsageTotals
   models: MeModel[]
+}
+
+/**
+ * GET /api/tls (anyone, over HTTP and HTTPS): how to reach this host over
+ * HTTPS and which certificate authority to trust. `https_urls` starts with the name the caller used
+ * (unless it is loopback, which a phone cannot use);
+ * with HTTPS off every field is null or empty.
+ */
+export interface TlsInfoResponse {
+  /** null when HTTPS is off. */
+  https_port: number | null
+  /** The plain-HTTP port, where a device that does not trust the CA yet downloads it (`/ca.crt`). */
+  http_port: number | null
+  /** SHA-256 of the host CA certificate, colon-separated uppercase hex (as browsers show it). */
+  ca_fingerprint: string | null
+  https_urls: string[]
+}
+
+/** GET /api/peers (admin): other sharedLLM hosts found on the LAN. Claimed keys never appear. */
+export interface PeersResponse {
+  peers: Peer[]
+}
+/** POST /api/peers/:id/join (admin) */
+export interface PeerResponse {
+  peer: Peer
+}
+/** GET /api/peers/:id/models (admin): the remote host's models, listed through its gateway with our key. */
+export interface PeerModelsResponse {
+  models: unknown[]
 }

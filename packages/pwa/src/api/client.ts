@@ -22,6 +22,7 @@ import type {
   SettingKey,
   SettingsResponse,
   SettingUpdateResponse,
+  TlsInfoResponse,
   UsageResponse,
 } from '@sharedllm/core/protocol'
 import { rawRequest, readNdjson, request } from './http'
@@ -94,4 +95,6 @@ export const api = {
       bearer: null,
     }),
   me: () => request<MeResponse>('/api/me'),
+  /** Public: the HTTPS port and CA fingerprint, to guide a device to the secure app. */
+  tls: () => request<TlsInfoResponse>('/api/tls', { bearer: null }),
 }

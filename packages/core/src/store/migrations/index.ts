@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import * as init from './20261127_001_init'
 import * as access from './20261127_003_access'
 import * as discovery from './20261127_004_discovery'
+import * as peerTls from './20261127_005_peer_tls'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '20261127_001_init': init,
   '20261127_003_access': access,
   '20261127_004_discovery': discovery,
+  '20261127_005_peer_tls': peerTls,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
