@@ -2,13 +2,7 @@
 // each files a join request to the other (auto_join_discovered_hosts), the owner of one approves, and the
 // other claims its key and lists the remote models through the remote gateway.
 //
-// SKIPPED until the server is ready. It waits for, in @sharedllm/server-express:
-//   1. a built `dist/cli.js` that serves (`--port`, `--data-dir`, `--host`, `--ollama-host`) and takes the
-//      admin secret from SHAREDLLM_ADMIN_TOKEN as `Authorization: Bearer` (today dist/cli.js is a stub);
-//   2. the routes `GET /api/peers` and `GET /api/peers/:id/models` (and `POST /api/peers/:id/join`) over
-//      core's `hub.peers` (PeersService);
-//   3. a gateway `GET /ollama/api/tags` for device keys (in progress).
-// When those land, set SERVER_READY to true (it then still skips without root or `ip`).
+// Needs the built CLI (the test command builds first); skips loudly without root or `ip`.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,7 +14,6 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createNetnsPair, type NetnsPair, netnsUnavailable } from './discovery/netns'
 
 const unavailable = netnsUnavailable()
-const SERVER_READY = false
 const root = new URL('../../..', import.meta.url).pathname
 const cli = join(root, 'packages/server-express/dist/cli.js')
 const ADMIN = 'sllm_admin_namespace-test-secret-0001'
@@ -77,7 +70,7 @@ async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, wh
   }
 }
 
-describe.skipIf(!SERVER_READY || unavailable !== null)(
+describe.skipIf(unavailable !== null)(
   'two sharedLLM servers join each other over mDNS (network namespaces)',
   () => {
     let pair: NetnsPair
