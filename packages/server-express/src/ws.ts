@@ -6,6 +6,7 @@ import {
   type EventMap,
   type EventType,
   type Hub,
+  hashToken,
   isAdmin,
   type Logger,
   type Principal,
@@ -14,7 +15,7 @@ import {
   type WireEventType,
 } from '@sharedllm/core'
 import { WebSocket, WebSocketServer } from 'ws'
-import { type AuthResult, authenticateWith } from './auth'
+import { type AuthResult, authenticateWith, cookieOf, SESSION_COOKIE } from './auth'
 import { type HostAllowlist, isSameOrigin } from './host-check'
 
 export interface WsOptions {
@@ -36,6 +37,8 @@ interface Client {
   admin: boolean
   /** Set for device keys (even with the admin role), so revoking the key closes the socket. */
   deviceId: string | null
+  /** SHA-256 of the session cookie an owner's socket was opened with, so logging out closes it. */
+  sessionHash: string | null
   alive: boolean
   /** Events that arrive while the snapshot is being built; sent right after it. */
   queue: string[] | null
@@ -123,6 +126,7 @@ export class WsHub {
     if (this.offBus.length > 0) return
     this.offBus.push(this.hub.bus.onAny((type, payload) => this.fanOut(type, payload)))
     this.offBus.push(this.hub.on('device_keys_revoked', ({ device_id }) => this.closeDevice(device_id)))
+    this.offBus.push(this.hub.on('admin_sessions_ended', ({ session_hash }) => this.closeOwner(session_hash)))
     this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs)
     this.timer.unref()
   }
@@ -156,15 +160,18 @@ export class WsHub {
     if (!auth) return rejectUpgrade(socket, 401, 'UNAUTHORIZED', 'credential required')
     if (auth.via === 'cookie' && !origin) return rejectUpgrade(socket, 403, 'FORBIDDEN', 'Origin required')
     if (socket.destroyed || this.closing) return
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, auth.principal))
+    const cookie = auth.via === 'cookie' ? cookieOf(req, SESSION_COOKIE) : undefined
+    const sessionHash = cookie ? hashToken(cookie) : null
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, auth.principal, sessionHash))
   }
 
-  private accept(socket: WebSocket, principal: Principal): void {
+  private accept(socket: WebSocket, principal: Principal, sessionHash: string | null): void {
     const client: Client = {
       socket,
       principal,
       admin: isAdmin(principal),
       deviceId: principal.kind === 'device' ? principal.device.id : null,
+      sessionHash,
       alive: true,
       queue: [],
     }
@@ -253,6 +260,17 @@ export class WsHub {
       if (client.deviceId !== deviceId) continue
       this.clients.delete(client)
       client.socket.close(4001, 'device key revoked')
+      setTimeout(() => client.socket.terminate(), 1000).unref()
+    }
+  }
+
+  /** Logout closes the sockets of that session; a secret reset closes every owner socket (cookie or secret). */
+  private closeOwner(sessionHash: string | null): void {
+    for (const client of this.clients) {
+      if (client.principal.kind !== 'admin') continue
+      if (sessionHash !== null && client.sessionHash !== sessionHash) continue
+      this.clients.delete(client)
+      client.socket.close(4001, 'session ended')
       setTimeout(() => client.socket.terminate(), 1000).unref()
     }
   }

@@ -117,6 +117,44 @@ describe('WebSocket /ws', () => {
     c.ws.close()
   })
 
+  it("logout closes that session's socket within a second; a secret reset closes every owner socket", async () => {
+    const url = await start()
+    const base = `http://127.0.0.1:${srv.port}`
+    const login = async () =>
+      String(
+        (
+          await fetch(`${base}/api/auth/login`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ secret: ADMIN_SECRET }),
+          })
+        ).headers.get('set-cookie'),
+      ).split(';')[0]!
+    const [first, second] = [await login(), await login()]
+    const open = async (cookie: string) => {
+      const c = connect(url, { headers: { Cookie: cookie }, origin: base })
+      await c.opened
+      await c.next((m) => m.type === 'snapshot')
+      const closed = new Promise<number>((r) => c.ws.on('close', (code) => r(code)))
+      return { c, closed }
+    }
+    const a = await open(first)
+    const b = await open(second)
+    const bySecret = connect(url, { headers: ADMIN })
+    await bySecret.opened
+    const secretClosed = new Promise<number>((r) => bySecret.ws.on('close', (code) => r(code)))
+
+    const started = Date.now()
+    await fetch(`${base}/api/auth/logout`, { method: 'POST', headers: { Cookie: first, Origin: base } })
+    expect(await a.closed).toBe(4001)
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(b.c.ws.readyState).toBe(WebSocket.OPEN)
+
+    await h.hub.admin.resetSecret()
+    expect(await b.closed).toBe(4001)
+    expect(await secretClosed).toBe(4001)
+  })
+
   it('gives a device key only its own events and closes it with 4001 when the key is rotated', async () => {
     const url = await start()
     const mine = await approvedDevice(h.hub, 'mine')

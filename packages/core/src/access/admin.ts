@@ -49,6 +49,7 @@ export class AdminAuth {
           await adminRepo.deleteAllSessions(trx)
           await audit(trx, this.ctx, 'system', 'admin.secret_from_env', null, null, null)
         })
+        this.ctx.bus.emit('admin_sessions_ended', { session_hash: null })
       }
       this.secretHash = hash
       this.secretReadAt = Date.now()
@@ -72,6 +73,8 @@ export class AdminAuth {
       await audit(trx, this.ctx, actor, 'admin.secret_reset', null, null, null)
     })
     this.secretHash = hash
+    this.secretReadAt = Date.now()
+    this.ctx.bus.emit('admin_sessions_ended', { session_hash: null })
     return secret
   }
 
@@ -123,6 +126,9 @@ export class AdminAuth {
   }
 
   async logout(session: string): Promise<void> {
-    await adminRepo.deleteSession(this.ctx.db(), hashToken(session))
+    const hash = hashToken(session)
+    if ((await adminRepo.deleteSession(this.ctx.db(), hash)) > 0) {
+      this.ctx.bus.emit('admin_sessions_ended', { session_hash: hash })
+    }
   }
 }

@@ -29,6 +29,8 @@ export interface EventMap {
   allocation_changed: { device: Device; previous_mb: number; allocation_mb: number }
   /** Every key of the device stopped working (revoke, deny, rotate): open streams and sockets must end. */
   device_keys_revoked: { device_id: string }
+  /** Owner sessions ended: one (logout; its SHA-256 hash) or all of them and the old secret (null: reset). */
+  admin_sessions_ended: { session_hash: string | null }
   role_changed: { action: 'created' | 'updated' | 'deleted'; role: Role }
   setting_changed: { key: string; value: unknown }
   ollama_status: OllamaStatus
