@@ -124,9 +124,23 @@ describe.skipIf(unavailable !== null)(
       }
     })
 
-    afterAll(() => {
+    afterAll(async () => {
       http?.close()
-      for (const s of servers) s.kill('SIGKILL')
+      // Graceful stop, so each CLI stops the Ollama it started; SIGKILL only if that takes too long.
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              if (s.exitCode !== null || s.signalCode !== null) return resolve()
+              const timer = setTimeout(() => s.kill('SIGKILL'), 10_000)
+              s.once('exit', () => {
+                clearTimeout(timer)
+                resolve()
+              })
+              s.kill('SIGTERM')
+            }),
+        ),
+      )
       pair?.destroy()
       for (const d of new Set(dirs)) rmSync(d, { recursive: true, force: true })
     })

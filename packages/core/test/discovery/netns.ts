@@ -31,7 +31,16 @@ export function createNetnsPair(
   const a = { ns: `${id}a`, address: `${subnet}.1`, dev: `${id}va` }
   const b = { ns: `${id}b`, address: `${subnet}.2`, dev: `${id}vb` }
   const destroy = () => {
-    for (const ns of [a.ns, b.ns]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' })
+    for (const ns of [a.ns, b.ns]) {
+      // A process left inside keeps a deleted namespace alive, unseen: end every one first.
+      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? ''
+      for (const pid of pids.split(/\s+/).filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL')
+        } catch {}
+      }
+      spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' })
+    }
     // Deleting a namespace deletes the veth end inside it; this catches a pair that never moved.
     spawnSync('ip', ['link', 'del', a.dev], { stdio: 'ignore' })
   }
