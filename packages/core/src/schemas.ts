@@ -47,42 +47,38 @@ export const roleNameSchema = z
   .max(40, 'must be at most 40 characters')
   .regex(/^[\p{L}\p{N}][\p{L}\p{N} _.-]*$/u, 'may contain letters, digits, spaces and _ . - only')
 
-export const roleInputSchema = z.strictObject({
+/** Each role field once; create adds the defaults, update makes every field optional. */
+const roleFields = {
   name: roleNameSchema,
   max_memory_mb: memoryMbSchema.min(1, 'must be at least 1 MiB'),
-  can_pull: z.boolean().default(false),
-  trust_level: z.number().int('must be a whole number').min(0).max(3).default(1),
-  allowed_models: z.array(modelPatternSchema).max(200).default([]),
-  requests_per_minute: z.number().int().min(1).max(100_000).nullable().default(null),
-  max_concurrent: z.number().int().min(1).max(1000).default(1),
+  can_pull: z.boolean(),
+  trust_level: z.number().int('must be a whole number').min(0).max(3),
+  allowed_models: z.array(modelPatternSchema).max(200),
+  requests_per_minute: z.number().int().min(1).max(100_000).nullable(),
+  max_concurrent: z.number().int().min(1).max(1000),
   max_keep_alive_s: z
     .number()
     .int()
     .min(0)
     .max(7 * 24 * 3600)
-    .nullable()
-    .default(null),
-  max_context_tokens: z.number().int().min(256).max(10_000_000).nullable().default(null),
+    .nullable(),
+  max_context_tokens: z.number().int().min(256).max(10_000_000).nullable(),
+}
+
+export const roleInputSchema = z.strictObject({
+  ...roleFields,
+  can_pull: roleFields.can_pull.default(false),
+  trust_level: roleFields.trust_level.default(1),
+  allowed_models: roleFields.allowed_models.default([]),
+  requests_per_minute: roleFields.requests_per_minute.default(null),
+  max_concurrent: roleFields.max_concurrent.default(1),
+  max_keep_alive_s: roleFields.max_keep_alive_s.default(null),
+  max_context_tokens: roleFields.max_context_tokens.default(null),
 })
 export type RoleInput = z.input<typeof roleInputSchema>
 
 export const roleUpdateSchema = z
-  .strictObject({
-    name: roleNameSchema,
-    max_memory_mb: memoryMbSchema.min(1, 'must be at least 1 MiB'),
-    can_pull: z.boolean(),
-    trust_level: z.number().int('must be a whole number').min(0).max(3),
-    allowed_models: z.array(modelPatternSchema).max(200),
-    requests_per_minute: z.number().int().min(1).max(100_000).nullable(),
-    max_concurrent: z.number().int().min(1).max(1000),
-    max_keep_alive_s: z
-      .number()
-      .int()
-      .min(0)
-      .max(7 * 24 * 3600)
-      .nullable(),
-    max_context_tokens: z.number().int().min(256).max(10_000_000).nullable(),
-  })
+  .strictObject(roleFields)
   .partial()
   .refine((v) => Object.keys(v).length > 0, 'must change at least one field')
 export type RoleUpdate = z.input<typeof roleUpdateSchema>
