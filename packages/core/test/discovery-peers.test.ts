@@ -1,6 +1,13 @@
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { DB_FILE_NAME, type Peer, PeersService, silentLogger } from '@sharedllm/core'
+import {
+  DB_FILE_NAME,
+  DiscoveryRegistry,
+  type Peer,
+  PeersService,
+  type Sighting,
+  silentLogger,
+} from '@sharedllm/core'
 import { afterEach, describe, expect, test } from 'vitest'
 import { RemoteHost } from './discovery/remote-host'
 import { startHub, tempDir } from './helpers'
@@ -16,7 +23,9 @@ afterEach(async () => {
   await remote?.close()
 })
 
-async function setup(opts: { settings?: boolean; dataDir?: string; timeoutMs?: number } = {}) {
+async function setup(
+  opts: { settings?: boolean; dataDir?: string; timeoutMs?: number; peerRow?: boolean } = {},
+) {
   remote = new RemoteHost()
   const at = await remote.listen()
   const hub = await startHub({
@@ -28,20 +37,21 @@ async function setup(opts: { settings?: boolean; dataDir?: string; timeoutMs?: n
   })
   const now = Date.now()
   // A peer row as discovery writes it (discovery itself is covered by the mapping and namespace tests).
-  await hub.db('peers').insert({
-    id: 'peer-1',
-    instance_id: REMOTE_ID,
-    name: 'gpu box',
-    // An unreachable address first: the client must move on to the next one.
-    addresses: JSON.stringify(['127.0.0.2', at.address]),
-    port: at.port,
-    version: '0.1.0',
-    last_seen: now,
-    online: true,
-    status: 'discovered',
-    created_at: now,
-    updated_at: now,
-  })
+  if (opts.peerRow !== false)
+    await hub.db('peers').insert({
+      id: 'peer-1',
+      instance_id: REMOTE_ID,
+      name: 'gpu box',
+      // An unreachable address first: the client must move on to the next one.
+      addresses: JSON.stringify(['127.0.0.2', at.address]),
+      port: at.port,
+      version: '0.1.0',
+      last_seen: now,
+      online: true,
+      status: 'discovered',
+      created_at: now,
+      updated_at: now,
+    })
   service = new PeersService({
     db: () => hub.db,
     bus: hub.bus,
@@ -53,7 +63,7 @@ async function setup(opts: { settings?: boolean; dataDir?: string; timeoutMs?: n
     ...(opts.settings ? { settings: hub.settings } : {}),
     ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
   })
-  return { hub, peers: service }
+  return { hub, peers: service, port: at.port }
 }
 
 async function until(fn: () => Promise<boolean>, ms = 3000): Promise<void> {
@@ -161,30 +171,62 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
     await expect(peers.join('x'.repeat(10_000))).rejects.toMatchObject({ code: 'NOT_FOUND' })
   })
 
+  /** The remote host's advert, as the mDNS browser hands it to the registry. */
+  const advert = (port: number): Sighting => ({
+    fqdn: 'gpu box._sharedllm._tcp.local',
+    instance_id: REMOTE_ID,
+    name: 'gpu box',
+    version: '0.1.0',
+    port,
+    // An unreachable address first: the client must move on to the next one.
+    addresses: ['127.0.0.2', '127.0.0.1'],
+    auth: 'required',
+    extra: {},
+  })
+  const registryOf = (hub: Awaited<ReturnType<typeof setup>>['hub']) =>
+    new DiscoveryRegistry({
+      bus: hub.bus,
+      log: silentLogger,
+      db: () => hub.db,
+      devices: hub.devices,
+      settings: hub.settings,
+      instanceId: 'self-instance-0001',
+    })
+  const peerOf = async (peers: PeersService) => (await peers.list()).find((p) => p.instance_id === REMOTE_ID)
+
   test('auto_join_discovered_hosts files the request when the host is discovered', async () => {
-    const { hub, peers } = await setup({ settings: true })
-    const device = await hub.db.transaction((trx) =>
-      hub.devices.insert(trx, { name: 'gpu box', source: 'mdns', instance_id: REMOTE_ID }, 'mdns'),
-    )
+    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
     const updates: Peer[] = []
     hub.bus.on('peer_updated', ({ peer }) => updates.push(peer))
-    hub.bus.emit('device_discovered', { device, addresses: ['127.0.0.1'] })
-    await until(async () => (await peers.get('peer-1')).status === 'pending')
+    expect(await registryOf(hub).seen(advert(port))).toBe('created')
+    await until(async () => (await peerOf(peers))?.status === 'pending')
     expect(remote.joinCalls).toBe(1)
     expect(updates.map((u) => u.status)).toContain('joining')
   })
 
-  test('with auto_join off, discovery files nothing until it is turned on', async () => {
-    const { hub, peers } = await setup({ settings: true })
-    await hub.settings.set('auto_join_discovered_hosts', false)
-    const device = await hub.db.transaction((trx) =>
-      hub.devices.insert(trx, { name: 'gpu box', source: 'mdns', instance_id: REMOTE_ID }, 'mdns'),
+  test('auto-joins a host whose own join request arrived before its advert', async () => {
+    // The other host found us first and filed its join: its device exists here before our browser sees it,
+    // so the sighting discovers no new device; the new peer row must still start our join.
+    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
+    const joined = await hub.access.join(
+      { name: 'gpu box', platform: 'sharedLLM', instance_id: REMOTE_ID },
+      '127.0.0.1',
     )
-    hub.bus.emit('device_discovered', { device, addresses: ['127.0.0.1'] })
+    expect(joined.status).toBe('pending')
+    expect(await registryOf(hub).seen(advert(port))).toBe('updated')
+    await until(async () => (await peerOf(peers))?.status === 'pending')
+    expect(remote.joinCalls).toBe(1)
+  })
+
+  test('with auto_join off, discovery files nothing until it is turned on', async () => {
+    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
+    await hub.settings.set('auto_join_discovered_hosts', false)
+    await registryOf(hub).seen(advert(port))
     await new Promise((r) => setTimeout(r, 100))
     expect(remote.joinCalls).toBe(0)
+    expect((await peerOf(peers))?.status).toBe('discovered')
     await hub.settings.set('auto_join_discovered_hosts', true)
-    await until(async () => (await peers.get('peer-1')).status === 'pending')
+    await until(async () => (await peerOf(peers))?.status === 'pending')
   })
 
   test('a wait interrupted by a restart resumes polling', async () => {

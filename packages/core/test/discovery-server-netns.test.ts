@@ -60,12 +60,21 @@ class NsHttp {
   }
 }
 
-async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+/** Polls `fn` until truthy; on timeout the error carries what `state` says, so a CI failure explains itself. */
+async function until<T>(
+  fn: () => Promise<T | undefined | false>,
+  ms: number,
+  what: string,
+  state?: () => Promise<unknown>,
+): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()
     if (v) return v
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    if (Date.now() > end) {
+      const seen = state ? `; last seen: ${JSON.stringify(await state())}` : ''
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${seen}`)
+    }
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -183,6 +192,7 @@ describe.skipIf(unavailable !== null)(
           (await peersOn(urlA)).find((p) => p.addresses[0] === pair.b.address && p.status === 'joined'),
         10_000,
         'A joined B',
+        async () => ({ peersOnA: await peersOn(urlA), devicesOnB: await pendingOn(urlB) }),
       )
       expect(peer.has_key).toBe(true)
       expect(JSON.stringify(await peersOn(urlA))).not.toMatch(/sllm_[A-Za-z0-9_-]{40}/)

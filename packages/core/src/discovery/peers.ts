@@ -63,12 +63,12 @@ export class PeersService {
     this.now = o.now ?? Date.now
     this.pollIntervalMs = o.pollIntervalMs ?? 3000
     if (o.settings) {
-      const maybeJoin = (instanceId: string | null) => {
-        if (instanceId) void this.autoJoin(instanceId)
-      }
+      // Keyed on the peer row, not on the device: the other host's own join request may have created its
+      // device here before our browser saw its advert, and then no device is "discovered" at all.
       this.unsubscribe.push(
-        o.bus.on('device_discovered', ({ device }) => maybeJoin(device.instance_id)),
-        o.bus.on('device_online', ({ device }) => maybeJoin(device.instance_id)),
+        o.bus.on('peer_updated', ({ peer }) => {
+          if (peer.status === 'discovered' && peer.online) void this.autoJoin(peer.instance_id)
+        }),
         o.bus.on('setting_changed', ({ key, value }) => {
           if (key === 'auto_join_discovered_hosts' && value === true) void this.autoJoinAll()
         }),
