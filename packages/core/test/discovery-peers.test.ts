@@ -218,6 +218,51 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
     expect(remote.joinCalls).toBe(1)
   })
 
+  test('a host that advertises before it listens is auto-joined once it answers', async () => {
+    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
+    await remote.close()
+    const registry = registryOf(hub)
+    await registry.seen(advert(port))
+    await until(async () => (await peerOf(peers))?.status === 'failed')
+    expect((await peerOf(peers))?.error).toMatch(/cannot reach/)
+    await remote.listen(port)
+    // Tried again on its own (after 1 s, then 2 s …), without the owner pressing Join.
+    await until(async () => (await peerOf(peers))?.status === 'pending', 5000)
+    expect(remote.joinCalls).toBe(1)
+  })
+
+  test('an unreachable host that went offline is tried again as soon as it is back', async () => {
+    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
+    await remote.close()
+    const registry = registryOf(hub)
+    await registry.seen(advert(port))
+    await until(async () => (await peerOf(peers))?.status === 'failed')
+    await new Promise((r) => setTimeout(r, 50)) // the retry is scheduled right after the failure is stored
+    await registry.gone(REMOTE_ID)
+    await remote.listen(port)
+    // Offline: the pending retry finds nothing to do.
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(remote.joinCalls).toBe(0)
+    const back = Date.now()
+    await registry.seen(advert(port))
+    await until(async () => (await peerOf(peers))?.status === 'pending')
+    expect(Date.now() - back).toBeLessThan(1000)
+  })
+
+  test('a refusal is not retried on its own', async () => {
+    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
+    remote.misbehave = 'garbage'
+    const tries: string[] = []
+    hub.bus.on('peer_updated', ({ peer }) => {
+      if (peer.status === 'joining') tries.push(peer.id)
+    })
+    await registryOf(hub).seen(advert(port))
+    await until(async () => (await peerOf(peers))?.status === 'failed')
+    expect((await peerOf(peers))?.error).toMatch(/unexpected response/)
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(tries).toHaveLength(1)
+  })
+
   test('with auto_join off, discovery files nothing until it is turned on', async () => {
     const { hub, peers, port } = await setup({ settings: true, peerRow: false })
     await hub.settings.set('auto_join_discovered_hosts', false)

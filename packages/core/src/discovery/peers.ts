@@ -13,6 +13,9 @@ import { fetchPeerCa } from '../tls/pin'
 import { pinnedFetch } from '../tls/pinned-fetch'
 import { baseUrl, PeerClient } from './peer-client'
 
+/** First wait before an auto-join that could not reach the host is tried again; doubles up to 60 s. */
+const AUTO_JOIN_RETRY_MS = 1000
+
 /** A peer row with the CA pinned at first join (migration 005); absent fields mean "not pinned". */
 interface PinnedPeer extends PeerRecord {
   ca_pem?: string | null
@@ -54,6 +57,11 @@ export class PeersService {
   private readonly pollIntervalMs: number
   private readonly polls = new Map<string, NodeJS.Timeout>()
   private readonly inFlight = new Set<string>()
+  /** Peers whose last auto-join could not reach them, with the number of tries so far. */
+  private readonly unreachable = new Map<string, number>()
+  private readonly retries = new Map<string, NodeJS.Timeout>()
+  /** Of those, the ones that went offline since: their return triggers a try at once. */
+  private readonly offline = new Set<string>()
   private readonly abort = new AbortController()
   private readonly unsubscribe: Array<() => void> = []
   private stopped = false
@@ -67,7 +75,12 @@ export class PeersService {
       // device here before our browser saw its advert, and then no device is "discovered" at all.
       this.unsubscribe.push(
         o.bus.on('peer_updated', ({ peer }) => {
-          if (peer.status === 'discovered' && peer.online) void this.autoJoin(peer.instance_id)
+          if (!peer.online) {
+            if (this.unreachable.has(peer.id)) this.offline.add(peer.id)
+          } else if (peer.status === 'discovered' || this.offline.delete(peer.id)) {
+            // Newly seen, or back online after an auto-join that could not reach it: (try to) join now.
+            void this.autoJoin(peer.instance_id)
+          }
         }),
         o.bus.on('setting_changed', ({ key, value }) => {
           if (key === 'auto_join_discovered_hosts' && value === true) void this.autoJoinAll()
@@ -167,21 +180,55 @@ export class PeersService {
   stop(): void {
     this.stopped = true
     this.abort.abort()
-    for (const t of this.polls.values()) clearTimeout(t)
+    for (const t of [...this.polls.values(), ...this.retries.values()]) clearTimeout(t)
     this.polls.clear()
+    this.retries.clear()
     for (const off of this.unsubscribe.splice(0)) off()
   }
 
+  /**
+   * Joins a discovered host on its own. A host that cannot be reached yet (it advertises a moment before it
+   * listens, or its Wi-Fi dropped) is tried again with backoff (1 s, 2 s, 4 s … 60 s) while it stays online
+   * and auto-join stays on; any other failure (a refusal, a bad answer, another CA) waits for the owner.
+   */
   private async autoJoin(instanceId: string): Promise<void> {
+    let peerId: string | undefined
     try {
       if (this.stopped || !this.o.settings?.get('auto_join_discovered_hosts')) return
       const peer = await peersRepo.findByInstanceId(this.o.db(), instanceId)
-      if (peer?.status !== 'discovered' || !peer.online) return
+      if (!peer?.online) return
+      peerId = peer.id
+      const retry = peer.status === 'failed' && this.unreachable.has(peer.id)
+      if (peer.status !== 'discovered' && !retry) return
       await this.join(peer.id)
+      this.unreachable.delete(peer.id)
+      this.offline.delete(peer.id)
     } catch (err) {
       // Background: the failure is on the peer (status failed, error) and in the log, never thrown.
       this.o.log.warn({ err, instance_id: instanceId }, 'auto-join failed')
+      if (!peerId) return
+      if (isSharedLLMError(err, 'UPSTREAM_UNAVAILABLE') || isSharedLLMError(err, 'TIMEOUT')) {
+        this.retryAutoJoin(peerId, instanceId)
+      } else {
+        this.unreachable.delete(peerId)
+        this.offline.delete(peerId)
+      }
     }
+  }
+
+  private retryAutoJoin(peerId: string, instanceId: string): void {
+    if (this.stopped || this.retries.has(peerId)) return
+    const tries = (this.unreachable.get(peerId) ?? 0) + 1
+    this.unreachable.set(peerId, tries)
+    const timer = setTimeout(
+      () => {
+        this.retries.delete(peerId)
+        void this.autoJoin(instanceId)
+      },
+      Math.min(60_000, AUTO_JOIN_RETRY_MS * 2 ** (tries - 1)),
+    )
+    timer.unref()
+    this.retries.set(peerId, timer)
   }
 
   private async autoJoinAll(): Promise<void> {

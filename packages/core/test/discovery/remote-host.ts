@@ -29,7 +29,8 @@ export class RemoteHost {
   approveOnJoin = false
   private server: Server | undefined
 
-  async listen(): Promise<{ address: string; port: number }> {
+  /** Listens on `port` (0: any free one); a closed host can listen again on its old port. */
+  async listen(port = 0): Promise<{ address: string; port: number }> {
     this.server = createServer((req, res) => {
       void this.handle(req).then(
         ({ status, body }) => {
@@ -39,9 +40,8 @@ export class RemoteHost {
         () => res.writeHead(500).end(),
       )
     })
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve))
-    const { port } = this.server.address() as AddressInfo
-    return { address: '127.0.0.1', port }
+    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve))
+    return { address: '127.0.0.1', port: (this.server.address() as AddressInfo).port }
   }
 
   close(): Promise<void> {
