@@ -239,11 +239,17 @@ describe('gateway policy', () => {
 
   test('model views and /api/me verdicts; usage recorded and reported', async () => {
     const hub = await hubWith(catalog())
+    const kids = await hub.roles.create({ name: 'kids', max_memory_mb: 65536, allowed_models: ['qwen3*'] })
     const views = await hub.policy.modelViews()
     expect(views).toHaveLength(16)
     const dolphin = views.find((m) => m.name === 'dolphin3:8b')
     expect(dolphin?.fits.find((f) => f.role_id === 'role-admin')?.verdict).toBe('fits')
     expect(dolphin?.fits.find((f) => f.role_id === 'role-guest')?.verdict).toBe('exceeds_allocation')
+    // Outside the role's list: said so, whatever its size (it would fit the role's 64 GiB).
+    const kidsFit = dolphin?.fits.find((f) => f.role_id === kids.id)
+    expect(kidsFit).toMatchObject({ verdict: 'not_allowed', required_mb: expect.any(Number) })
+    const qwen = views.find((m) => m.name === 'qwen3:1.7b')
+    expect(qwen?.fits.find((f) => f.role_id === kids.id)?.verdict).toBe('fits')
     const p = await device(hub, 'role-user')
     const seen: unknown[] = []
     hub.on('usage', (u) => seen.push(u))

@@ -304,7 +304,7 @@ export class GatewayPolicy {
               role_id: role.id,
               verdict: modelAllowed(role.allowed_models, m.name)
                 ? this.verdict(fit, role.max_memory_mb)
-                : ('exceeds_allocation' as FitVerdict),
+                : ('not_allowed' as FitVerdict),
               required_mb: fit ? toMiB(fit.totalBytes) : null,
             }
           }),

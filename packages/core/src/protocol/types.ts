@@ -187,7 +187,11 @@ export interface UsageRecord {
   at: number
 }
 
-export type FitVerdict = 'fits' | 'exceeds_allocation' | 'unknown'
+/**
+ * Whether a model fits a memory budget: `fits`, `exceeds_allocation` (its estimate is larger than the budget),
+ * `unknown` (no estimate yet), or `not_allowed` (the role's model list does not include it; size aside).
+ */
+export type FitVerdict = 'fits' | 'exceeds_allocation' | 'unknown' | 'not_allowed'
 
 export type PeerStatus = 'discovered' | 'joining' | 'pending' | 'joined' | 'denied' | 'failed'
 
