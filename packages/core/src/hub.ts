@@ -8,6 +8,7 @@ import { OllamaManager, type OllamaManagerOptions } from './ollama/manager'
 import { ModelManager } from './ollama/models'
 import { BUILTIN_PROVIDER_PACKAGES, loadProvidersDetailed } from './providers/load'
 import { ProviderSet } from './providers/set'
+import { MIB } from './providers/totals'
 import type { MemoryProvider, ProviderHost } from './providers/types'
 import { getInstanceId } from './store/instance'
 import { VERSION } from './version'
@@ -37,6 +38,8 @@ export interface HubOptions {
    * providers run, their primary devices minus `host_reserve_mb` decide.
    */
   capacityMb?: () => number | undefined
+  /** Free memory in MiB for "can it load now" when no memory providers are running (embedding, tests). */
+  freeMb?: () => number | undefined
   /** Setting values that win over the stored ones for this run (CLI flags); not persisted. */
   settings?: Partial<SettingsValues>
   /**
@@ -114,6 +117,7 @@ export class Hub {
       settings: this.settings,
       metrics: this.metrics,
       catalog: () => this.catalog,
+      freeMb: () => this.freeMb(),
     })
     const ollamaOpts = typeof options.ollama === 'object' ? options.ollama : {}
     this.ollama = new OllamaManager({
@@ -151,6 +155,14 @@ export class Hub {
   /** Usable MiB for allocations, or undefined while unknown. */
   capacityMb(): number | undefined {
     return this.options.capacityMb?.() ?? this.memory?.capacityMb()
+  }
+
+  /** Free MiB of the primary memory devices as last sampled, or undefined while unknown. */
+  freeMb(): number | undefined {
+    const override = this.options.freeMb?.()
+    if (override !== undefined) return override
+    const free = this.memory?.latest()?.totals.freeBytes
+    return free === undefined ? undefined : Math.floor(free / MIB)
   }
 
   on<K extends EventType>(type: K, listener: (payload: EventMap[K]) => void): () => void {

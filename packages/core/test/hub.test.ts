@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
-import { createHub, isSharedLLMError, VERSION } from '../src/index'
+import { createHub, defineProvider, isSharedLLMError, VERSION } from '../src/index'
 import { startHub, tempDir } from './helpers'
 
 describe('hub', () => {
@@ -34,5 +34,24 @@ describe('hub', () => {
     expect(hub.capacityMb()).toBe(1234)
     const none = await startHub()
     expect(none.capacityMb()).toBeUndefined()
+    expect(none.freeMb()).toBeUndefined()
+  })
+
+  test('free memory is the primary devices’ free memory as last sampled', async () => {
+    const GiB = 2 ** 30
+    const gpu = (localId: string, usedGiB: number) => ({
+      localId,
+      name: `GPU ${localId}`,
+      kind: 'dedicated' as const,
+      totalBytes: 24 * GiB,
+      usedBytes: usedGiB * GiB,
+    })
+    const provider = defineProvider({
+      name: 'twogpus',
+      isAvailable: async () => true,
+      snapshot: async () => [gpu('0', 20), gpu('1', 2.5)],
+    })
+    const hub = await startHub({ providers: [provider], probeIntervalMs: 60_000 })
+    expect(hub.freeMb()).toBe(4 * 1024 + 21.5 * 1024)
   })
 })

@@ -172,6 +172,48 @@ describe('gateway policy', () => {
     expect(est).toMatchObject({ source: 'loaded', totalBytes: 5964735424 })
   })
 
+  test('can it load now: against free memory, then with the idle loaded models Ollama would unload', async () => {
+    const [gemma] = fixture('api-ps-gemma3-full-vram-issue.json').models as RunningModel[] // 5688 MiB
+    // A second loaded model, as if qwen3:1.7b were in memory too, at its tag size.
+    const qwen = {
+      ...gemma!,
+      name: 'qwen3:1.7b',
+      model: 'qwen3:1.7b',
+      size: 1359293444,
+      size_vram: 1359293444,
+    }
+    const ps = [gemma!, qwen]
+    let freeMb: number | undefined = 8000
+    const hub = await startHub({ capacityMb: () => 100_000, freeMb: () => freeMb })
+    ;(hub as unknown as { catalog: ModelCatalog }).catalog = catalog(ps)
+    const p = await device(hub, 'role-admin', 16384)
+    const loadOf = async (name: string) => (await hub.policy.me(p)).models.find((m) => m.name === name)?.load
+    const viewOf = async (name: string) => (await hub.policy.modelViews()).find((m) => m.name === name)?.load
+
+    // dolphin3:8b needs about 5461 MiB at 4096 tokens.
+    expect(await loadOf('dolphin3:8b')).toBe('free')
+    expect(await viewOf('dolphin3:8b')).toBe('free')
+    expect(await loadOf('gemma3:4b')).toBe('free')
+    expect(await loadOf('qwen3:1.7b')).toBe('loaded')
+    expect(await viewOf('qwen3:1.7b')).toBe('loaded')
+    freeMb = 1000
+    // 1000 MiB free plus gemma3's 5688 MiB, which nobody is using: Ollama unloads it and loads dolphin.
+    expect(await loadOf('dolphin3:8b')).toBe('unloads_idle')
+    // While a request holds gemma3, its memory is not coming back (1000 + qwen's 1296 MiB is too little).
+    const holding = await hub.policy.admit(p, { endpoint: 'x', model: 'gemma3:latest' })
+    expect(await loadOf('dolphin3:8b')).toBe('busy')
+    expect(await viewOf('dolphin3:8b')).toBe('busy')
+    holding.release()
+    expect(await loadOf('dolphin3:8b')).toBe('unloads_idle')
+    // A model that needs less than the free memory loads as it is.
+    expect(await loadOf('deepseek-r1:1.5b')).toBe('unloads_idle')
+    freeMb = 3000
+    expect(await loadOf('deepseek-r1:1.5b')).toBe('free')
+    // No memory reading: unknown, never a guess.
+    freeMb = undefined
+    expect(await loadOf('dolphin3:8b')).toBe('unknown')
+  })
+
   test('models outside the role list are refused', async () => {
     const hub = await hubWith(catalog())
     const role = await hub.roles.create({ name: 'kids', max_memory_mb: 8000, allowed_models: ['qwen3*'] })

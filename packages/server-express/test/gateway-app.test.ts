@@ -30,6 +30,7 @@ beforeAll(async () => {
     dataDir: join(dir, 'data'),
     logger: silentLogger,
     capacityMb: () => 65536,
+    freeMb: () => 2048,
     providers: false,
     discovery: false,
     ollama: false,
@@ -115,6 +116,14 @@ it('join → approve → claim → the ollama and openai clients stream through 
         ).usage,
     )
     .toMatchObject({ requests: 2, completion_tokens: 8 })
+  // Can it load now: the model just used is in memory; a 7 GB one does not fit 2 GiB free plus the idle one.
+  const me: Json = await (
+    await fetch(`${url}/api/me`, { headers: { Authorization: `Bearer ${key}` } })
+  ).json()
+  const loadOf = (name: string) => (me.models as Json[]).find((m) => m.name === name)?.load
+  expect(loadOf('qwen3:1.7b')).toBe('loaded')
+  expect(loadOf('gemma3n:e4b')).toBe('busy')
+  expect(loadOf('deepseek-r1:1.5b')).toBe('free')
   const usage: Json = await (await fetch(`${url}/api/usage`, { headers: admin })).json()
   expect(usage.by_device_model).toEqual(
     expect.arrayContaining([expect.objectContaining({ device_id: joined.device_id, model: 'qwen3:1.7b' })]),

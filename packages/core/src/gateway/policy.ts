@@ -4,7 +4,7 @@ import type { DomainContext } from '../domain/context'
 import type { SettingsService } from '../domain/settings'
 import { SharedLLMError } from '../errors'
 import type { MeModel, MeResponse, ModelView, UsageResponse } from '../protocol/api'
-import type { FitVerdict, ModelInfo, Role, RunningModel, UsageRecord } from '../protocol/types'
+import type { FitVerdict, LoadVerdict, ModelInfo, Role, RunningModel, UsageRecord } from '../protocol/types'
 import { usageRepo } from '../store/access'
 import { rolesRepo } from '../store/roles'
 import { estimateFit, type FitEstimate, kvShapeFromModelInfo, type KvShape, MiB, toMiB } from './fit'
@@ -44,6 +44,8 @@ export interface GatewayPolicyOptions {
   settings: SettingsService
   metrics: GatewayMetrics
   catalog: () => ModelCatalog | undefined
+  /** The host's free memory in MiB (primary devices, last sample), for "can it load now"; undefined: unknown. */
+  freeMb?: () => number | undefined
   /** How long model lists and running models are cached on the hot path. @default 5000 */
   cacheMs?: number
 }
@@ -231,10 +233,11 @@ export class GatewayPolicy {
     return models
   }
 
-  private async running(): Promise<RunningModel[]> {
+  /** Ollama's running models, cached for `cacheMs` on the hot path; `fresh` reads them now (the views). */
+  private async running(fresh = false): Promise<RunningModel[]> {
     const catalog = this.o.catalog()
     if (!catalog) return []
-    if (this.ps && this.o.ctx.now() - this.ps.at < this.cacheMs) return this.ps.models
+    if (!fresh && this.ps && this.o.ctx.now() - this.ps.at < this.cacheMs) return this.ps.models
     const models = await catalog.running().catch(() => [] as RunningModel[])
     this.ps = { at: this.o.ctx.now(), models }
     return models
@@ -287,11 +290,32 @@ export class GatewayPolicy {
     return fit.totalBytes <= allocationMb * MiB ? 'fits' : 'exceeds_allocation'
   }
 
+  /**
+   * Can `name` load now: compared with the host's free memory, then with what Ollama would free by
+   * unloading the loaded models that no request through the gateway is using (it does so on its own).
+   */
+  private async loadVerdict(name: string, fit: FitEstimate | undefined): Promise<LoadVerdict> {
+    const running = await this.running()
+    const wanted = normaliseModelName(name)
+    if (running.some((m) => normaliseModelName(m.name) === wanted)) return 'loaded'
+    const freeMb = this.o.freeMb?.()
+    if (!fit || freeMb === undefined) return 'unknown'
+    const free = freeMb * MiB
+    if (fit.totalBytes <= free) return 'free'
+    let idle = 0
+    for (const m of running) {
+      if (this.modelsInFlight.has(normaliseModelName(m.name))) continue
+      // Held in GPU memory when the GPU is in use; in RAM (size) when Ollama runs on the CPU or unified memory.
+      idle += m.size_vram > 0 ? m.size_vram : m.size
+    }
+    return fit.totalBytes <= free + idle ? 'unloads_idle' : 'busy'
+  }
+
   /** GET /api/models: every model with a verdict for each role's maximum. */
   async modelViews(): Promise<ModelView[]> {
     const [models, running, roles] = await Promise.all([
       this.models(),
-      this.running(),
+      this.running(true),
       rolesRepo.list(this.o.ctx.db()),
     ])
     const loaded = new Set(running.map((m) => normaliseModelName(m.name)))
@@ -309,7 +333,11 @@ export class GatewayPolicy {
             }
           }),
         )
-        return { ...m, fits, loaded: loaded.has(normaliseModelName(m.name)) }
+        const load = await this.loadVerdict(
+          m.name,
+          await this.estimate(m.name, this.o.settings.get('default_context_tokens')),
+        )
+        return { ...m, fits, loaded: loaded.has(normaliseModelName(m.name)), load }
       }),
     )
   }
@@ -317,13 +345,18 @@ export class GatewayPolicy {
   /** The models a device may use (its role's list), each with a verdict against its allocation. */
   async modelsFor(principal: Principal): Promise<MeModel[]> {
     const models = await this.models().catch(() => [] as ModelInfo[])
+    await this.running(true) // what is loaded right now, for the load verdicts below
     if (principal.kind === 'admin') {
-      return models.map((m) => ({
-        name: m.name,
-        size: m.size,
-        verdict: 'fits' as FitVerdict,
-        required_mb: null,
-      }))
+      const ctx = this.o.settings.get('default_context_tokens')
+      return Promise.all(
+        models.map(async (m) => ({
+          name: m.name,
+          size: m.size,
+          verdict: 'fits' as FitVerdict,
+          required_mb: null,
+          load: await this.loadVerdict(m.name, await this.estimate(m.name, ctx)),
+        })),
+      )
     }
     const { role, device } = principal
     const allowed = models.filter((m) => modelAllowed(role.allowed_models, m.name))
@@ -335,6 +368,7 @@ export class GatewayPolicy {
           size: m.size,
           verdict: this.verdict(fit, device.allocation_mb),
           required_mb: fit ? toMiB(fit.totalBytes) : null,
+          load: await this.loadVerdict(m.name, fit),
         }
       }),
     )

@@ -10,6 +10,7 @@ import type {
   Device,
   DeviceStatus,
   FitVerdict,
+  LoadVerdict,
   MemoryStats,
   ModelInfo,
   OllamaStatus,
@@ -98,6 +99,8 @@ export interface ModelFit {
 export interface ModelView extends ModelInfo {
   /** Fit verdict for each role's maximum memory. */
   fits: ModelFit[]
+  /** Can it load now, at the default context, against the host's free memory. */
+  load: LoadVerdict
   loaded: boolean
 }
 /** GET /api/models */
@@ -200,6 +203,8 @@ export interface MeModel {
   size: number
   verdict: FitVerdict
   required_mb: number | null
+  /** Can it load now, at the role's context, against the host's free memory. */
+  load: LoadVerdict
 }
 /** GET /api/me (device key) */
 export interface MeResponse {

@@ -193,6 +193,15 @@ export interface UsageRecord {
  */
 export type FitVerdict = 'fits' | 'exceeds_allocation' | 'unknown' | 'not_allowed'
 
+/**
+ * Whether a model can be loaded right now, against the host's free memory (the fit verdict says whether it
+ * may be loaded at all): `loaded` (already in memory), `free` (its estimate fits the free memory),
+ * `unloads_idle` (it fits once Ollama unloads loaded models nobody is using, which Ollama does on its own),
+ * `busy` (not even then: models in use hold the memory, so the request waits in Ollama's queue or runs partly
+ * on the CPU), `unknown` (no estimate, or no memory reading).
+ */
+export type LoadVerdict = 'loaded' | 'free' | 'unloads_idle' | 'busy' | 'unknown'
+
 export type PeerStatus = 'discovered' | 'joining' | 'pending' | 'joined' | 'denied' | 'failed'
 
 /** Another sharedLLM host found on the LAN, as `GET /api/peers` lists it. Its key never leaves core. */
