@@ -40,7 +40,7 @@ export interface HubOptions {
   capacityMb?: () => number | undefined
   /** Free memory in MiB for "can it load now" when no memory providers are running (embedding, tests). */
   freeMb?: () => number | undefined
-  /** Setting values that win over the stored ones for this run (CLI flags); not persisted. */
+  /** Setting values that win over the stored ones for this run (CLI flags) until the owner sets that key; not persisted. */
   settings?: Partial<SettingsValues>
   /**
    * Memory providers. Default: the five built-in packages (where installed) plus the `extra_providers`
@@ -89,6 +89,7 @@ export class Hub {
   instanceId: string | undefined
   /** The policy reads models through it; tests may replace it. */
   protected catalog: ModelCatalog | undefined
+  private offOllamaSettings: (() => void) | undefined
   private store: Store | undefined
   private readonly ctx: DomainContext
   private startPromise: Promise<void> | undefined
@@ -226,6 +227,11 @@ export class Hub {
     if (o.ollama !== false) {
       await this.ollama.start()
       this.models.start()
+      // A new address (or way to start Ollama) takes effect now: ours on the old address is stopped.
+      this.offOllamaSettings = this.bus.on('setting_changed', ({ key }) => {
+        if (key === 'ollama_host' || key === 'ollama_bin' || key === 'auto_start_ollama')
+          void this.ollama.reconfigure()
+      })
     }
     if (o.discovery !== false) {
       const selfName = () => hostname().slice(0, 63) || 'sharedllm'
@@ -257,6 +263,8 @@ export class Hub {
   }
 
   private async stopServices(): Promise<void> {
+    this.offOllamaSettings?.()
+    this.offOllamaSettings = undefined
     await this.discovery?.stop().catch((err) => this.log.warn({ err }, 'stopping discovery failed'))
     this.peers?.stop()
     this.models.stop()

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
-import { createHub, defineProvider, isSharedLLMError, VERSION } from '../src/index'
+import { delimiter } from 'node:path'
+import { createHub, defineProvider, isProcessGone, isSharedLLMError, VERSION } from '../src/index'
+import { fakeOllamaDir, freeLoopbackPort } from '../src/testing/fake-ollama'
 import { startHub, tempDir } from './helpers'
 
 describe('hub', () => {
@@ -53,5 +55,30 @@ describe('hub', () => {
     })
     const hub = await startHub({ providers: [provider], probeIntervalMs: 60_000 })
     expect(hub.freeMb()).toBe(4 * 1024 + 21.5 * 1024)
+  })
+
+  test('changing ollama_host in the settings moves the Ollama it owns to the new address', async () => {
+    const [a, b] = [await freeLoopbackPort(), await freeLoopbackPort()]
+    const hub = await startHub({
+      settings: { ollama_host: `http://127.0.0.1:${a}` },
+      ollama: {
+        healthIntervalMs: 200,
+        env: { ...process.env, PATH: `${fakeOllamaDir}${delimiter}${process.env.PATH}` },
+      },
+    })
+    const before = hub.ollama.status()
+    expect(before).toMatchObject({ running: true, owned: true, host: `http://127.0.0.1:${a}` })
+    await hub.settings.set('ollama_host', `http://127.0.0.1:${b}`)
+    const deadline = Date.now() + 8000
+    while (!(hub.ollama.status().running && hub.ollama.status().host.endsWith(`:${b}`))) {
+      if (Date.now() > deadline) throw new Error(`not moved: ${JSON.stringify(hub.ollama.status())}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(isProcessGone(before.pid!)).toBe(true)
+    const after = hub.ollama.status()
+    expect(after).toMatchObject({ owned: true, restarts: 0 })
+    expect(after.pid).not.toBe(before.pid)
+    await hub.stop()
+    expect(isProcessGone(after.pid!)).toBe(true)
   })
 })

@@ -191,6 +191,79 @@ describe('OllamaManager: attach', () => {
   })
 })
 
+describe('OllamaManager: ollama_host changed at runtime', () => {
+  test('ours on the old address is stopped and a new one serves the new address', async () => {
+    const { manager, settings } = await setup()
+    await manager.start()
+    const old = manager.status()
+    expect(old).toMatchObject({ running: true, owned: true })
+    const port = await freeLoopbackPort()
+    settings.ollama_host = `http://127.0.0.1:${port}`
+    await manager.reconfigure()
+    expect(isProcessGone(old.pid!)).toBe(true)
+    const now = manager.status()
+    expect(now).toMatchObject({ host: settings.ollama_host, running: true, owned: true, restarts: 0 })
+    expect(now.pid).not.toBe(old.pid)
+    expect(procEnv(now.pid!)).toContain(`OLLAMA_HOST=127.0.0.1:${port}\0`)
+    // The old child's exit was not taken for a crash: no restart comes after it.
+    await sleep(400)
+    expect(manager.status()).toMatchObject({ pid: now.pid, restarts: 0, state: 'running' })
+  })
+
+  test('moved to an Ollama that already runs: ours is stopped and that one is attached', async () => {
+    const fake = await startFakeOllama()
+    cleanups.push(() => fake.stop())
+    const { manager, settings } = await setup()
+    await manager.start()
+    const ours = manager.status().pid!
+    settings.ollama_host = fake.url
+    await manager.reconfigure()
+    expect(isProcessGone(ours)).toBe(true)
+    expect(manager.status()).toMatchObject({ host: fake.url, running: true, owned: false, pid: null })
+    await manager.stop()
+    expect(isProcessGone(fake.pid)).toBe(false)
+  })
+
+  test('a binary fixed in the settings is used at once', async () => {
+    const { manager, settings } = await setup({ ollama_bin: '/nonexistent/ollama' })
+    await manager.start()
+    expect(manager.status().running).toBe(false)
+    settings.ollama_bin = fakeOllamaBin
+    await manager.reconfigure()
+    expect(manager.status()).toMatchObject({ running: true, owned: true, gave_up: false })
+  })
+
+  test('a manager that gave up starts over when the address changes', async () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PATH: `${fakeOllamaDir}${delimiter}${process.env.PATH}`,
+      FAKE_OLLAMA_MODE: 'crash-after:30',
+    }
+    const { manager, settings } = await setup(
+      {},
+      { backoff: { initialMs: 50, maxMs: 100, maxRestarts: 2, windowMs: 60_000 }, env },
+    )
+    await manager.start()
+    await until(() => manager.status().gave_up, 'give-up', 15_000)
+    delete env.FAKE_OLLAMA_MODE // the owner fixed what made it crash, and points at a new address
+    settings.ollama_host = `http://127.0.0.1:${await freeLoopbackPort()}`
+    await manager.reconfigure()
+    expect(manager.status()).toMatchObject({ running: true, owned: true, gave_up: false, state: 'running' })
+    // Restarts work again after the reset.
+    const pid = manager.status().pid!
+    process.kill(pid, 'SIGKILL')
+    await until(() => manager.status().running && manager.status().pid !== pid, 'restart after give-up reset')
+  })
+
+  test('does nothing once stopped', async () => {
+    const { manager } = await setup()
+    await manager.start()
+    await manager.stop()
+    await manager.reconfigure()
+    expect(manager.status()).toMatchObject({ state: 'stopped', pid: null })
+  })
+})
+
 describe('OllamaManager: restarts', () => {
   /** Kills the owned child with SIGKILL and returns ms between the exit being seen and the respawn. */
   async function killAndMeasure(manager: OllamaManager, seen: Seen[]): Promise<number> {

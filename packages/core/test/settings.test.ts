@@ -71,6 +71,14 @@ describe('settings', () => {
     expect(hub.settings.get('mdns_enabled')).toBe(true)
   })
 
+  test('a value the owner sets wins over the override for the rest of the run', async () => {
+    const hub = await startHub({ settings: { ollama_host: 'http://127.0.0.1:11500' } })
+    expect(hub.settings.get('ollama_host')).toBe('http://127.0.0.1:11500')
+    await hub.settings.set('ollama_host', 'http://127.0.0.1:11600')
+    expect(hub.settings.get('ollama_host')).toBe('http://127.0.0.1:11600')
+    expect(hub.settings.list().find((s) => s.key === 'ollama_host')?.value).toBe('http://127.0.0.1:11600')
+  })
+
   test('a stored value that no longer validates falls back to the default', async () => {
     const dir = tempDir()
     let hub = await startHub({ dataDir: dir })

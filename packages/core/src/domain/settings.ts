@@ -18,11 +18,15 @@ export interface SettingView {
 /** Typed, validated settings. Values are cached in memory and written through to SQLite. */
 export class SettingsService {
   private values = new Map<string, unknown>()
+  /** Command-line values for this run (a copy: `set` ends one without touching the caller's object). */
+  private readonly overrides: Partial<SettingsValues>
 
   constructor(
     private readonly ctx: DomainContext,
-    private readonly overrides: Partial<SettingsValues> = {},
-  ) {}
+    overrides: Partial<SettingsValues> = {},
+  ) {
+    this.overrides = { ...overrides }
+  }
 
   async load(): Promise<void> {
     const stored = await settingsRepo.all(this.ctx.db())
@@ -64,6 +68,10 @@ export class SettingsService {
     })
   }
 
+  /**
+   * Validates, stores and applies a value (audited, `setting_changed` emitted). A command-line override of
+   * the same key ends here: what the owner just chose is what `get` answers from now on.
+   */
   async set(key: string, value: unknown, actor: Actor = 'admin'): Promise<unknown> {
     if (!isSettingKey(key)) {
       throw new SharedLLMError('NOT_FOUND', `unknown setting '${key}'`, { details: { field: key } })
@@ -85,6 +93,8 @@ export class SettingsService {
       await audit(trx, this.ctx, actor, 'setting.set', key, { value: before }, { value: clean })
     })
     this.values.set(key, clean)
+    // The owner's later choice wins over a command-line override for the rest of this run, too.
+    delete this.overrides[key]
     this.ctx.bus.emit('setting_changed', { key, value: def.secret ? null : clean })
     return clean
   }

@@ -69,6 +69,8 @@ export class OllamaManager {
   private current: OllamaStatus
   private active = false
   private child: ChildProcess | null = null
+  /** The `ollama_host` the owned child was started for. */
+  private childHost: string | null = null
   private killReason: string | null = null
   private loopTimer: NodeJS.Timeout | null = null
   private restartTimer: NodeJS.Timeout | null = null
@@ -156,6 +158,39 @@ export class OllamaManager {
     this.set({ state: 'stopped', running: false, owned: false, pid: null })
   }
 
+  /**
+   * `ollama_host` (or how to start Ollama) changed: an Ollama we own that serves the old address is stopped,
+   * give-up and backoff start over, and the new address is checked at once (attach, or spawn with
+   * auto-start). Nothing to do when stopped. Never throws.
+   */
+  reconfigure(): Promise<void> {
+    if (!this.active) return Promise.resolve()
+    return this.serialize(async () => {
+      const host = this.o.settings().ollama_host
+      const child = this.child
+      if (child && this.childHost !== host) {
+        this.child = null // its exit is not a crash to restart from
+        this.childHost = null
+        this.log.info(
+          { pid: child.pid, from: this.current.host, to: host },
+          'ollama_host changed: stopping ours',
+        )
+        await terminate(child, this.graceMs)
+      }
+      if (this.restartTimer) clearTimeout(this.restartTimer)
+      this.restartTimer = null
+      this.backoffStep = 0
+      this.restartTimes = []
+      this.failures = 0
+      this.set({
+        host,
+        gave_up: false,
+        ...(this.childAlive() ? {} : { state: 'unknown', running: false, owned: false, pid: null }),
+      })
+      await this.tick()
+    }).then(() => this.scheduleCheck())
+  }
+
   /** Runs state transitions one at a time; a failure is logged and reported, never thrown. */
   private serialize(fn: () => Promise<void>): Promise<void> {
     const next = this.work.then(fn).catch((err) => {
@@ -167,7 +202,7 @@ export class OllamaManager {
   }
 
   private scheduleCheck(): void {
-    if (!this.active || this.current.gave_up) return
+    if (!this.active || this.current.gave_up || this.loopTimer) return
     this.loopTimer = setTimeout(() => {
       this.loopTimer = null
       void this.serialize(() => this.tick()).then(() => this.scheduleCheck())
@@ -256,6 +291,7 @@ export class OllamaManager {
     }
     const child = spawnOllama(bin.path, listen.value, this.env)
     this.child = child
+    this.childHost = settings.ollama_host
     this.killReason = null
     this.set({ state: 'starting', running: false, owned: true, pid: child.pid ?? null })
     this.log.info({ bin: bin.path, listen: listen.value, pid: child.pid }, 'starting ollama serve')

@@ -40,7 +40,11 @@ const packageName = z
   .max(214)
 
 export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
-  api_port: { schema: port, default: 8080, description: 'Port of the HTTP API and dashboard' },
+  api_port: {
+    schema: port,
+    default: 8080,
+    description: 'Port of the HTTP API and dashboard (from the next start)',
+  },
   ollama_host: {
     schema: ollamaHost as unknown as z.ZodType<string>,
     default: 'http://127.0.0.1:11434',
@@ -98,12 +102,12 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
   extra_providers: {
     schema: z.array(packageName).max(32),
     default: [],
-    description: 'Extra memory provider packages to load by name',
+    description: 'Extra memory provider packages to load by name (from the next start)',
   },
   probe_interval_ms: {
     schema: z.number().int().min(250).max(600_000),
     default: 3000,
-    description: 'Memory probe cadence (ms)',
+    description: 'Memory probe cadence in ms (from the next start)',
   },
   allowed_hosts: {
     schema: z.array(hostName).max(64),
@@ -113,7 +117,7 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
   https_port: {
     schema: z.number().int().min(0).max(65535),
     default: 8443,
-    description: 'HTTPS port; 0 turns HTTPS off',
+    description: 'HTTPS port; 0 turns HTTPS off (from the next start)',
   },
 }
 
