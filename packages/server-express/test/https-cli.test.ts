@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createHub } from '@sharedllm/core'
 import { freeLoopbackPort } from '@sharedllm/core/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { httpsRequest } from './https-helpers'
@@ -26,8 +29,12 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-async function serve(args: string[]): Promise<{ out: () => string; port: number }> {
+async function serve(
+  args: string[],
+  prepare?: (dataDir: string) => Promise<void>,
+): Promise<{ out: () => string; port: number }> {
   dir = await mkdtemp(join(tmpdir(), 'sllm-https-cli-'))
+  await prepare?.(join(dir, 'data'))
   const port = await freeLoopbackPort()
   const p = spawn(
     process.execPath,
@@ -88,6 +95,41 @@ describe.skipIf(!built)('sharedllm CLI with HTTPS (built)', () => {
     const info = await (await fetch(`http://127.0.0.1:${port}/api/tls`)).json()
     expect(info).toEqual({ https_port: null, http_port: null, ca_fingerprint: null, https_urls: [] })
     expect((await fetch(`http://127.0.0.1:${port}/ca.crt`)).status).toBe(404)
+  })
+
+  it('the stored HTTPS port is taken: it serves HTTP only and says so', async () => {
+    const httpsPort = await freeLoopbackPort()
+    const squatter = createServer().listen(httpsPort, '127.0.0.1')
+    await once(squatter, 'listening')
+    try {
+      const { out, port } = await serve(['--no-auto-start-ollama'], async (dataDir) => {
+        // Chosen earlier by the owner, not on this command line: the CLI may fall back.
+        const hub = createHub({ dataDir, providers: false, ollama: false, discovery: false })
+        await hub.start()
+        await hub.settings.set('https_port', httpsPort)
+        await hub.stop()
+      })
+      expect(out()).toMatch(/the HTTPS port is in use; serving HTTP only/)
+      expect(out()).not.toContain('over HTTPS')
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+      const info = await (await fetch(`http://127.0.0.1:${port}/api/tls`)).json()
+      expect(info).toMatchObject({ https_port: null, https_urls: [] })
+    } finally {
+      squatter.close()
+    }
+  })
+
+  it('an HTTPS port asked for on the command line and taken is an error, not a silent fallback', async () => {
+    const httpsPort = await freeLoopbackPort()
+    const squatter = createServer().listen(httpsPort, '127.0.0.1')
+    await once(squatter, 'listening')
+    try {
+      await expect(serve(['--https-port', String(httpsPort), '--no-auto-start-ollama'])).rejects.toThrow(
+        /the CLI exited [1-9][\s\S]*the port is already in use .*; pick another with --port or --https-port/,
+      )
+    } finally {
+      squatter.close()
+    }
   })
 
   it('a bad --https-port is a usage error', async () => {
