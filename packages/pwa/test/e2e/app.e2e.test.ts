@@ -115,6 +115,8 @@ describe.skipIf(missing.length > 0)('PWA end to end (real Chromium, real server,
     await phone.click('a[href="/app/chat"]')
     await phone.waitForURL(`${server.url}/app/chat`)
     await phone.waitForSelector('[data-verdict="fits"]')
+    // Whether it can load now, from the host's real free memory (this machine's RAM).
+    await phone.waitForSelector('.picker [data-load]')
     await phone.fill('[data-field="message"] textarea', 'Say hello')
     await phone.click('[data-action="send"]')
     // The stop button shows while the answer streams, and the send button comes back when it is done.
@@ -146,6 +148,11 @@ describe.skipIf(missing.length > 0)('PWA end to end (real Chromium, real server,
     ] as const) {
       await admin.click(`a[href="${path}"]`)
       await admin.waitForSelector(ready, { timeout: 15_000 })
+      if (name === 'admin-models') {
+        // The model the phone just used is in memory; the running list is live.
+        const used = (await ollama.requests()).find((r) => r.path === '/api/chat')?.body as { model?: string }
+        await admin.waitForSelector(`[data-model="${used?.model}"] [data-load="loaded"]`, { timeout: 15_000 })
+      }
       if (name === 'admin-add-device') {
         await admin.click('[data-action="pair"]')
         await admin.waitForSelector('[data-qr] svg')
