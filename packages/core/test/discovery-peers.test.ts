@@ -246,7 +246,8 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
     const back = Date.now()
     await registry.seen(advert(port))
     await until(async () => (await peerOf(peers))?.status === 'pending')
-    expect(Date.now() - back).toBeLessThan(1000)
+    // Not by a timer: the 1 s one found it offline, and a 2 s one would fire only ~1.5 s from here.
+    expect(Date.now() - back).toBeLessThan(1400)
   })
 
   test('a refusal is not retried on its own', async () => {
