@@ -224,7 +224,7 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
     const registry = registryOf(hub)
     await registry.seen(advert(port))
     await until(async () => (await peerOf(peers))?.status === 'failed')
-    expect((await peerOf(peers))?.error).toMatch(/cannot reach/)
+    await until(async () => /cannot reach .*; trying again in 1 s$/.test((await peerOf(peers))?.error ?? ''))
     await remote.listen(port)
     // Tried again on its own (after 1 s, then 2 s …), without the owner pressing Join.
     await until(async () => (await peerOf(peers))?.status === 'pending', 5000)

@@ -208,7 +208,15 @@ export class PeersService {
       this.o.log.warn({ err, instance_id: instanceId }, 'auto-join failed')
       if (!peerId) return
       if (isSharedLLMError(err, 'UPSTREAM_UNAVAILABLE') || isSharedLLMError(err, 'TIMEOUT')) {
-        this.retryAutoJoin(peerId, instanceId)
+        const delay = this.retryAutoJoin(peerId, instanceId)
+        // The owner sees that it is not given up on.
+        const peer =
+          delay === undefined ? undefined : await peersRepo.get(this.o.db(), peerId).catch(() => undefined)
+        if (peer?.status === 'failed' && delay !== undefined) {
+          await this.patch(peer, {
+            error: `${peer.error ?? 'not reachable'}; trying again in ${Math.round(delay / 1000)} s`,
+          }).catch(() => {})
+        }
       } else {
         this.unreachable.delete(peerId)
         this.offline.delete(peerId)
@@ -216,19 +224,19 @@ export class PeersService {
     }
   }
 
-  private retryAutoJoin(peerId: string, instanceId: string): void {
-    if (this.stopped || this.retries.has(peerId)) return
+  /** Schedules the next try; returns its delay in ms, or undefined when one is already scheduled. */
+  private retryAutoJoin(peerId: string, instanceId: string): number | undefined {
+    if (this.stopped || this.retries.has(peerId)) return undefined
     const tries = (this.unreachable.get(peerId) ?? 0) + 1
     this.unreachable.set(peerId, tries)
-    const timer = setTimeout(
-      () => {
-        this.retries.delete(peerId)
-        void this.autoJoin(instanceId)
-      },
-      Math.min(60_000, AUTO_JOIN_RETRY_MS * 2 ** (tries - 1)),
-    )
+    const delay = Math.min(60_000, AUTO_JOIN_RETRY_MS * 2 ** (tries - 1))
+    const timer = setTimeout(() => {
+      this.retries.delete(peerId)
+      void this.autoJoin(instanceId)
+    }, delay)
     timer.unref()
     this.retries.set(peerId, timer)
+    return delay
   }
 
   private async autoJoinAll(): Promise<void> {
