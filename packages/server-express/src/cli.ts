@@ -244,7 +244,8 @@ async function join(args: Parsed): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const args = parse(argv)
+  // `npm start -- --port 9000` habits: pnpm passes the `--` on, which would make every option a positional.
+  const args = parse(argv[0] === '--' ? argv.slice(1) : argv)
   if (args.values.help) {
     process.stdout.write(HELP)
     return
@@ -257,7 +258,7 @@ export async function main(argv: string[]): Promise<void> {
   if (command === 'serve') return serve(args)
   if (command === 'admin' && sub === 'reset-token') return resetToken(args)
   if (command === 'join') return join(args)
-  throw new UsageError(`unknown command '${args.positionals.join(' ')}'`)
+  throw new UsageError(`unknown command '${command}'; the commands are serve, admin reset-token and join`)
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -53,6 +53,15 @@ describe.skipIf(!built)('sharedllm CLI (built)', () => {
     expect(r.output()).toContain('sharedllm join <url> --name <name>')
     const bad = run(['--bogus'])
     expect(await bad.exited).toBe(2)
+    // `pnpm start -- --version` passes the `--` on: it is skipped, not taken for the end of the options.
+    const dashed = run(['--', '--version'])
+    expect(await dashed.exited).toBe(0)
+    expect(dashed.output().trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    const unknown = run(['serv'])
+    expect(await unknown.exited).toBe(2)
+    expect(unknown.output()).toContain(
+      "unknown command 'serv'; the commands are serve, admin reset-token and join",
+    )
   })
 
   it('starts, answers /healthz and /api/gpu, and exits cleanly on SIGTERM; reset-token rotates the secret', async () => {
