@@ -219,7 +219,13 @@ describe('OllamaManager: ollama_host changed at runtime', () => {
     settings.ollama_host = fake.url
     await manager.reconfigure()
     expect(isProcessGone(ours)).toBe(true)
-    expect(manager.status()).toMatchObject({ host: fake.url, running: true, owned: false, pid: null })
+    expect(manager.status()).toMatchObject({
+      host: fake.url,
+      running: true,
+      owned: false,
+      pid: null,
+      last_error: null,
+    })
     await manager.stop()
     expect(isProcessGone(fake.pid)).toBe(false)
   })
@@ -228,9 +234,12 @@ describe('OllamaManager: ollama_host changed at runtime', () => {
     const { manager, settings } = await setup({ ollama_bin: '/nonexistent/ollama' })
     await manager.start()
     expect(manager.status().running).toBe(false)
+    expect(manager.status().last_error).toMatch(/not an executable file/)
     settings.ollama_bin = fakeOllamaBin
     await manager.reconfigure()
+    // The error was about the old setup: it does not linger next to a running Ollama.
     expect(manager.status()).toMatchObject({ running: true, owned: true, gave_up: false })
+    expect(manager.status().last_error ?? '').not.toMatch(/not an executable file/)
   })
 
   test('a manager that gave up starts over when the address changes', async () => {

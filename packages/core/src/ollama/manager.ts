@@ -185,6 +185,7 @@ export class OllamaManager {
       this.set({
         host,
         gave_up: false,
+        last_error: null, // about the old address or setup
         ...(this.childAlive() ? {} : { state: 'unknown', running: false, owned: false, pid: null }),
       })
       await this.tick()
