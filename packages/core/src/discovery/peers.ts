@@ -206,21 +206,27 @@ export class PeersService {
     } catch (err) {
       // Background: the failure is on the peer (status failed, error) and in the log, never thrown.
       this.o.log.warn({ err, instance_id: instanceId }, 'auto-join failed')
-      if (!peerId) return
+      if (!peerId || this.stopped) return
       if (isSharedLLMError(err, 'UPSTREAM_UNAVAILABLE') || isSharedLLMError(err, 'TIMEOUT')) {
         const delay = this.retryAutoJoin(peerId, instanceId)
-        // The owner sees that it is not given up on.
-        const peer =
-          delay === undefined ? undefined : await peersRepo.get(this.o.db(), peerId).catch(() => undefined)
-        if (peer?.status === 'failed' && delay !== undefined) {
-          await this.patch(peer, {
-            error: `${peer.error ?? 'not reachable'}; trying again in ${Math.round(delay / 1000)} s`,
-          }).catch(() => {})
-        }
+        if (delay !== undefined) await this.sayRetrying(peerId, delay)
       } else {
         this.unreachable.delete(peerId)
         this.offline.delete(peerId)
       }
+    }
+  }
+
+  /** Adds "trying again in N s" to the peer's error, so the owner sees it is not given up on. Never throws. */
+  private async sayRetrying(peerId: string, delayMs: number): Promise<void> {
+    try {
+      const peer = await peersRepo.get(this.o.db(), peerId)
+      if (peer?.status !== 'failed') return
+      await this.patch(peer, {
+        error: `${peer.error ?? 'not reachable'}; trying again in ${Math.round(delayMs / 1000)} s`,
+      })
+    } catch (err) {
+      this.o.log.warn({ err }, 'could not record the auto-join retry on the peer')
     }
   }
 
