@@ -345,16 +345,15 @@ export class GatewayPolicy {
   /** The models a device may use (its role's list), each with a verdict against its allocation. */
   async modelsFor(principal: Principal): Promise<MeModel[]> {
     const models = await this.models().catch(() => [] as ModelInfo[])
-    await this.running(true) // what is loaded right now, for the load verdicts below
     if (principal.kind === 'admin') {
-      const ctx = this.o.settings.get('default_context_tokens')
+      // No slice to check and no estimate made (required_mb null): only whether it is loaded is known.
       return Promise.all(
         models.map(async (m) => ({
           name: m.name,
           size: m.size,
           verdict: 'fits' as FitVerdict,
           required_mb: null,
-          load: await this.loadVerdict(m.name, await this.estimate(m.name, ctx)),
+          load: await this.loadVerdict(m.name, undefined),
         })),
       )
     }
@@ -380,6 +379,8 @@ export class GatewayPolicy {
       throw new SharedLLMError('BAD_REQUEST', '/api/me is for devices; the admin has no device record')
     }
     const db = this.o.ctx.db()
+    // What is loaded right now, for the load verdicts (the gateway's listings keep the cached list).
+    await this.running(true)
     return {
       device: principal.device,
       role: principal.role,
