@@ -1,30 +1,18 @@
 import { hostname } from 'node:os'
-import type { Knex } from 'knex'
-import type { DevicesService } from '../domain/devices'
-import type { SettingsService } from '../domain/settings'
 import { errorMessage } from '../errors'
-import type { EventBus } from '../events'
-import type { Logger } from '../logger'
 import { MdnsAgent } from './mdns'
 import { type DnsPacket, instanceLabel, parseResponse, toSighting } from './records'
-import { DiscoveryRegistry } from './registry'
+import { DiscoveryRegistry, type DiscoveryRegistryOptions } from './registry'
 import { sanitizeName } from './sanitize'
 
-export interface DiscoveryOptions {
-  bus: EventBus
-  log: Logger
-  db: () => Knex
-  devices: DevicesService
-  settings: SettingsService
-  instanceId: string
+/** The registry's options (what sightings are written to), plus how to advertise and browse. */
+export interface DiscoveryOptions extends DiscoveryRegistryOptions {
   version: string
   apiPort: () => number
   /** Extra TXT entries, e.g. the HTTPS port and CA fingerprint. Keys are lowercased by DNS-SD. */
   txt?: () => Record<string, string>
   /** Bind address for multicast. @default all interfaces */
   interface?: string
-  /** @default 10 */
-  newEntriesPerMinute?: number
   /** Name advertised to other hosts. @default the machine's hostname */
   name?: () => string
   /** How often to ask the LAN for sharedLLM hosts; every answer refreshes last_seen. @default 30000 */

@@ -1,22 +1,12 @@
 import type { Knex } from 'knex'
 import type { Peer, PeerStatus } from '../protocol/types'
 
-/** A peer row as stored, secrets included. Only core sees this; the API gets `Peer`. */
-export interface PeerRecord {
-  id: string
-  instance_id: string
-  name: string
-  addresses: string[]
-  port: number
-  version: string | null
-  last_seen: number | null
-  online: boolean
-  status: PeerStatus
+/** A peer row as stored, secrets included. Only core sees this; the API gets `Peer` (`has_key` instead). */
+export interface PeerRecord extends Omit<Peer, 'has_key'> {
   device_key: string | null
   join_request_id: string | null
   claim_secret: string | null
   remote_device_id: string | null
-  error: string | null
   created_at: number
   updated_at: number
 }
