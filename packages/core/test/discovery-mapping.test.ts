@@ -4,7 +4,6 @@ import { join } from 'node:path'
 import {
   createHub,
   type DnsPacket,
-  DiscoveryRegistry,
   type EventMap,
   type EventType,
   getInstanceId,
@@ -20,6 +19,7 @@ import {
   toSighting,
 } from '@sharedllm/core'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
+import { registryFor } from './helpers'
 
 type Captured = DnsPacket & { source: string }
 const packets = JSON.parse(
@@ -163,16 +163,7 @@ describe('sightings to devices (real SQLite, no network)', () => {
   let hub: Hub
   let events: Array<{ type: EventType; payload: EventMap[EventType] }>
   const SELF = 'self0000-0000-0000'
-  const registry = (newEntriesPerMinute = 10) =>
-    new DiscoveryRegistry({
-      bus: hub.bus,
-      log: silentLogger,
-      db: () => hub.db,
-      devices: hub.devices,
-      settings: hub.settings,
-      instanceId: SELF,
-      newEntriesPerMinute,
-    })
+  const registry = (newEntriesPerMinute = 10) => registryFor(hub, SELF, newEntriesPerMinute)
   const types = () => events.map((e) => e.type).filter((t) => t !== 'peer_updated')
 
   beforeEach(async () => {

@@ -1,16 +1,9 @@
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import {
-  DB_FILE_NAME,
-  DiscoveryRegistry,
-  type Peer,
-  PeersService,
-  type Sighting,
-  silentLogger,
-} from '@sharedllm/core'
+import { DB_FILE_NAME, type Hub, type Peer, PeersService, type Sighting, silentLogger } from '@sharedllm/core'
 import { afterEach, describe, expect, test } from 'vitest'
 import { RemoteHost } from './discovery/remote-host'
-import { startHub, tempDir } from './helpers'
+import { registryFor, startHub, tempDir } from './helpers'
 
 const REMOTE_ID = '0a1b2c3d-0000-4000-8000-remotehost01'
 
@@ -183,16 +176,20 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
     auth: 'required',
     extra: {},
   })
-  const registryOf = (hub: Awaited<ReturnType<typeof setup>>['hub']) =>
-    new DiscoveryRegistry({
-      bus: hub.bus,
-      log: silentLogger,
-      db: () => hub.db,
-      devices: hub.devices,
-      settings: hub.settings,
-      instanceId: 'self-instance-0001',
-    })
+  const registryOf = (hub: Hub) => registryFor(hub, 'self-instance-0001')
   const peerOf = async (peers: PeersService) => (await peers.list()).find((p) => p.instance_id === REMOTE_ID)
+  /** The host is advertised but does not listen yet: the auto-join fails and a retry is scheduled. */
+  async function advertisedButClosed() {
+    const s = await setup({ settings: true, peerRow: false })
+    await remote.close()
+    const registry = registryOf(s.hub)
+    await registry.seen(advert(s.port))
+    await until(async () => {
+      const peer = await peerOf(s.peers)
+      return peer?.status === 'failed' && /cannot reach .*; trying again in 1 s$/.test(peer.error ?? '')
+    })
+    return { ...s, registry }
+  }
 
   test('auto_join_discovered_hosts files the request when the host is discovered', async () => {
     const { hub, peers, port } = await setup({ settings: true, peerRow: false })
@@ -219,12 +216,7 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
   })
 
   test('a host that advertises before it listens is auto-joined once it answers', async () => {
-    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
-    await remote.close()
-    const registry = registryOf(hub)
-    await registry.seen(advert(port))
-    await until(async () => (await peerOf(peers))?.status === 'failed')
-    await until(async () => /cannot reach .*; trying again in 1 s$/.test((await peerOf(peers))?.error ?? ''))
+    const { peers, port } = await advertisedButClosed()
     await remote.listen(port)
     // Tried again on its own (after 1 s, then 2 s …), without the owner pressing Join.
     await until(async () => (await peerOf(peers))?.status === 'pending', 5000)
@@ -232,12 +224,7 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
   })
 
   test('an unreachable host that went offline is tried again as soon as it is back', async () => {
-    const { hub, peers, port } = await setup({ settings: true, peerRow: false })
-    await remote.close()
-    const registry = registryOf(hub)
-    await registry.seen(advert(port))
-    await until(async () => (await peerOf(peers))?.status === 'failed')
-    await new Promise((r) => setTimeout(r, 50)) // the retry is scheduled right after the failure is stored
+    const { peers, port, registry } = await advertisedButClosed()
     await registry.gone(REMOTE_ID)
     await remote.listen(port)
     // Offline: the pending retry finds nothing to do.

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach } from 'vitest'
-import { createHub, type Hub, type HubOptions } from '../src/index'
+import { createHub, DiscoveryRegistry, type Hub, type HubOptions, silentLogger } from '../src/index'
 
 const cleanups: Array<() => Promise<void> | void> = []
 
@@ -48,4 +48,17 @@ export async function dbState(hub: Hub): Promise<string> {
       .select()
       .orderBy(t === 'settings' ? 'key' : 'id')
   return JSON.stringify(out)
+}
+
+/** A discovery registry over a started hub, to feed it sightings the way the mDNS browser does. */
+export function registryFor(hub: Hub, instanceId: string, newEntriesPerMinute = 10): DiscoveryRegistry {
+  return new DiscoveryRegistry({
+    bus: hub.bus,
+    log: silentLogger,
+    db: () => hub.db,
+    devices: hub.devices,
+    settings: hub.settings,
+    instanceId,
+    newEntriesPerMinute,
+  })
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { delimiter } from 'node:path'
 import { createHub, defineProvider, isProcessGone, isSharedLLMError, VERSION } from '../src/index'
 import { fakeOllamaDir, freeLoopbackPort } from '../src/testing/fake-ollama'
@@ -69,11 +69,10 @@ describe('hub', () => {
     const before = hub.ollama.status()
     expect(before).toMatchObject({ running: true, owned: true, host: `http://127.0.0.1:${a}` })
     await hub.settings.set('ollama_host', `http://127.0.0.1:${b}`)
-    const deadline = Date.now() + 8000
-    while (!(hub.ollama.status().running && hub.ollama.status().host.endsWith(`:${b}`))) {
-      if (Date.now() > deadline) throw new Error(`not moved: ${JSON.stringify(hub.ollama.status())}`)
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await vi.waitFor(
+      () => expect(hub.ollama.status()).toMatchObject({ running: true, host: `http://127.0.0.1:${b}` }),
+      { timeout: 8000, interval: 20 },
+    )
     expect(isProcessGone(before.pid!)).toBe(true)
     const after = hub.ollama.status()
     expect(after).toMatchObject({ owned: true, restarts: 0 })
