@@ -111,7 +111,12 @@ export class Hub {
     this.roles = new RolesService(this.ctx, this.settings)
     this.devices = new DevicesService(this.ctx, this.settings)
     this.admin = new AdminAuth(this.ctx)
-    this.access = new AccessService(this.ctx, this.devices, this.admin)
+    this.access = new AccessService(this.ctx, this.devices, this.admin, {
+      trust: () => ({
+        enabled: this.settings.get('trust_local_network'),
+        roleId: this.settings.get('default_role'),
+      }),
+    })
     this.metrics = new GatewayMetrics()
     this.policy = new GatewayPolicy({
       ctx: this.ctx,

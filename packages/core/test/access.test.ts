@@ -153,6 +153,107 @@ describe('join and claim', () => {
     expect(res.device_id).toBe(discovered.id)
     expect(await hub.devices.list()).toHaveLength(1)
   })
+
+  describe('an approval belongs to the request the owner saw (no inheriting it by instance id)', () => {
+    const instance_id = 'inst-0123456789'
+    async function discoveredPeer(hub: Awaited<ReturnType<typeof startHub>>) {
+      return hub.db.transaction((trx) =>
+        hub.devices.insert(trx, { name: 'gpu-box', source: 'mdns', ip: '10.0.0.7', instance_id }, 'mdns'),
+      )
+    }
+    async function joinedPeer(hub: Awaited<ReturnType<typeof startHub>>, roleId = 'role-admin') {
+      const device = await discoveredPeer(hub)
+      const req = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.7')
+      await hub.devices.approve(device.id, roleId)
+      const claimed = await hub.access.claim(req.request_id, req.claim_secret, '10.0.0.7')
+      return { device, key: claimed.device_key as string }
+    }
+
+    test('an approved peer: a join naming its instance id is a new pending device that gets no key', async () => {
+      const hub = await startHub({ capacityMb: () => 50_000 })
+      const peer = await joinedPeer(hub)
+      const events = recordEvents(hub)
+      const forged = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.66')
+      expect(forged.status).toBe('pending')
+      expect(forged.device_id).not.toBe(peer.device.id)
+      expect(events.map((e) => e.type)).toEqual(['device_pending_approval'])
+      const claim = await hub.access.claim(forged.request_id, forged.claim_secret, '10.0.0.66')
+      expect(claim).toEqual({ status: 'pending', device_id: forged.device_id })
+      // The real peer keeps its key and its role; the impostor's device does not carry the instance id.
+      const principal = await hub.access.authenticate(peer.key)
+      expect(principal?.kind === 'device' && principal.device.id).toBe(peer.device.id)
+      expect((await hub.devices.get(forged.device_id)).instance_id).toBeNull()
+      expect((await hub.devices.findByInstanceId(instance_id))?.id).toBe(peer.device.id)
+    })
+
+    test('a peer still waiting: a second request naming it cannot claim what the owner approves', async () => {
+      const hub = await startHub({ capacityMb: () => 50_000 })
+      const device = await discoveredPeer(hub)
+      const real = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.7')
+      const forged = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.66')
+      expect(forged.device_id).not.toBe(device.id)
+      await hub.devices.approve(device.id, 'role-user')
+      expect(await hub.access.claim(forged.request_id, forged.claim_secret, '10.0.0.66')).toEqual({
+        status: 'pending',
+        device_id: forged.device_id,
+      })
+      const claimed = await hub.access.claim(real.request_id, real.claim_secret, '10.0.0.7')
+      expect(claimed.device_key).toMatch(new RegExp(`^${DEVICE_KEY_PREFIX}`))
+    })
+
+    test('a discovered host the owner approved before it joined: its first join is not approved', async () => {
+      const hub = await startHub({ capacityMb: () => 50_000 })
+      const device = await discoveredPeer(hub)
+      await hub.devices.approve(device.id, 'role-admin')
+      const res = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.66')
+      expect(res.status).toBe('pending')
+      expect(res.device_id).not.toBe(device.id)
+    })
+
+    test('trust_local_network: a host approved on sight keeps it for its first join only', async () => {
+      const hub = await startHub({ capacityMb: () => 50_000 })
+      await hub.settings.set('trust_local_network', true)
+      await hub.settings.set('default_role', 'role-user')
+      const device = await discoveredPeer(hub)
+      await hub.devices.approve(device.id, 'role-user')
+      const first = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.7')
+      expect(first).toMatchObject({ status: 'approved', device_id: device.id })
+      const second = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.66')
+      expect(second.status).toBe('pending')
+      expect(second.device_id).not.toBe(device.id)
+      // Raised to admin by the owner since: not inherited either.
+      const other = await hub.db.transaction((trx) =>
+        hub.devices.insert(
+          trx,
+          { name: 'nas', source: 'mdns', ip: '10.0.0.8', instance_id: 'inst-nas-0001' },
+          'mdns',
+        ),
+      )
+      await hub.devices.approve(other.id, 'role-admin')
+      const nas = await hub.access.join({ name: 'nas', instance_id: 'inst-nas-0001' }, '10.0.0.66')
+      expect(nas.status).toBe('pending')
+      expect(nas.device_id).not.toBe(other.id)
+    })
+
+    test('a peer that proves itself with its live key re-joins as itself; the new claim replaces the key', async () => {
+      const hub = await startHub({ capacityMb: () => 50_000 })
+      const peer = await joinedPeer(hub)
+      const res = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.9', peer.key)
+      expect(res).toMatchObject({ status: 'approved', device_id: peer.device.id })
+      const claimed = await hub.access.claim(res.request_id, res.claim_secret, '10.0.0.9')
+      expect(claimed.device_key).toBeDefined()
+      expect(await hub.access.authenticate(peer.key)).toBeNull()
+      // Someone else's key is no proof.
+      const other = await hub.access.join({ name: 'phone' }, '10.0.0.20')
+      const phone = await hub.devices.approve(other.device_id, 'role-guest')
+      const phoneKey = (await hub.access.claim(other.request_id, other.claim_secret, '10.0.0.20'))
+        .device_key as string
+      expect(phone.status).toBe('approved')
+      const forged = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.20', phoneKey)
+      expect(forged.status).toBe('pending')
+      expect(forged.device_id).not.toBe(peer.device.id)
+    })
+  })
 })
 
 describe('pairing codes', () => {

@@ -215,12 +215,13 @@ export function tlsRoutes(tls: HostTls | undefined): AnyRoute[] {
       path: '/ca.mobileconfig',
       access: 'public',
       summary: 'An Apple configuration profile that installs the host CA (iOS, iPadOS, macOS)',
-      handler: ({ res, hub }) => {
+      handler: ({ res }) => {
         if (!tls) throw notServing()
         const host = tls.certs.sans.dns[1] ?? 'host'
         const body = iosMobileConfig(tls.certs.caCertPem, {
           name: `sharedLLM on ${host}`,
-          identifier: `local.sharedllm.${hub.instanceId ?? 'host'}`,
+          // Not the instance id: it is no one's business on the LAN (it used to name the device to impersonate).
+          identifier: `local.sharedllm.${tls.certs.caFingerprintSha256.replace(/:/g, '').slice(0, 16).toLowerCase()}`,
         })
         res.setHeader('Content-Type', 'application/x-apple-aspen-config')
         res.setHeader('Content-Disposition', 'attachment; filename="sharedllm-ca.mobileconfig"')

@@ -122,7 +122,10 @@ describe('HTTPS beside HTTP (listen with the host certificates)', () => {
       expect(profile.status).toBe(200)
       expect(profile.headers['content-type']).toMatch(/^application\/x-apple-aspen-config/)
       expect(profile.body).toContain('<string>com.apple.security.root</string>')
-      expect(profile.body).toContain(`<string>local.sharedllm.${h.hub.instanceId}</string>`)
+      // The instance id is nobody's business on the LAN (it once let a join impersonate this host).
+      expect(profile.body).not.toContain(h.hub.instanceId as string)
+      const id = h.tls.certs.caFingerprintSha256.replace(/:/g, '').slice(0, 16).toLowerCase()
+      expect(profile.body).toContain(`<string>local.sharedllm.${id}</string>`)
       const der = cert.raw.toString('base64')
       expect(profile.body.replace(/\s+/g, '')).toContain(der)
     }

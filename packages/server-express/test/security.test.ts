@@ -194,3 +194,33 @@ describe('PWA serving', () => {
     await request(h.app).get('/healthz').expect(200)
   })
 })
+
+describe('join: an approval is never inherited through an instance id', () => {
+  it("POST /api/join with an approved admin peer's instance id files a new pending device, no key", async () => {
+    h = await setup()
+    const instance_id = 'b7b8c0de-0000-4000-8000-00000000beef'
+    const device = await h.hub.db.transaction((trx) =>
+      h.hub.devices.insert(trx, { name: 'gpu-box', source: 'mdns', ip: '10.0.0.7', instance_id }, 'mdns'),
+    )
+    const real = await h.hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.7')
+    await h.hub.devices.approve(device.id, 'role-admin')
+    const realKey = (await h.hub.access.claim(real.request_id, real.claim_secret, '10.0.0.7')).device_key!
+
+    const forged = await request(h.app).post('/api/join').send({ name: 'gpu-box', instance_id }).expect(201)
+    expect(forged.body.status).toBe('pending')
+    expect(forged.body.device_id).not.toBe(device.id)
+    const poll = await request(h.app)
+      .get(`/api/join/${forged.body.request_id}`)
+      .set('X-Claim-Secret', forged.body.claim_secret)
+      .expect(200)
+    expect(poll.body).toEqual({ status: 'pending', device_id: forged.body.device_id })
+    // The real peer's key still works, and with it the peer re-joins as itself.
+    await request(h.app).get('/api/me').set('Authorization', `Bearer ${realKey}`).expect(200)
+    const rejoin = await request(h.app)
+      .post('/api/join')
+      .set('Authorization', `Bearer ${realKey}`)
+      .send({ name: 'gpu-box', instance_id })
+      .expect(201)
+    expect(rejoin.body).toMatchObject({ status: 'approved', device_id: device.id })
+  })
+})

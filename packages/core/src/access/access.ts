@@ -50,6 +50,11 @@ export const PAIRING_ATTEMPTS = 5
 export interface AccessOptions {
   /** Join requests per IP per minute. @default 10 */
   joinsPerMinute?: number
+  /**
+   * Whether discovered hosts are approved on sight (`trust_local_network`) and with which role: a host approved
+   * that way keeps its approval when its first join request arrives. @default never trusted
+   */
+  trust?: () => { enabled: boolean; roleId: string }
   /** Claim polls per IP per minute. @default 60 */
   claimsPerMinute?: number
 }
@@ -64,7 +69,7 @@ export class AccessService {
     private readonly ctx: DomainContext,
     private readonly devices: DevicesService,
     private readonly admin: AdminAuth,
-    opts: AccessOptions = {},
+    private readonly opts: AccessOptions = {},
   ) {
     this.joinLimiter = new RateLimiter(opts.joinsPerMinute ?? 10, 60_000, ctx.now)
     this.claimLimiter = new RateLimiter(opts.claimsPerMinute ?? 60, 60_000, ctx.now)
@@ -149,10 +154,18 @@ export class AccessService {
   }
 
   /**
-   * Files a join request from anyone on the LAN. Creates a pending device (or reuses the device of a peer
-   * host already discovered by its instance id); a valid pairing code approves it at once with the code's role.
+   * Files a join request from anyone on the LAN: a new pending device, approved at once by a valid pairing
+   * code with the code's role.
+   *
+   * An approval belongs to the request the owner saw. A request naming the instance id of a device we already
+   * have joins that device only when it proves to be that device (`bearer` is the device's live key), or when
+   * that device is a discovered host that never joined and was never given a key: its first request then
+   * becomes the one the owner decides on (a pending or denied host stays so; a host approved on sight by
+   * `trust_local_network` keeps that approval while the setting is on and its role is still the trusted one).
+   * Anything else (an instance id copied from an mDNS advert or a certificate profile) files a new pending
+   * device and inherits nothing. The answer names only the requester's own device.
    */
-  async join(input: unknown, ip: string): Promise<JoinResponse> {
+  async join(input: unknown, ip: string, bearer?: string): Promise<JoinResponse> {
     this.limit(this.joinLimiter, ip, 'join requests')
     const data = parseInput(joinSchema, input, 'join request')
     const claimSecret = newToken()
@@ -160,6 +173,7 @@ export class AccessService {
     const now = this.ctx.now()
     let created = false
     let approvedByCode = false
+    let impersonated: string | undefined
     const codeHash =
       data.pairing_code === undefined ? undefined : hashToken(normalisePairingCode(data.pairing_code))
     const badCode = () =>
@@ -176,7 +190,9 @@ export class AccessService {
     const device = await this.ctx.db().transaction(async (trx) => {
       const code = codeHash ? await pairingRepo.findActive(trx, codeHash, now) : undefined
       if (codeHash && !code) throw badCode() // used by a concurrent join a moment ago
-      let device = data.instance_id ? await devicesRepo.findByInstanceId(trx, data.instance_id) : undefined
+      const known = data.instance_id ? await devicesRepo.findByInstanceId(trx, data.instance_id) : undefined
+      let device = known && (await this.mayJoinAs(trx, known, bearer)) ? known : undefined
+      if (known && !device) impersonated = known.id
       if (!device) {
         device = await this.devices.insert(
           trx,
@@ -185,7 +201,8 @@ export class AccessService {
             ip,
             platform: data.platform ?? null,
             source: data.instance_id ? 'peer' : 'join',
-            instance_id: data.instance_id ?? null,
+            // The instance id stays with the device that holds it; an unproven claim to it is not recorded.
+            instance_id: known ? null : (data.instance_id ?? null),
           },
           'join',
         )
@@ -208,8 +225,27 @@ export class AccessService {
     })
     if (approvedByCode) this.ctx.bus.emit('device_approved', { device })
     else if (device.status === 'pending') this.ctx.bus.emit('device_pending_approval', { device })
-    if (!created) this.ctx.log.info({ device: device.id }, 'join request for a known peer device')
+    if (impersonated) {
+      this.ctx.log.warn(
+        { device: device.id, claimed_instance_of: impersonated, ip },
+        'a join request named the instance id of a known device without proving it; filed as a new device',
+      )
+    } else if (!created) this.ctx.log.info({ device: device.id }, 'join request for a known peer device')
     return { request_id: requestId, claim_secret: claimSecret, device_id: device.id, status: device.status }
+  }
+
+  /** Whether a join request naming `device`'s instance id may be filed on that device (see `join`). */
+  private async mayJoinAs(trx: Knex, device: Device, bearer: string | undefined): Promise<boolean> {
+    if (bearer?.startsWith(DEVICE_KEY_PREFIX) && bearer.length <= 512) {
+      const key = await keysRepo.findLive(trx, hashToken(bearer))
+      if (key?.device_id === device.id) return true
+    }
+    if (await joinRepo.existsFor(trx, device.id)) return false
+    if (await keysRepo.everIssued(trx, device.id)) return false
+    if (device.status === 'pending' || device.status === 'denied') return true
+    if (device.status !== 'approved') return false
+    const trust = this.opts.trust?.()
+    return !!trust?.enabled && trust.roleId !== 'role-admin' && device.role_id === trust.roleId
   }
 
   /** The waiting device polls this; once approved, the key is handed over exactly once. */

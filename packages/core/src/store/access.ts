@@ -76,6 +76,9 @@ export const keysRepo = {
   async revokeAll(db: Knex, deviceId: string, at: number): Promise<number> {
     return db('device_keys').where({ device_id: deviceId }).whereNull('revoked_at').update({ revoked_at: at })
   },
+  async everIssued(db: Knex, deviceId: string): Promise<boolean> {
+    return !!(await db('device_keys').where({ device_id: deviceId }).first('id'))
+  },
   async liveHint(db: Knex, deviceId: string): Promise<string | null> {
     const row = await db<DeviceKeyRow>('device_keys')
       .where({ device_id: deviceId })
@@ -91,6 +94,9 @@ export const joinRepo = {
   },
   async get(db: Knex, id: string): Promise<JoinRequestRow | undefined> {
     return db<JoinRequestRow>('join_requests').where({ id }).first()
+  },
+  async existsFor(db: Knex, deviceId: string): Promise<boolean> {
+    return !!(await db('join_requests').where({ device_id: deviceId }).first('id'))
   },
   async markClaimed(db: Knex, id: string, at: number): Promise<number> {
     return db('join_requests').where({ id }).whereNull('claimed_at').update({ claimed_at: at })

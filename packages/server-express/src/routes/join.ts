@@ -1,6 +1,7 @@
 import { type ClaimResponse, type JoinResponse, joinSchema, type PairingResponse } from '@sharedllm/core'
 import type { Request } from 'express'
 import { z } from 'zod'
+import { bearerOf } from '../auth'
 import { type AnyRoute, route } from './define'
 
 /** The peer address without the IPv4-mapped prefix, for rate limits and the device record. */
@@ -22,7 +23,8 @@ export const joinRoutes: AnyRoute[] = [
     status: 201,
     docBody: joinSchema,
     // The body is validated by core after the rate limit, so floods of junk count against the limit too.
-    handler: ({ req, hub }): Promise<JoinResponse> => hub.access.join(req.body, clientIp(req)),
+    // A bearer device key, when sent, is the proof that lets a host re-join as the device it already is.
+    handler: ({ req, hub }): Promise<JoinResponse> => hub.access.join(req.body, clientIp(req), bearerOf(req)),
   }),
   route({
     method: 'get',
