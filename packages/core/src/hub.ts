@@ -275,6 +275,7 @@ export class Hub {
     this.models.stop()
     await this.memory?.stop().catch((err) => this.log.warn({ err }, 'stopping the probe loop failed'))
     await this.ollama.stop().catch((err) => this.log.warn({ err }, 'stopping Ollama failed'))
+    this.ollama.client.close()
     this.discovery = undefined
     this.peers = undefined
     this.memory = undefined

@@ -63,6 +63,12 @@ const roleFields = {
     .max(7 * 24 * 3600)
     .nullable(),
   max_context_tokens: z.number().int().min(256).max(10_000_000).nullable(),
+  max_body_bytes: z
+    .number()
+    .int()
+    .min(1024, 'must be at least 1024 bytes')
+    .max(64 * 1024 * 1024, 'must be at most 64 MiB'),
+  max_predict_tokens: z.number().int().min(1).max(10_000_000).nullable(),
 }
 
 export const roleInputSchema = z.strictObject({
@@ -74,6 +80,8 @@ export const roleInputSchema = z.strictObject({
   max_concurrent: roleFields.max_concurrent.default(1),
   max_keep_alive_s: roleFields.max_keep_alive_s.default(null),
   max_context_tokens: roleFields.max_context_tokens.default(null),
+  max_body_bytes: roleFields.max_body_bytes.default(1024 * 1024),
+  max_predict_tokens: roleFields.max_predict_tokens.default(null),
 })
 export type RoleInput = z.input<typeof roleInputSchema>
 

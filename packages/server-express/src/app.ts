@@ -1,4 +1,4 @@
-import { type Hub, type Logger, SharedLLMError } from '@sharedllm/core'
+import { type Hub, isHostPath, type Logger, SharedLLMError } from '@sharedllm/core'
 import { distDir } from '@sharedllm/pwa'
 import express, { type Express, type Request, type Response } from 'express'
 import pkg from '../package.json'
@@ -16,7 +16,7 @@ import { roleRoutes } from './routes/roles'
 import { settingRoutes } from './routes/settings'
 import { systemRoutes } from './routes/system'
 import { cors, securityHeaders } from './security'
-import { NO_FALLBACK, staticRouter } from './static'
+import { staticRouter } from './static'
 import { type HostTls, sanHosts, tlsRoutes } from './tls'
 import { WsHub, type WsOptions } from './ws'
 
@@ -122,7 +122,7 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
 
   const notFound = (req: Request) =>
     new SharedLLMError('NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)
-  app.use((req, _res, next) => next(NO_FALLBACK.test(req.path) ? notFound(req) : undefined))
+  app.use((req, _res, next) => next(isHostPath(req.path) ? notFound(req) : undefined))
   app.use(staticRouter(options.pwaDir ?? distDir))
   app.use((req, _res, next) => next(notFound(req)))
   app.use(errorHandler(log))

@@ -1,4 +1,4 @@
-import { isSharedLLMError, type Logger, SharedLLMError } from '@sharedllm/core'
+import { isSharedLLMError, type Logger, retryAfterSeconds, SharedLLMError } from '@sharedllm/core'
 import type { ErrorRequestHandler, Response } from 'express'
 
 /** Maps body-parser's errors (bad JSON, oversized body, wrong charset) to SharedLLMErrors. */
@@ -39,9 +39,8 @@ export function sendError(res: Response, err: SharedLLMError): void {
     res.destroy()
     return
   }
-  const retryAfter = err.details?.retry_after
-  if (err.code === 'RATE_LIMITED' && typeof retryAfter === 'number')
-    res.set('Retry-After', String(retryAfter))
+  const retryAfter = retryAfterSeconds(err)
+  if (retryAfter !== undefined) res.set('Retry-After', String(retryAfter))
   res.status(err.status).json(err.toJSON())
 }
 

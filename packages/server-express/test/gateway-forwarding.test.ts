@@ -212,17 +212,23 @@ describe('forwarding to the fake Ollama', () => {
     expect((await post(`${h.url}/ollama/api/show`, user.key, { model: 'hermes3:8b' })).status).toBe(200)
   })
 
-  it('pull: streams Ollama’s progress, sends only the model name, and announces the new model', async () => {
+  it('pull: runs in the model manager (the owner sees its progress), sends only the model name, announces the new model', async () => {
     const pulled: string[] = []
+    const progress: string[] = []
     const off = h.hub.on('model_pulled', ({ name }) => pulled.push(name))
+    const offProgress = h.hub.on('model_pull_progress', ({ name }) => progress.push(name))
     await h.fake?.clearRequests()
     const res = await post(`${h.url}/ollama/api/pull`, user.key, { model: 'smollm2:135m', insecure: true })
     expect(res.status).toBe(200)
     expect(res.text.trim().split('\n').at(-1)).toBe('{"status":"success"}')
     const sent = (await h.fake!.requests()).find((r) => r.path === '/api/pull')
-    expect(sent?.body).toEqual({ model: 'smollm2:135m' })
+    // The manager's own request: the name and a stream, never `insecure` or credentials.
+    expect(sent?.body).toEqual({ model: 'smollm2:135m', stream: true })
     expect(pulled).toEqual(['smollm2:135m'])
+    expect(progress.length).toBeGreaterThan(0)
+    expect(new Set(progress)).toEqual(new Set(['smollm2:135m']))
     off()
+    offProgress()
     const tags = await get(`${h.url}/ollama/api/tags`, user.key)
     expect(tags.json().models.map((m: { name: string }) => m.name)).toContain('smollm2:135m')
   })

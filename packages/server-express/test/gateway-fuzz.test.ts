@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
+import { GATEWAY_ROUTES } from '@sharedllm/core'
 import { fakeOllamaDir } from '@sharedllm/core/testing'
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { GATEWAY_ROUTES } from '../src/gateway/routes'
 import {
   ADMIN_SECRET,
   type GatewayHarness,

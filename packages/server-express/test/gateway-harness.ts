@@ -4,10 +4,16 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createHub, type Hub, type HubOptions, type RoleInput, silentLogger } from '@sharedllm/core'
+import {
+  createGatewayHandler,
+  createHub,
+  type GatewayOptions,
+  type Hub,
+  type HubOptions,
+  type RoleInput,
+  silentLogger,
+} from '@sharedllm/core'
 import { type FakeOllama, type FakeOllamaOptions, startFakeOllama } from '@sharedllm/core/testing'
-import express from 'express'
-import { createGatewayRouter, type GatewayOptions } from '../src/gateway/index'
 
 export const ADMIN_SECRET = 'gateway-admin-secret-0123456789'
 
@@ -26,7 +32,10 @@ export interface GatewayHarness {
 
 let ipCounter = 10
 
-/** A real hub (SQLite in a temp dir) + the gateway router on a real port + the fake Ollama as a process. */
+/**
+ * A real hub (SQLite in a temp dir) + core's gateway handler on a plain node:http server (no Express) on a
+ * real port + the fake Ollama as a process.
+ */
 export async function startGateway(
   opts: {
     fake?: FakeOllamaOptions | false
@@ -51,8 +60,7 @@ export async function startGateway(
   // Stored, not an override, so a test can change it like the owner would.
   await hub.settings.set('ollama_host', opts.upstream ?? fake?.url ?? 'http://127.0.0.1:9')
   await hub.admin.ensureSecret(ADMIN_SECRET)
-  const app = express().use(createGatewayRouter(hub, opts.gateway))
-  const server = createServer(app)
+  const server = createServer(createGatewayHandler(hub, opts.gateway))
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`

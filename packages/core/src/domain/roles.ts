@@ -21,6 +21,8 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     max_concurrent: 4,
     max_keep_alive_s: null,
     max_context_tokens: null,
+    max_body_bytes: 16 * 1024 * 1024,
+    max_predict_tokens: null,
     builtin: true,
   },
   'role-user': {
@@ -34,6 +36,8 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     max_concurrent: 4,
     max_keep_alive_s: 30 * 60,
     max_context_tokens: 32768,
+    max_body_bytes: 1024 * 1024,
+    max_predict_tokens: null,
     builtin: true,
   },
   'role-guest': {
@@ -47,6 +51,8 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     max_concurrent: 1,
     max_keep_alive_s: 5 * 60,
     max_context_tokens: 8192,
+    max_body_bytes: 1024 * 1024,
+    max_predict_tokens: 2048,
     builtin: true,
   },
 }

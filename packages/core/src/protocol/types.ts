@@ -41,6 +41,10 @@ export interface Role {
   max_keep_alive_s: number | null
   /** Largest context (num_ctx) a device of this role may ask for; null means no clamp. */
   max_context_tokens: number | null
+  /** Largest gateway request body in bytes (1 MiB for guest and user, 16 MiB for admin). */
+  max_body_bytes: number
+  /** Most tokens one request may generate (num_predict, max_tokens); null means Ollama's own bound. */
+  max_predict_tokens: number | null
   builtin: boolean
   created_at: number
   updated_at: number

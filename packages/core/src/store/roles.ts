@@ -12,6 +12,8 @@ interface RoleRow {
   max_concurrent: number
   max_keep_alive_s: number | null
   max_context_tokens: number | null
+  max_body_bytes: number
+  max_predict_tokens: number | null
   builtin: number | boolean
   created_at: number
   updated_at: number

@@ -1,12 +1,13 @@
-import { SharedLLMError } from '@sharedllm/core'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { SharedLLMError } from '../../errors'
+import type { OllamaClient } from '../../ollama/client'
+import { unreachable, upstreamFailed } from '../../ollama/errors'
 import { sendGatewayError } from './respond'
 import type { GatewayApi } from './routes'
-import { type Upstream, unreachable, upstreamFailed } from './upstream'
 import { tapFor, type UsageCounts } from './usage-tap'
 
 export interface ForwardRequest {
-  upstream: Upstream
+  upstream: OllamaClient
   api: GatewayApi
   method: 'GET' | 'POST'
   /** Ollama path, from the route table. */
@@ -65,9 +66,9 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
     let timer: NodeJS.Timeout | undefined
     let tapped: ReturnType<typeof tapFor>
 
-    let started: ReturnType<Upstream['request']>
+    let started: ReturnType<OllamaClient['open']>
     try {
-      started = f.upstream.request(f.method, f.path, {
+      started = f.upstream.open(f.method, f.path, {
         ...f.headers,
         ...(f.body ? { 'content-type': 'application/json', 'content-length': f.body.length } : {}),
       })

@@ -1,4 +1,4 @@
-import { SharedLLMError } from '@sharedllm/core'
+import { SharedLLMError } from '../../errors'
 import type { ServerResponse } from 'node:http'
 import type { GatewayApi } from './routes'
 
@@ -30,6 +30,16 @@ export function errorBody(api: GatewayApi, err: SharedLLMError): Record<string, 
   }
 }
 
+/**
+ * The Retry-After an error carries (whole seconds, at least 1): the one rule for the gateway, the REST API
+ * and everything else that answers a refusal.
+ */
+export function retryAfterSeconds(err: SharedLLMError): number | undefined {
+  const retry = err.details?.retry_after
+  if (typeof retry !== 'number' || !Number.isFinite(retry)) return undefined
+  return Math.max(1, Math.ceil(retry))
+}
+
 /** Writes `err` unless the response already started, in which case the connection is cut. */
 export function sendGatewayError(res: ServerResponse, api: GatewayApi, err: SharedLLMError): void {
   if (res.headersSent) {
@@ -43,9 +53,8 @@ export function sendGatewayError(res: ServerResponse, api: GatewayApi, err: Shar
     'Cache-Control': 'no-store',
   }
   if (err.code === 'UNAUTHORIZED') headers['WWW-Authenticate'] = 'Bearer realm="sharedllm"'
-  const retry = err.details?.retry_after
-  if (typeof retry === 'number' && Number.isFinite(retry))
-    headers['Retry-After'] = Math.max(1, Math.ceil(retry))
+  const retry = retryAfterSeconds(err)
+  if (retry !== undefined) headers['Retry-After'] = retry
   res.writeHead(err.status, headers)
   res.end(body)
 }

@@ -1,14 +1,44 @@
-import { SharedLLMError } from '@sharedllm/core'
 import type { IncomingMessage } from 'node:http'
+import { SharedLLMError } from '../../errors'
 
-/** Default largest gateway request body: room for a few base64 images in a chat. */
-export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
+/**
+ * Body bytes held in memory per device while requests are being read: a device with several slots cannot
+ * make the host buffer more than this at once, whatever its role's per-request limit.
+ */
+export class BodyMeter {
+  private readonly held = new Map<string, number>()
+
+  constructor(private readonly perDevice: number) {}
+
+  /** Takes `n` bytes for `key`; false when that would pass the cap (nothing is taken then). */
+  take(key: string, n: number, limit: number): boolean {
+    const now = (this.held.get(key) ?? 0) + n
+    if (now > Math.max(this.perDevice, limit)) return false
+    this.held.set(key, now)
+    return true
+  }
+
+  give(key: string, n: number): void {
+    const now = (this.held.get(key) ?? 0) - n
+    if (now <= 0) this.held.delete(key)
+    else this.held.set(key, now)
+  }
+
+  heldBy(key: string): number {
+    return this.held.get(key) ?? 0
+  }
+}
 
 /**
  * Reads a JSON object body of at most `limit` bytes. Empty body: `{}`. Not JSON, or JSON that is not an
- * object: 400 naming the problem; too large: 413 before reading it all; client gone: CANCELLED.
+ * object: 400 naming the problem; too large: 413 before reading it all (at once when Content-Length says
+ * so); more bytes in flight for this device than the meter allows: 429; client gone: CANCELLED.
  */
-export function readJsonObject(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+export function readJsonObject(
+  req: IncomingMessage,
+  limit: number,
+  meter?: { meter: BodyMeter; key: string },
+): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(tooLarge(limit))
@@ -20,6 +50,7 @@ export function readJsonObject(req: IncomingMessage, limit: number): Promise<Rec
     const finish = (err: SharedLLMError | null, value?: Record<string, unknown>) => {
       if (done) return
       done = true
+      if (meter) meter.meter.give(meter.key, size)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onError)
@@ -28,18 +59,31 @@ export function readJsonObject(req: IncomingMessage, limit: number): Promise<Rec
       else resolve(value as Record<string, unknown>)
     }
     const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
+      if (size + chunk.length > limit) {
         // Stop reading; the error reply then closes the connection.
         req.pause()
         finish(tooLarge(limit))
         return
       }
+      if (meter && !meter.meter.take(meter.key, chunk.length, limit)) {
+        req.pause()
+        finish(
+          new SharedLLMError(
+            'RATE_LIMITED',
+            'this device is sending too many request bodies at once; wait for one to finish',
+            { details: { retry_after: 1 } },
+          ),
+        )
+        return
+      }
+      size += chunk.length
       parts.push(chunk)
     }
     const onEnd = () => {
       try {
-        finish(null, parseObject(Buffer.concat(parts, size).toString('utf8')))
+        const text = Buffer.concat(parts, size).toString('utf8')
+        parts.length = 0
+        finish(null, parseObject(text))
       } catch (err) {
         finish(err as SharedLLMError)
       }

@@ -1,3 +1,5 @@
+import type { BodyShape } from '../request-body'
+
 /** Which Ollama API a route belongs to: decides the error shape and the usage endpoint label. */
 export type GatewayApi = 'ollama' | 'openai'
 
@@ -19,10 +21,18 @@ export interface GatewayRoute {
   /** Usage and metrics label, e.g. `ollama:/api/chat`. */
   endpoint: string
   kind: RouteKind
+  /** The request struct Ollama decodes the body into (POST routes); the outgoing body is built from it. */
+  body?: BodyShape
 }
 
-function r(api: GatewayApi, method: 'GET' | 'POST', upstream: string, kind: RouteKind): GatewayRoute {
-  return { api, method, upstream, kind, endpoint: `${api}:${upstream}` }
+function r(
+  api: GatewayApi,
+  method: 'GET' | 'POST',
+  upstream: string,
+  kind: RouteKind,
+  body?: BodyShape,
+): GatewayRoute {
+  return { api, method, upstream, kind, endpoint: `${api}:${upstream}`, ...(body ? { body } : {}) }
 }
 
 /**
@@ -30,18 +40,18 @@ function r(api: GatewayApi, method: 'GET' | 'POST', upstream: string, kind: Rout
  * delete are absent on purpose (the owner manages models through `/api/models`).
  */
 export const GATEWAY_ROUTES: ReadonlyMap<string, GatewayRoute> = new Map([
-  ['/ollama/api/chat', r('ollama', 'POST', '/api/chat', 'infer')],
-  ['/ollama/api/generate', r('ollama', 'POST', '/api/generate', 'infer')],
-  ['/ollama/api/embed', r('ollama', 'POST', '/api/embed', 'infer')],
-  ['/ollama/api/embeddings', r('ollama', 'POST', '/api/embeddings', 'infer')],
-  ['/ollama/api/show', r('ollama', 'POST', '/api/show', 'show')],
-  ['/ollama/api/pull', r('ollama', 'POST', '/api/pull', 'pull')],
+  ['/ollama/api/chat', r('ollama', 'POST', '/api/chat', 'infer', 'chat')],
+  ['/ollama/api/generate', r('ollama', 'POST', '/api/generate', 'infer', 'generate')],
+  ['/ollama/api/embed', r('ollama', 'POST', '/api/embed', 'infer', 'embed')],
+  ['/ollama/api/embeddings', r('ollama', 'POST', '/api/embeddings', 'infer', 'embeddings')],
+  ['/ollama/api/show', r('ollama', 'POST', '/api/show', 'show', 'show')],
+  ['/ollama/api/pull', r('ollama', 'POST', '/api/pull', 'pull', 'pull')],
   ['/ollama/api/tags', r('ollama', 'GET', '/api/tags', 'tags')],
   ['/ollama/api/ps', r('ollama', 'GET', '/api/ps', 'ps')],
   ['/ollama/api/version', r('ollama', 'GET', '/api/version', 'version')],
-  ['/v1/chat/completions', r('openai', 'POST', '/v1/chat/completions', 'infer')],
-  ['/v1/completions', r('openai', 'POST', '/v1/completions', 'infer')],
-  ['/v1/embeddings', r('openai', 'POST', '/v1/embeddings', 'infer')],
+  ['/v1/chat/completions', r('openai', 'POST', '/v1/chat/completions', 'infer', 'openai_chat')],
+  ['/v1/completions', r('openai', 'POST', '/v1/completions', 'infer', 'openai_completion')],
+  ['/v1/embeddings', r('openai', 'POST', '/v1/embeddings', 'infer', 'openai_embed')],
   ['/v1/models', r('openai', 'GET', '/v1/models', 'models')],
 ])
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fakeOllamaDir } from '@sharedllm/core/testing'
 import { describe, expect, it } from 'vitest'
-import { countsFrom, tapFor, type UsageTap } from '../src/gateway/usage-tap'
+import { countsFrom, tapFor, type UsageTap } from '../src/gateway/http/usage-tap'
 
 // Real captured Ollama output (the fake's fixtures, each with its .source.md).
 const fixture = (name: string) => readFileSync(join(fakeOllamaDir, 'fixtures', name), 'utf8')

@@ -1,4 +1,4 @@
-import type { SharedLLMError } from '@sharedllm/core'
+import type { SharedLLMError } from '../../errors'
 
 /**
  * The gateway's open exchanges per device, so that a device whose keys die (revoked, removed, rotated)

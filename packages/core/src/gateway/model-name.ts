@@ -1,11 +1,11 @@
-import { SharedLLMError, validateModelName } from '@sharedllm/core'
+import { SharedLLMError } from '../errors'
+import { validateModelName } from '../ollama/names'
 
 /** Registries a device may pull from: Ollama's own and Hugging Face. Any other host stays unreachable. */
 const PULL_REGISTRIES = new Set(['registry.ollama.ai', 'ollama.com', 'hf.co', 'huggingface.co'])
 
-/** The model a request names (`model`, or the older `name` where Ollama still reads it), validated. */
-export function requestModel(body: Record<string, unknown>, allowNameField: boolean): string {
-  const raw = body.model ?? (allowNameField ? body.name : undefined)
+/** The model a request names, validated (the name that is checked is the name that runs). */
+export function requestModel(raw: unknown): string {
   if (raw === undefined || raw === null || raw === '') {
     throw new SharedLLMError('VALIDATION', 'model: required (the name of the model to use)', {
       details: { field: 'model' },
@@ -18,8 +18,8 @@ export function requestModel(body: Record<string, unknown>, allowNameField: bool
  * A pull name: valid, and if its first segment is a registry host (has a dot or a port), one of the known
  * registries, so a device cannot make the host fetch from an address of its choosing.
  */
-export function pullModelName(body: Record<string, unknown>): string {
-  const name = requestModel(body, true)
+export function pullModelName(raw: unknown): string {
+  const name = requestModel(raw)
   const parts = name.split('/')
   const first = parts[0] as string
   if (parts.length > 1 && (first.includes('.') || first.includes(':'))) {
