@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fakeOllamaDir } from '@sharedllm/core/testing'
+import { fakeOllamaDir } from '../src/testing/index'
 import { describe, expect, it } from 'vitest'
 import { countsFrom, tapFor, type UsageTap } from '../src/gateway/http/usage-tap'
 

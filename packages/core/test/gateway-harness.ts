@@ -12,8 +12,8 @@ import {
   type HubOptions,
   type RoleInput,
   silentLogger,
-} from '@sharedllm/core'
-import { type FakeOllama, type FakeOllamaOptions, startFakeOllama } from '@sharedllm/core/testing'
+} from '../src/index'
+import { type FakeOllama, type FakeOllamaOptions, startFakeOllama } from '../src/testing/index'
 
 export const ADMIN_SECRET = 'gateway-admin-secret-0123456789'
 

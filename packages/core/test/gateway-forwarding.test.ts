@@ -1,6 +1,6 @@
 import { request } from 'node:http'
-import type { UsageRecord } from '@sharedllm/core'
-import { freeLoopbackPort } from '@sharedllm/core/testing'
+import type { UsageRecord } from '../src/index'
+import { freeLoopbackPort } from '../src/testing/index'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ADMIN_SECRET,

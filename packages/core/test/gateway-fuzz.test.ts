@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
-import { GATEWAY_ROUTES } from '@sharedllm/core'
-import { fakeOllamaDir } from '@sharedllm/core/testing'
+import { GATEWAY_ROUTES } from '../src/index'
+import { fakeOllamaDir } from '../src/testing/index'
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import {
