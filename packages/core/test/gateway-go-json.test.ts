@@ -21,7 +21,7 @@ import {
 // json tags of Ollama's request structs (test/go-decode/main.go). Go comes from Debian's golang-go.
 const goBin = spawnSync('go', ['version'], { encoding: 'utf8' })
 const haveGo = goBin.status === 0
-if (!haveGo && process.env.CI) {
+if (!haveGo && (process.env.CI || process.env.SHAREDLLM_CI)) {
   throw new Error('Go is required for the encoding/json ground-truth test: apt-get install -y golang-go')
 }
 if (!haveGo) console.warn('gateway-go-json: skipped, `go` is not installed (apt-get install -y golang-go)')
