@@ -118,6 +118,25 @@ describe('admission', () => {
     expect((await post(`${h.url}/ollama/api/chat`, key, CHAT())).status).toBe(429)
   })
 
+  it('/ollama/api/ps shows what the role may see, by the same rule as the models_running event', async () => {
+    const roleId = await h.role({ name: 'ps-kids', max_memory_mb: 4096, allowed_models: ['cogito*'] })
+    const { key } = await h.device('ps-kid', roleId)
+    // Something is loaded (the fake loads what it ran).
+    expect((await post(`${h.url}/ollama/api/chat`, ADMIN_SECRET, CHAT())).status).toBe(200)
+    h.hub.bus.emit('models_running', { models: [] }) // the list cache follows the poll's news
+    const admin = (await get(`${h.url}/ollama/api/ps`, ADMIN_SECRET))
+      .json()
+      .models.map((m: { name: string }) => m.name)
+    expect(admin).toContain('qwen3:1.7b')
+    const kid = (await get(`${h.url}/ollama/api/ps`, key)).json().models.map((m: { name: string }) => m.name)
+    expect(kid).not.toContain('qwen3:1.7b')
+    const viewer = h.hub.policy.viewer((await h.hub.access.authenticate(key))!)
+    const { runningVisibleTo } = await import('../src/index')
+    expect(runningVisibleTo(viewer, { name: 'cogito:3b', size: 2e9 })).toBe(true)
+    expect(runningVisibleTo(viewer, { name: 'cogito:70b', size: 40e9 })).toBe(false)
+    expect(runningVisibleTo(viewer, { name: 'qwen3:1.7b', size: 1e9 })).toBe(false)
+  })
+
   it('32 concurrent list requests cost one upstream read of each list (one refresh at a time)', async () => {
     const roleId = await h.role({ name: 'stampede', max_memory_mb: 4096, max_concurrent: 64 })
     const { key } = await h.device('stampede', roleId)
