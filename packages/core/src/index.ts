@@ -1,3 +1,4 @@
+export { backoffDelay } from './backoff'
 export type { Actor, DomainContext } from './domain/context'
 export { DevicesService, type NewDevice } from './domain/devices'
 export { BUILTIN_ROLES, RolesService } from './domain/roles'
