@@ -40,7 +40,10 @@ export function retryAfterSeconds(err: SharedLLMError): number | undefined {
   return Math.max(1, Math.ceil(retry))
 }
 
-/** Writes `err` unless the response already started, in which case the connection is cut. */
+/**
+ * The one error writer (the gateway, and the REST API through it): `err` in the route's API shape, with
+ * Retry-After and WWW-Authenticate where they apply; if the response already started, the connection is cut.
+ */
 export function sendGatewayError(res: ServerResponse, api: GatewayApi, err: SharedLLMError): void {
   if (res.headersSent) {
     res.destroy()
