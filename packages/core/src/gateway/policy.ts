@@ -10,7 +10,7 @@ import { rolesRepo } from '../store/roles'
 import { estimateFit, type FitEstimate, kvShapeFromModelInfo, type KvShape, MiB, toMiB } from './fit'
 import { clampKeepAlive } from './keep-alive'
 import type { GatewayMetrics } from './metrics'
-import type { Viewer } from '../protocol/visibility'
+import { runningVisibleTo, type Viewer } from '../protocol/visibility'
 import { SharedCache } from './cache'
 import type { GatewayRoute } from './http/routes'
 import { pullModelName, requestModel } from './model-name'
@@ -335,6 +335,42 @@ export class GatewayPolicy {
         `role '${role.name}' may not use model '${model}'; allowed: ${role.allowed_models.join(', ')}`,
       ),
     )
+  }
+
+  /**
+   * Which entries of a list route `principal` is shown. tags and /v1/models: the models its role allows
+   * whose fit estimate is within its allocation (unknown estimates are listed, as `admit` would let them
+   * through); ps: the loaded models by the `models_running` rule.
+   */
+  async listFilter(
+    principal: Principal,
+    route: GatewayRoute,
+  ): Promise<(entry: Record<string, unknown>) => boolean> {
+    if (route.kind === 'ps') {
+      const viewer = this.viewer(principal)
+      return (entry) =>
+        typeof entry.name === 'string' &&
+        runningVisibleTo(viewer, {
+          name: entry.name,
+          ...(typeof entry.size === 'number' ? { size: entry.size } : {}),
+        })
+    }
+    const nameOf = (entry: Record<string, unknown>) => (route.kind === 'models' ? entry.id : entry.name)
+    if (principal.kind === 'admin') return (entry) => typeof nameOf(entry) === 'string'
+    const { role } = principal
+    const exceeds = new Set(
+      (await this.modelsFor(principal))
+        .filter((v) => v.verdict === 'exceeds_allocation')
+        .map((v) => normaliseModelName(v.name)),
+    )
+    return (entry) => {
+      const name = nameOf(entry)
+      return (
+        typeof name === 'string' &&
+        modelAllowed(role.allowed_models, name) &&
+        !exceeds.has(normaliseModelName(name))
+      )
+    }
   }
 
   /** Which loaded models `principal` is shown (`/ollama/api/ps` and the `models_running` event). */

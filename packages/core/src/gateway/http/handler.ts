@@ -3,13 +3,12 @@ import type { Principal } from '../../access/access'
 import { SharedLLMError } from '../../errors'
 import type { Hub } from '../../hub'
 import type { PullProgress } from '../../protocol/types'
-import { runningVisibleTo } from '../../protocol/visibility'
 import { SharedCache } from '../cache'
 import type { Admission } from '../policy'
 import { authenticateRequest, checkCookieOrigin, unauthorized } from './auth'
 import { BodyMeter, readJsonObject } from './body'
 import { InFlight } from './inflight'
-import { filterList, listableFilter } from './listing'
+import { filterList } from './listing'
 import { handleMetrics } from './metrics'
 import { type ForwardResult, forward } from './proxy'
 import { asGatewayError, sendGatewayError, sendJson } from './respond'
@@ -231,14 +230,7 @@ class Gateway {
   private async list(route: GatewayRoute, principal: Principal, res: ServerResponse): Promise<void> {
     const cache = this.lists.get(route.upstream) as SharedCache<ListDoc>
     const listKey = route.kind === 'models' ? 'data' : 'models'
-    const [upstream, keep] = await Promise.all([
-      cache.get(),
-      route.kind === 'ps'
-        ? Promise.resolve(this.runningFilter(principal))
-        : listableFilter(this.hub.policy, principal).then(
-            (ok) => (entry: Record<string, unknown>) => ok(route.kind === 'models' ? entry.id : entry.name),
-          ),
-    ])
+    const [upstream, keep] = await Promise.all([cache.get(), this.hub.policy.listFilter(principal, route)])
     if (upstream.status !== 200 || !isObject(upstream.body)) {
       cache.invalidate()
       // Ollama's own 4xx answer (or a body we cannot read) is passed on as it came.
@@ -250,17 +242,6 @@ class Gateway {
       return
     }
     sendJson(res, 200, filterList(upstream.body, listKey, keep))
-  }
-
-  /** The loaded models the caller is shown: the same rule as the `models_running` event. */
-  private runningFilter(principal: Principal): (entry: Record<string, unknown>) => boolean {
-    const viewer = this.hub.policy.viewer(principal)
-    return (entry) =>
-      typeof entry.name === 'string' &&
-      runningVisibleTo(viewer, {
-        name: entry.name,
-        ...(typeof entry.size === 'number' ? { size: entry.size } : {}),
-      })
   }
 
   /**
