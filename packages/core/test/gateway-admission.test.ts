@@ -326,3 +326,63 @@ describe('the owner’s dashboard session on the gateway', () => {
     )
   })
 })
+
+describe('body bytes in flight per device', () => {
+  let h: GatewayHarness
+
+  beforeAll(async () => {
+    h = await startGateway({ gateway: { bodyBytesPerDevice: 4 * 1024 * 1024 } })
+  })
+  afterAll(() => h.close())
+
+  it('a device sending several big bodies at once is held to the cap (429), each within its role limit', async () => {
+    const roleId = await h.role({
+      name: 'uploader',
+      max_memory_mb: 4096,
+      max_concurrent: 8,
+      max_body_bytes: 3 * 1024 * 1024,
+    })
+    const { key } = await h.device('uploader', roleId)
+    const head = Buffer.from(
+      `{"model":"qwen3:1.7b","messages":[],"stream":false,"pad":"${'x'.repeat(1536 * 1024)}`,
+    )
+    const tail = Buffer.from('"}')
+    let wrote = 0
+    let release: () => void = () => {}
+    const allWrote = new Promise<void>((r) => {
+      release = r
+    })
+    const one = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${h.url}/ollama/api/chat`, {
+          method: 'POST',
+          headers: {
+            Authorization: `Bearer ${key}`,
+            'content-type': 'application/json',
+            'user-agent': TEST_UA,
+          },
+        })
+        req.on('response', (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+        })
+        req.on('error', reject)
+        // Half of every body first; the rest once all four halves are on their way.
+        req.write(head, () => {
+          if (++wrote === 4) setTimeout(release, 200)
+        })
+        void allWrote.then(() => req.end(tail))
+      })
+    const statuses = await Promise.all([one(), one(), one(), one()])
+    // 4 × 1.5 MiB in flight against a 4 MiB cap: at least one is told to wait, at least two get through.
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1)
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2)
+    for (const s of statuses) expect([200, 429]).toContain(s)
+    // Nothing stays counted: four more, one after another, all pass.
+    for (let i = 0; i < 4; i++) {
+      expect(
+        (await post(`${h.url}/ollama/api/chat`, key, CHAT({ pad: 'y'.repeat(2 * 1024 * 1024) }))).status,
+      ).toBe(200)
+    }
+  })
+})
