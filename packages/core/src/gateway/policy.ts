@@ -253,7 +253,8 @@ export class GatewayPolicy {
         opts.num_ctx = role.max_context_tokens
       }
     }
-    this.boundPredict(route, role, opts, outgoing)
+    // The admin role's options go as given (num_predict -1 included) unless the owner set it a maximum.
+    if (!isAdminRole || role.max_predict_tokens !== null) this.boundPredict(route, role, opts, outgoing)
     if (Object.keys(opts).length > 0) outgoing.options = opts
     if (REQUEST_FIELDS[route.body].includes('keep_alive')) {
       const keepAlive = clampKeepAlive(picked.keep_alive, role.max_keep_alive_s)
