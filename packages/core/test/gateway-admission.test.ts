@@ -270,10 +270,12 @@ describe('the outgoing body is built from Ollama’s exact field names', () => {
       const res = await post(
         `${h.url}/ollama/api/chat`,
         k,
-        CHAT({ options: { num_gpu: 10, num_batch: 256 } }),
+        CHAT({ options: { num_gpu: 10, num_batch: 256, num_predict: -1 } }),
       )
       expect(res.status).toBe(200)
-      expect((await sent('/api/chat'))[0]).toMatchObject({ options: { num_gpu: 10, num_batch: 256 } })
+      expect((await sent('/api/chat'))[0]).toMatchObject({
+        options: { num_gpu: 10, num_batch: 256, num_predict: -1 },
+      })
     }
   })
 
