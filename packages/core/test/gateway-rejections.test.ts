@@ -38,7 +38,7 @@ describe('gateway rejections', () => {
         post(`${h.url}/ollama/api/chat`, 'sllm_unknownunknownunknownunknown', CHAT()),
         post(`${h.url}/ollama/api/chat`, key, CHAT()),
         post(`${h.url}/ollama/api/chat`, null, CHAT(), { Authorization: `Basic ${btoa(`x:${user.key}`)}` }),
-        // The gateway never reads cookies, not even an admin session's.
+        // A cookie that is not a live owner session is no credential (the admin secret is not a session).
         post(`${h.url}/ollama/api/chat`, null, CHAT(), { Cookie: `sllm_session=${ADMIN_SECRET}` }),
       ])
       for (const a of answers) {
