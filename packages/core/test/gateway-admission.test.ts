@@ -212,8 +212,8 @@ describe('the outgoing body is built from Ollama’s exact field names', () => {
       whatever: { deep: 1 },
     })
     expect(res.status).toBe(200)
-    // The user role's keep_alive maximum (30 min) is above Ollama's default: none is sent.
-    expect(await sent('/api/chat')).toEqual([CHAT()])
+    // keep_alive and the context are always the gateway's: the user role's 30 min, the default 4096 tokens.
+    expect(await sent('/api/chat')).toEqual([{ ...CHAT(), keep_alive: 1800, options: { num_ctx: 4096 } }])
   })
 
   it('options for a non-admin role: sampling kept, load-time options a 400 naming the option, num_predict bounded', async () => {
@@ -244,16 +244,23 @@ describe('the outgoing body is built from Ollama’s exact field names', () => {
     for (const extra of asked) {
       expect((await post(`${h.url}/ollama/api/chat`, guest.key, CHAT(extra))).status).toBe(200)
     }
+    const guestRole = (await h.hub.roles.list()).find((r) => r.id === 'role-guest')!
+    const ka = guestRole.max_keep_alive_s
     expect(await sent('/api/chat')).toEqual([
-      { ...CHAT(), options: { num_predict: 2048, temperature: 0.5 } },
-      { ...CHAT(), options: { num_predict: 2048 } },
-      { ...CHAT(), options: { num_predict: 0 } },
+      { ...CHAT(), keep_alive: ka, options: { num_predict: 2048, temperature: 0.5, num_ctx: 4096 } },
+      { ...CHAT(), keep_alive: ka, options: { num_predict: 2048, num_ctx: 4096 } },
+      { ...CHAT(), keep_alive: ka, options: { num_predict: 0, num_ctx: 4096 } },
     ])
-    // OpenAI: max_tokens is Ollama's num_predict there (openai/openai.go).
+    // OpenAI: translated to /api/chat, max_tokens becoming num_predict as openai/openai.go does.
     await h.fake?.clearRequests()
     const oa = await post(`${h.url}/v1/chat/completions`, guest.key, CHAT({ max_tokens: 100_000 }))
     expect(oa.status).toBe(200)
-    expect((await sent('/v1/chat/completions'))[0]).toMatchObject({ max_tokens: 2048 })
+    expect(await sent('/v1/chat/completions')).toEqual([])
+    expect((await sent('/api/chat'))[0]).toMatchObject({
+      stream: false,
+      keep_alive: ka,
+      options: { num_predict: 2048, num_ctx: 4096, temperature: 1, top_p: 1 },
+    })
     const negative = await post(`${h.url}/v1/completions`, guest.key, {
       model: 'qwen3:1.7b',
       prompt: 'x',

@@ -79,9 +79,10 @@ describe('forwarding to the fake Ollama', () => {
     const seen = (await h.fake!.requests()).filter((r) => r.path === '/api/chat')
     expect(seen.map((r) => r.body)).toEqual([
       { ...CHAT({ stream: false }), keep_alive: 120, options: { num_ctx: 4096, temperature: 0.5 } },
-      { ...CHAT({ stream: false }), keep_alive: '1m' },
-      // Ollama's default (5 min) is over the maximum, so the maximum is sent.
-      { ...CHAT({ stream: false }), keep_alive: 120 },
+      // Always seconds as a number (a string like "300" would be Ollama's 400).
+      { ...CHAT({ stream: false }), keep_alive: 60, options: { num_ctx: 4096 } },
+      // None asked: the role's maximum, never Ollama's OLLAMA_KEEP_ALIVE; and the context is always sent.
+      { ...CHAT({ stream: false }), keep_alive: 120, options: { num_ctx: 4096 } },
     ])
     for (const r of seen) {
       expect(r.headers.authorization).toBeUndefined()
@@ -245,6 +246,19 @@ describe('upstream trouble and client disconnects', () => {
     // /api/embed halfway.
     mock = await startMockUpstream((req, res) => {
       req.resume()
+      // The gateway reads the model list (a model that is not installed is a 404 there, never forwarded).
+      if (req.url === '/api/tags') {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(
+          JSON.stringify({ models: [{ name: 'qwen3:1.7b', model: 'qwen3:1.7b', size: 1000, digest: 'd1' }] }),
+        )
+        return
+      }
+      if (req.url === '/api/show' || req.url === '/api/ps') {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(req.url === '/api/ps' ? '{"models":[]}' : '{"model_info":{}}')
+        return
+      }
       if (req.url === '/api/generate') return // never answers
       if (req.url === '/api/embed') {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
@@ -320,12 +334,14 @@ describe('upstream trouble and client disconnects', () => {
       const chat = await post(`${h.url}/ollama/api/chat`, key, CHAT({ stream: false }))
       expect(chat.status).toBe(503)
       expect(chat.json()).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' })
-      expect(chat.json().error).toContain(
-        `Ollama is not running at http://127.0.0.1:${port} (connection refused)`,
+      // Refused while reading the model list (to resolve the name) or while forwarding (a list still cached).
+      const down = new RegExp(
+        `Ollama (is not running at http://127.0.0.1:${port}|at http://127.0.0.1:${port} is not reachable) \\(connection refused`,
       )
+      expect(chat.json().error).toMatch(down)
       const oa = await post(`${h.url}/v1/chat/completions`, key, CHAT({ stream: true }))
       expect(oa.status).toBe(503)
-      expect(oa.json().error.message).toContain('Ollama is not running')
+      expect(oa.json().error.message).toMatch(down)
       for (const path of ['/ollama/api/tags', '/v1/models', '/ollama/api/version', '/ollama/api/ps']) {
         const res = await get(`${h.url}${path}`, key)
         expect(res.status, path).toBe(503)

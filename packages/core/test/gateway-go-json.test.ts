@@ -254,7 +254,13 @@ describe.skipIf(!haveGo)('forwarded bodies as Go’s encoding/json reads them', 
       { numRuns: 400 },
     )
     // The forwarded bytes, decoded by Go into Ollama's struct, hold exactly the admitted fields and values.
-    const decoded = goDecode(checks.map((c) => ({ shape: c.shape, body: c.sent })))
+    // The OpenAI routes are translated: what reaches Ollama is its native request (openai.ts).
+    const nativeShape: Record<string, string> = {
+      openai_chat: 'chat',
+      openai_completion: 'generate',
+      openai_embed: 'embed',
+    }
+    const decoded = goDecode(checks.map((c) => ({ shape: nativeShape[c.shape] ?? c.shape, body: c.sent })))
     for (const [i, c] of checks.entries()) {
       const expected =
         c.shape === 'pull' ? { model: c.admission.model, stream: true } : withoutNulls(c.admission.outgoing)

@@ -76,7 +76,7 @@ describe('gateway rejections', () => {
       ['POST', '/ollama/api/%63hat'],
       ['POST', '/ollama/api/../api/delete'],
       ['POST', '/OLLAMA/api/chat'],
-      ['GET', '/ollama'],
+      ['GET', '/ollama/api'],
       ['GET', '/v1/files'],
       ['POST', '/v1/responses'],
     ]

@@ -7,7 +7,9 @@ import {
   type Hub,
   isSharedLLMError,
   keepAliveSeconds,
+  kvCacheBytes,
   kvShapeFromModelInfo,
+  needsVerboseShow,
   MiB,
   type ModelCatalog,
   type ModelInfo,
@@ -64,23 +66,105 @@ async function rejection(p: Promise<unknown>) {
   return err
 }
 
-describe('fit estimate', () => {
+describe('fit estimate (fs/ggml/ggml.go GraphSize)', () => {
+  const llama = show.model_info
   test('the worked example: an 8B llama needs 128 KiB of KV cache per token, 512 MiB at 4096', () => {
-    const shape = kvShapeFromModelInfo(show.model_info)
-    expect(shape).toEqual({ layers: 32, kvHeads: 8, keyLength: 128, valueLength: 128 })
+    const shape = kvShapeFromModelInfo(llama)
+    expect(shape).toMatchObject({
+      architecture: 'llama',
+      layers: 32,
+      keyLength: 128,
+      valueLength: 128,
+      heads: 32,
+      embedding: 4096,
+      vocab: 128258, // llama.vocab_size: the plain /api/show leaves the token list out
+      trainedContext: 131072,
+      guessed: [],
+    })
+    expect(shape?.kvHeads).toEqual(Array(32).fill(8))
     const fit = estimateFit(4_920_757_726, shape, 4096)
     expect(fit.kvBytes).toBe(512 * MiB)
     expect(fit.kvBytes! / 4096).toBe(128 * 1024)
+    // The compute graph: max(4·batch·(embedding + vocab), 4·batch·(1 + 4·embedding + ctx·(1 + heads))).
+    expect(fit.overheadBytes).toBe(Math.max(4 * 512 * (4096 + 128258), 4 * 512 * (1 + 4 * 4096 + 4096 * 33)))
     expect(fit.totalBytes).toBe(4_920_757_726 + 512 * MiB + fit.overheadBytes)
+    expect(fit.conservative).toBe(false)
+    expect(needsVerboseShow(llama)).toBe(false)
   })
 
-  test('missing geometry gives weights + overhead, never NaN', () => {
+  test('num_parallel multiplies the context, a q8_0 or q4_0 cache halves or quarters the KV', () => {
+    const shape = kvShapeFromModelInfo(llama)!
+    expect(kvCacheBytes(shape, { contextTokens: 4096, numParallel: 2 })).toBe(1024 * MiB)
+    expect(kvCacheBytes(shape, { contextTokens: 4096, kvCacheType: 'q8_0' })).toBe(256 * MiB)
+    expect(kvCacheBytes(shape, { contextTokens: 4096, kvCacheType: 'q4_0' })).toBe(128 * MiB)
+  })
+
+  test('gemma3: five of every six layers keep only the sliding window (+ batch)', () => {
+    const gemma = {
+      'general.architecture': 'gemma3',
+      'gemma3.block_count': 34,
+      'gemma3.attention.head_count': 8,
+      'gemma3.attention.head_count_kv': 4,
+      'gemma3.attention.key_length': 256,
+      'gemma3.attention.value_length': 256,
+      'gemma3.attention.sliding_window': 1024,
+      'gemma3.embedding_length': 2560,
+      'gemma3.context_length': 131072,
+      'gemma3.vocab_size': 262144,
+    }
+    const shape = kvShapeFromModelInfo(gemma)!
+    const perTokenLayer = 512 * 2 * 4 // (256 + 256) × f16 × 4 KV heads
+    const global = 5 // layers 6, 12, 18, 24, 30
+    const at = (ctx: number) => kvCacheBytes(shape, { contextTokens: ctx })
+    expect(at(32768)).toBe(global * 32768 * perTokenLayer + (34 - global) * (1024 + 512) * perTokenLayer)
+    // Far below the context × every layer the old estimate charged (5-6× at 32k-128k).
+    expect(at(131072) / (131072 * 34 * perTokenLayer)).toBeLessThan(0.16)
+  })
+
+  test('per-layer head arrays (hybrid models) and MLA keys are read; recurrent layers hold their state', () => {
+    const hybrid = kvShapeFromModelInfo({
+      'general.architecture': 'x',
+      'x.block_count': 4,
+      'x.attention.head_count': [8, 8, 8, 8],
+      'x.attention.head_count_kv': [0, 2, 0, 2],
+      'x.embedding_length': 1024,
+      'x.ssm.state_size': 16,
+      'x.ssm.inner_size': 2048,
+      'x.ssm.conv_kernel': 4,
+      'x.ssm.group_count': 1,
+      'x.vocab_size': 1000,
+    })!
+    const state = ((4 - 1) * (2048 + 2 * 16) + 16 * 2048) * 4
+    expect(kvCacheBytes(hybrid, { contextTokens: 1000 })).toBe(2 * 1000 * 256 * 2 * 2 + 2 * state)
+    const mla = kvShapeFromModelInfo({
+      'general.architecture': 'deepseek2',
+      'deepseek2.block_count': 2,
+      'deepseek2.attention.head_count': 16,
+      'deepseek2.attention.head_count_kv': 1,
+      'deepseek2.attention.key_length': 192,
+      'deepseek2.attention.value_length': 128,
+      'deepseek2.attention.key_length_mla': 576,
+      'deepseek2.attention.value_length_mla': 512,
+      'deepseek2.embedding_length': 2048,
+      'deepseek2.vocab_size': 102400,
+    })!
+    expect(mla.keyLength).toBe(576)
+    expect(kvCacheBytes(mla, { contextTokens: 100 })).toBe(2 * 100 * (576 + 512) * 2)
+  })
+
+  test('arrays the plain /api/show leaves null ask for a verbose one; a shape not read is conservative', () => {
+    const partial = { ...llama, 'llama.attention.head_count_kv': null }
+    expect(needsVerboseShow(partial)).toBe(true)
+    expect(kvShapeFromModelInfo(partial)?.guessed).toEqual(['attention.head_count_kv'])
+    expect(estimateFit(1000, kvShapeFromModelInfo(partial), 4096).conservative).toBe(true)
     expect(kvShapeFromModelInfo({ 'general.architecture': 'llama' })).toBeUndefined()
     expect(kvShapeFromModelInfo({ 'general.architecture': 'x', 'x.block_count': 'NaN' })).toBeUndefined()
     expect(kvShapeFromModelInfo(undefined)).toBeUndefined()
     const fit = estimateFit(1000, undefined, 4096)
-    expect(fit.kvBytes).toBeNull()
+    expect(fit.conservative).toBe(true)
     expect(Number.isFinite(fit.totalBytes)).toBe(true)
+    // More than any known 8B shape would need at that context.
+    expect(fit.totalBytes).toBeGreaterThan(estimateFit(1000, kvShapeFromModelInfo(llama), 4096).totalBytes)
   })
 
   test('key length falls back to embedding / heads', () => {
@@ -92,7 +176,7 @@ describe('fit estimate', () => {
         'qwen2.attention.head_count_kv': 4,
         'qwen2.embedding_length': 3584,
       }),
-    ).toEqual({ layers: 28, kvHeads: 4, keyLength: 128, valueLength: 128 })
+    ).toMatchObject({ layers: 28, kvHeads: Array(28).fill(4), keyLength: 128, valueLength: 128 })
   })
 })
 
@@ -127,14 +211,19 @@ describe('keep_alive', () => {
     expect(keepAliveSeconds(v)).toBe(s)
   })
 
-  test('clamped to the role maximum; absent becomes the max when Ollama default is longer', () => {
+  test('always a number of seconds within the role maximum; absent is the maximum', () => {
     expect(clampKeepAlive('10m', 300)).toBe(300)
     expect(clampKeepAlive(-1, 300)).toBe(300)
-    expect(clampKeepAlive('2m', 300)).toBe('2m')
+    expect(clampKeepAlive('2m', 300)).toBe(120)
+    // Ollama would answer a numeric string with a 400 (time.ParseDuration: missing unit).
+    expect(clampKeepAlive('300', 3600)).toBe(300)
     expect(clampKeepAlive(undefined, 120)).toBe(120)
-    expect(clampKeepAlive(undefined, 3600)).toBeUndefined()
+    // Absent: the maximum, never Ollama's own OLLAMA_KEEP_ALIVE (which may be forever).
+    expect(clampKeepAlive(undefined, 3600)).toBe(3600)
     expect(clampKeepAlive('junk', 60)).toBe(60)
-    expect(clampKeepAlive('10h', null)).toBe('10h')
+    expect(clampKeepAlive('10h', null)).toBe(36000)
+    expect(clampKeepAlive('-1', null)).toBe(-1)
+    expect(clampKeepAlive(undefined, null)).toBeUndefined()
   })
 })
 
@@ -150,7 +239,12 @@ describe('gateway policy', () => {
     const p = await device(hub, 'role-user') // 4096 MiB
     const err = await rejection(hub.policy.admit(p, CHAT, { model: 'dolphin3:8b' }))
     expect(err.code).toBe('FORBIDDEN')
-    expect(err.message).toMatch(/needs about 5461 MiB at 4096 tokens of context but device '.*' has 4096 MiB/)
+    const need = Math.ceil(
+      estimateFit(4_920_757_726, kvShapeFromModelInfo(show.model_info), 4096).totalBytes / MiB,
+    )
+    expect(err.message).toMatch(
+      new RegExp(`needs about ${need} MiB at 4096 tokens of context but device '.*' has 4096 MiB`),
+    )
     // A small model fits.
     const ok = await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })
     ok.release()
@@ -175,24 +269,35 @@ describe('gateway policy', () => {
     big.release()
   })
 
-  test('the real size of a loaded model replaces the estimate', async () => {
-    const ps = fixture('api-ps-gemma3-full-vram-issue.json').models as RunningModel[]
+  test('the real size of a loaded model replaces the estimate only at the context it was loaded with', async () => {
+    const [gemma] = fixture('api-ps-gemma3-full-vram-issue.json').models as RunningModel[]
+    const ps = [{ ...gemma!, name: 'gemma3:4b', model: 'gemma3:4b', context_length: 4096 }]
     const hub = await hubWith(catalog(ps))
-    const est = await hub.policy.estimate('gemma3', 4096)
-    expect(est).toMatchObject({ source: 'loaded', totalBytes: 5964735424 })
+    expect(await hub.policy.estimate('gemma3:4b', 4096)).toMatchObject({
+      source: 'loaded',
+      totalBytes: 5964735424,
+    })
+    // Asked for more context, Ollama reloads it bigger: the loaded size says nothing about that.
+    const big = await hub.policy.estimate('gemma3:4b', 32768)
+    expect(big?.source).toBe('estimate')
+    // No context_length in the list (older Ollama, or 0 while loading): not trusted either.
+    const hub2 = await hubWith(catalog([{ ...ps[0]!, context_length: null }]))
+    expect((await hub2.policy.estimate('gemma3:4b', 4096))?.source).toBe('estimate')
   })
 
   test('can it load now: against free memory, then with the idle loaded models Ollama would unload', async () => {
-    const [gemma] = fixture('api-ps-gemma3-full-vram-issue.json').models as RunningModel[] // 5688 MiB
+    const [captured] = fixture('api-ps-gemma3-full-vram-issue.json').models as RunningModel[] // 5688 MiB
+    // Loaded at the default context under the name it has in the captured tags.
+    const gemma = { ...captured!, name: 'gemma3:4b', model: 'gemma3:4b', context_length: 4096 }
     // A second loaded model, as if qwen3:1.7b were in memory too, at its tag size.
     const qwen = {
-      ...gemma!,
+      ...gemma,
       name: 'qwen3:1.7b',
       model: 'qwen3:1.7b',
       size: 1359293444,
       size_vram: 1359293444,
     }
-    const ps = [gemma!, qwen]
+    const ps = [gemma, qwen]
     let freeMb: number | undefined = 8000
     const hub = await startHub({ capacityMb: () => 100_000, freeMb: () => freeMb })
     ;(hub as unknown as { catalog: ModelCatalog }).catalog = catalog(ps)
@@ -203,14 +308,14 @@ describe('gateway policy', () => {
     // dolphin3:8b needs about 5461 MiB at 4096 tokens.
     expect(await loadOf('dolphin3:8b')).toBe('free')
     expect(await viewOf('dolphin3:8b')).toBe('free')
-    expect(await loadOf('gemma3:4b')).toBe('free')
+    expect(await loadOf('gemma3:4b')).toBe('loaded')
     expect(await loadOf('qwen3:1.7b')).toBe('loaded')
     expect(await viewOf('qwen3:1.7b')).toBe('loaded')
     freeMb = 1000
     // 1000 MiB free plus gemma3's 5688 MiB, which nobody is using: Ollama unloads it and loads dolphin.
     expect(await loadOf('dolphin3:8b')).toBe('unloads_idle')
     // While a request holds gemma3, its memory is not coming back (1000 + qwen's 1296 MiB is too little).
-    const holding = await hub.policy.admit(p, CHAT, { model: 'gemma3:latest' })
+    const holding = await hub.policy.admit(p, CHAT, { model: 'gemma3:4b' })
     expect(await loadOf('dolphin3:8b')).toBe('busy')
     expect(await viewOf('dolphin3:8b')).toBe('busy')
     holding.release()

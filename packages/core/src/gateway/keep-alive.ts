@@ -22,19 +22,19 @@ export function keepAliveSeconds(value: unknown): number | undefined {
   return consumed === s.length && consumed > 0 ? total : undefined
 }
 
-/** Ollama's default when a request names no keep_alive. */
-export const OLLAMA_DEFAULT_KEEP_ALIVE_S = 300
-
 /**
- * The keep_alive to forward: the request's own when within the role's maximum, else the maximum. An
- * unreadable value is replaced by the maximum too (Ollama would reject it anyway).
+ * The keep_alive to forward, always as a number of seconds (api/types.go Duration: a JSON number is
+ * seconds, a string goes through time.ParseDuration, so `"300"` would be a 400 from Ollama): the
+ * request's own when within the role's maximum, else the maximum. Absent: the maximum, because Ollama
+ * would otherwise apply its own OLLAMA_KEEP_ALIVE, which may be forever. An unreadable value is replaced
+ * by the maximum too. With no maximum (null) the request's value goes normalised, and absent stays absent.
  */
-export function clampKeepAlive(requested: unknown, maxSeconds: number | null): number | string | undefined {
-  if (maxSeconds === null) return requested as number | string | undefined
-  if (requested === undefined || requested === null) {
-    return OLLAMA_DEFAULT_KEEP_ALIVE_S > maxSeconds ? maxSeconds : undefined
+export function clampKeepAlive(requested: unknown, maxSeconds: number | null): number | undefined {
+  const secs = requested === undefined || requested === null ? undefined : keepAliveSeconds(requested)
+  if (maxSeconds === null) {
+    if (secs === undefined) return undefined
+    return secs === Number.POSITIVE_INFINITY ? -1 : secs
   }
-  const secs = keepAliveSeconds(requested)
   if (secs === undefined || secs > maxSeconds) return maxSeconds
-  return requested as number | string
+  return secs
 }

@@ -50,6 +50,12 @@ export class GatewayMetrics {
     'Requests refused before reaching Ollama, by reason',
     'counter',
   )
+  /** Measured `/api/ps` size over the gateway's estimate at the loaded context, per model. */
+  readonly fitRatio = new Family(
+    'sharedllm_fit_estimate_ratio',
+    'What Ollama loaded over the fit estimate at that context, by model (1 = exact)',
+    'gauge',
+  )
   readonly active = new Family(
     'sharedllm_active_streams',
     'Requests in flight through the gateway, by device',
@@ -58,7 +64,7 @@ export class GatewayMetrics {
 
   render(memory: MemoryStats | null, ollama: OllamaStatus | null): string {
     const out: string[] = []
-    for (const f of [this.requests, this.tokens, this.rejections, this.active]) f.render(out)
+    for (const f of [this.requests, this.tokens, this.rejections, this.active, this.fitRatio]) f.render(out)
     const total = new Family('sharedllm_memory_total_bytes', 'Memory of each provider device', 'gauge')
     const used = new Family('sharedllm_memory_used_bytes', 'Used memory of each provider device', 'gauge')
     const free = new Family('sharedllm_memory_free_bytes', 'Free memory of each provider device', 'gauge')

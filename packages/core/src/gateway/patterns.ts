@@ -1,8 +1,11 @@
-/** `llama3` means `llama3:latest`; patterns and names compare on the full `name:tag`. */
+import { canonicalModelName } from '../ollama/names'
+
+/**
+ * A name as Ollama resolves it (`llama3` is `llama3:latest`, `library/llama3` and
+ * `registry.ollama.ai/library/llama3` are too; see `resolveModelName`): patterns and names compare on it.
+ */
 export function normaliseModelName(name: string): string {
-  const n = name.trim().toLowerCase()
-  const slash = n.lastIndexOf('/')
-  return n.slice(slash + 1).includes(':') ? n : `${n}:latest`
+  return canonicalModelName(name)
 }
 
 function globToRegExp(pattern: string): RegExp {
@@ -20,6 +23,7 @@ export function modelAllowed(patterns: readonly string[], model: string): boolea
   return patterns.some((p) => {
     const pat = p.trim().toLowerCase()
     if (!pat.includes(':') && !pat.includes('*')) return full.startsWith(`${pat}:`)
-    return globToRegExp(pat).test(full) || globToRegExp(pat).test(model.trim().toLowerCase())
+    // Only the resolved name is compared: `library/x` or `x:local` cannot slip past a pattern for `x`.
+    return globToRegExp(pat).test(full)
   })
 }

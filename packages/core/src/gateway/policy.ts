@@ -7,13 +7,24 @@ import type { MeModel, MeResponse, ModelView, UsageResponse } from '../protocol/
 import type { FitVerdict, LoadVerdict, ModelInfo, Role, RunningModel, UsageRecord } from '../protocol/types'
 import { usageRepo } from '../store/access'
 import { rolesRepo } from '../store/roles'
-import { estimateFit, type FitEstimate, kvShapeFromModelInfo, type KvShape, MiB, toMiB } from './fit'
+import { type FitRatio, fitRatiosRepo } from './fit-ratios'
+import {
+  estimateFit,
+  type FitEstimate,
+  kvShapeFromModelInfo,
+  type KvShape,
+  MiB,
+  needsVerboseShow,
+  toMiB,
+} from './fit'
 import { clampKeepAlive } from './keep-alive'
 import type { GatewayMetrics } from './metrics'
 import { runningVisibleTo, type Viewer } from '../protocol/visibility'
 import { SharedCache } from './cache'
 import type { GatewayRoute } from './http/routes'
 import { pullModelName, requestModel } from './model-name'
+import { type ReplyShape, type Translation, translateRequest } from './openai'
+import { canonicalModelName, type ResolvedName, resolveModelName } from '../ollama/names'
 import { modelAllowed, normaliseModelName } from './patterns'
 import {
   type BodyShape,
@@ -28,7 +39,7 @@ import {
 export interface ModelCatalog {
   list(): Promise<ModelInfo[]>
   running(): Promise<RunningModel[]>
-  show(name: string): Promise<{ model_info?: Record<string, unknown> | null }>
+  show(name: string, opts?: { verbose?: boolean }): Promise<{ model_info?: Record<string, unknown> | null }>
 }
 
 /**
@@ -47,8 +58,23 @@ export interface Admission {
   outgoing: Record<string, unknown>
   /** OpenAI streams: the usage-only event the gateway asked for is removed on the way back. */
   stripUsageEvent: boolean
+  /** OpenAI routes: the native answer is rewritten into this OpenAI shape on its way back. */
+  reply?: ReplyShape
   /** Frees the concurrency slot; safe to call more than once. */
   release(): void
+}
+
+/** The native request shape each OpenAI route is translated to. */
+const NATIVE_SHAPE: Record<Translation, BodyShape> = { chat: 'chat', completion: 'generate', embed: 'embed' }
+
+/** Ollama's own words for a model it does not have (server/routes.go), as a 404 from the gateway. */
+function notInstalled(name: string): SharedLLMError {
+  return new SharedLLMError('MODEL_NOT_FOUND', `model '${name}' not found`, { details: { model: name } })
+}
+
+/** The role field `allow_cloud` (added by the fair-share migration); absent means no. */
+export function roleAllowsCloud(role: Role): boolean {
+  return (role as Role & { allow_cloud?: unknown }).allow_cloud === true
 }
 
 /** Largest body the owner (admin secret or session) may send; a device's role says its own. */
@@ -77,6 +103,7 @@ export class GatewayPolicy {
   private readonly tags: SharedCache<ModelInfo[]>
   private readonly ps: SharedCache<RunningModel[]>
   private readonly shapes = new Map<string, KvShape | null>()
+  private readonly ratios = new Map<string, FitRatio | null>()
   private readonly cacheMs: number
 
   constructor(private readonly o: GatewayPolicyOptions) {
@@ -94,7 +121,10 @@ export class GatewayPolicy {
     )
     // A pull or delete changes the model list: forget it.
     for (const t of ['model_pulled', 'model_deleted'] as const) o.ctx.bus.on(t, () => this.invalidate())
-    o.ctx.bus.on('models_running', ({ models }) => this.ps.set(models))
+    o.ctx.bus.on('models_running', ({ models }) => {
+      this.ps.set(models)
+      void this.measure(models)
+    })
   }
 
   invalidate(): void {
@@ -227,56 +257,123 @@ export class GatewayPolicy {
       if (typeof picked.stream === 'boolean') outgoing.stream = picked.stream
       return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
     }
-    const model = requestModel(picked.model)
-    const outgoing: Record<string, unknown> = { ...picked, model }
     if (route.kind === 'show') {
+      const model = requestModel(picked.model)
+      const outgoing: Record<string, unknown> = { ...picked, model }
       if (principal.kind === 'device') this.checkAllowed(principal.role, model)
       return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
     }
-    const options = 'options' in picked ? optionsOf(picked) : undefined
-    if ('options' in picked) delete outgoing.options
-    const stripUsageEvent = this.usageOption(route, picked, outgoing)
+    // OpenAI routes become native ones here (openai.ts), so that everything below applies to them too.
+    let reply: ReplyShape | undefined
+    let native = picked
+    let shape = route.body
+    if (route.translate) {
+      const t = translateRequest(route.translate, picked)
+      reply = t.reply
+      native = { ...t.native, ...(picked.model !== undefined ? { model: picked.model } : {}) }
+      shape = NATIVE_SHAPE[route.translate]
+    }
+    const name = resolveModelName(requestModel(native.model))
+    const role = principal.kind === 'device' ? principal.role : undefined
+    const target = await this.resolveInstalled(name, role)
+    const model = target.name
+    const outgoing: Record<string, unknown> = { ...native, model }
+    const options = 'options' in native ? optionsOf(native) : undefined
+    if ('options' in native) delete outgoing.options
+    const stripUsageEvent = false
+    const keepAliveField = REQUEST_FIELDS[shape].includes('keep_alive')
     if (principal.kind === 'admin') {
-      if (options) outgoing.options = options
-      const untrack = this.track(model)
-      return { deviceId, model, outgoing, stripUsageEvent, release: both(untrack, slot) }
-    }
-    const { device, role } = principal
-    const isAdminRole = role.id === 'role-admin'
-    const opts = options ? (isAdminRole ? { ...options } : deviceOptions(options)) : {}
-    // The context: the request's, clamped to the role; sent only on the native routes (the OpenAI ones
-    // have no options, so Ollama loads its default context there).
-    let requestedCtx: number | undefined
-    if (opts.num_ctx !== undefined && opts.num_ctx !== null) {
-      requestedCtx = wholeTokens(opts.num_ctx, 'options.num_ctx', 1)
-      if (role.max_context_tokens !== null && requestedCtx > role.max_context_tokens) {
-        opts.num_ctx = role.max_context_tokens
+      const opts = options ? { ...options } : {}
+      if (!target.cloud) {
+        const requested =
+          opts.num_ctx === undefined || opts.num_ctx === null
+            ? undefined
+            : wholeTokens(opts.num_ctx, 'options.num_ctx', 1)
+        opts.num_ctx = this.contextFor(null, requested, target.facts?.trainedContext)
       }
+      outgoing.options = opts
+      if (keepAliveField) {
+        const keepAlive = clampKeepAlive(native.keep_alive, null)
+        if (keepAlive === undefined) delete outgoing.keep_alive
+        else outgoing.keep_alive = keepAlive
+      }
+      const untrack = this.track(model)
+      return { deviceId, model, outgoing, stripUsageEvent, reply, release: both(untrack, slot) }
     }
+    const { device } = principal
+    const r = role as Role
+    const isAdminRole = r.id === 'role-admin'
+    const opts = options ? (isAdminRole ? { ...options } : deviceOptions(options)) : {}
+    // The context is always ours: the request's, else the default, within the role and the trained context.
+    let requestedCtx: number | undefined
+    if (opts.num_ctx !== undefined && opts.num_ctx !== null)
+      requestedCtx = wholeTokens(opts.num_ctx, 'options.num_ctx', 1)
+    const ctxTokens = this.contextFor(r, requestedCtx, target.facts?.trainedContext)
+    if (!target.cloud) opts.num_ctx = ctxTokens
+    else delete opts.num_ctx
     // The admin role's options go as given (num_predict -1 included) unless the owner set it a maximum.
-    if (!isAdminRole || role.max_predict_tokens !== null) this.boundPredict(route, role, opts, outgoing)
+    if (!isAdminRole || r.max_predict_tokens !== null) {
+      this.boundPredict(shape, r, opts, reply ? 'max_tokens' : 'options.num_predict')
+    }
     if (Object.keys(opts).length > 0) outgoing.options = opts
-    if (REQUEST_FIELDS[route.body].includes('keep_alive')) {
-      const keepAlive = clampKeepAlive(picked.keep_alive, role.max_keep_alive_s)
+    if (keepAliveField) {
+      const keepAlive = clampKeepAlive(native.keep_alive, r.max_keep_alive_s)
       if (keepAlive === undefined) delete outgoing.keep_alive
       else outgoing.keep_alive = keepAlive
     }
-    this.checkAllowed(role, model)
-    const ctxTokens = this.contextFor(role, (opts.num_ctx as number | undefined) ?? requestedCtx)
-    const fit = await this.estimate(model, ctxTokens)
-    const allocation = device.allocation_mb * MiB
-    if (fit && fit.totalBytes > allocation) {
-      this.reject(
-        'does_not_fit',
-        new SharedLLMError(
-          'FORBIDDEN',
-          `model '${model}' needs about ${toMiB(fit.totalBytes)} MiB${fit.source === 'estimate' ? ` at ${fit.contextTokens} tokens of context` : ' (as loaded)'} but device '${device.name}' has ${device.allocation_mb} MiB; ask the host for a larger allocation or use a smaller model`,
-          { details: { required_mb: toMiB(fit.totalBytes), allocation_mb: device.allocation_mb } },
-        ),
-      )
+    if (!target.cloud) {
+      const fit = await this.estimate(model, ctxTokens)
+      const allocation = device.allocation_mb * MiB
+      if (fit && fit.totalBytes > allocation) {
+        const how =
+          fit.source === 'loaded'
+            ? ' (as loaded)'
+            : ` at ${fit.contextTokens} tokens of context${fit.conservative ? ' (estimated conservatively: its shape could not be read)' : ''}`
+        this.reject(
+          'does_not_fit',
+          new SharedLLMError(
+            'FORBIDDEN',
+            `model '${model}' needs about ${toMiB(fit.totalBytes)} MiB${how} but device '${device.name}' has ${device.allocation_mb} MiB; ask the host for a larger allocation or use a smaller model`,
+            { details: { required_mb: toMiB(fit.totalBytes), allocation_mb: device.allocation_mb } },
+          ),
+        )
+      }
     }
     const untrack = this.track(model)
-    return { deviceId, model, outgoing, stripUsageEvent, release: both(untrack, slot) }
+    return { deviceId, model, outgoing, stripUsageEvent, reply, release: both(untrack, slot) }
+  }
+
+  /**
+   * The installed model a name resolves to (Ollama's resolution: resolveModelName), after the role's list
+   * and the cloud rule. A model that is not installed is a 404 here and never reaches Ollama; a cloud
+   * model (`:cloud`, `-cloud`, or a `remote_host` in the list) needs the role's `allow_cloud` and the
+   * owner's `cloud_models_enabled` (server/routes.go proxies those to ollama.com).
+   */
+  private async resolveInstalled(
+    name: ResolvedName,
+    role: Role | undefined,
+  ): Promise<{ name: string; cloud: boolean; facts: KvShape | undefined }> {
+    if (role) this.checkAllowed(role, name.display)
+    const models = await this.models()
+    const entry = models.find((m) => canonicalModelName(m.name) === name.display)
+    const remote = !!entry?.remote_host
+    const cloud = name.source === 'cloud' || remote
+    if (cloud) {
+      if (name.source === 'local') throw notInstalled(name.original)
+      const enabled = this.o.settings.get('cloud_models_enabled')
+      if (!enabled || (role && !roleAllowsCloud(role))) {
+        this.reject(
+          'cloud_model',
+          new SharedLLMError(
+            'FORBIDDEN',
+            `model '${name.original}' is a cloud model: it runs on ollama.com and the prompt leaves the network; ${!enabled ? 'the host owner has not turned on cloud models (setting cloud_models_enabled)' : `role '${role?.name}' may not use cloud models (allow_cloud)`}`,
+          ),
+        )
+      }
+      return { name: entry ? entry.name : name.original, cloud: true, facts: undefined }
+    }
+    if (!entry) throw notInstalled(name.original)
+    return { name: entry.name, cloud: false, facts: await this.shape(entry) }
   }
 
   /**
@@ -284,46 +381,18 @@ export class GatewayPolicy {
    * 0 or more (a negative value asks for generation without end), at most the role's maximum, which is
    * also sent when the request names none.
    */
-  private boundPredict(
-    route: GatewayRoute,
-    role: Role,
-    opts: Record<string, unknown>,
-    outgoing: Record<string, unknown>,
-  ): void {
+  private boundPredict(shape: BodyShape, role: Role, opts: Record<string, unknown>, field: string): void {
     const max = role.max_predict_tokens
-    if (route.api === 'openai') {
-      if (!REQUEST_FIELDS[route.body as BodyShape].includes('max_tokens')) return
-      let n = outgoing.max_tokens
-      if (n === null) n = undefined
-      if (n !== undefined) n = wholeTokens(n, 'max_tokens', 0)
-      if (max !== null && (n === undefined || (n as number) > max)) n = max
-      if (n === undefined) delete outgoing.max_tokens
-      else outgoing.max_tokens = n
-      return
-    }
-    if (route.body === 'embed' || route.body === 'embeddings') {
+    if (shape === 'embed' || shape === 'embeddings') {
       delete opts.num_predict
       return
     }
     let n = opts.num_predict
-    if (n !== undefined) n = wholeTokens(n, 'options.num_predict', 0)
+    if (n !== undefined && n !== null) n = wholeTokens(n, field, 0)
+    else n = undefined
     if (max !== null && (n === undefined || (n as number) > max)) n = max
     if (n === undefined) delete opts.num_predict
     else opts.num_predict = n
-  }
-
-  /** OpenAI streams: ask Ollama for the usage event so usage can be recorded; true when the client did not. */
-  private usageOption(
-    route: GatewayRoute,
-    picked: Record<string, unknown>,
-    outgoing: Record<string, unknown>,
-  ): boolean {
-    if (route.api !== 'openai' || route.body === 'openai_embed' || picked.stream !== true) return false
-    const so = picked.stream_options
-    const given = so && typeof so === 'object' && !Array.isArray(so) ? (so as Record<string, unknown>) : {}
-    if (given.include_usage === true) return false
-    outgoing.stream_options = { ...given, include_usage: true }
-    return true
   }
 
   /** The role's model list. */
@@ -385,13 +454,18 @@ export class GatewayPolicy {
     }
   }
 
-  /** The context a fit estimate assumes: the request's, else the default setting, clamped to the role. */
-  contextFor(role: Role, requested?: number): number {
-    const base =
+  /**
+   * The context the gateway sends and estimates at: the request's, else the default setting, clamped to
+   * the role's maximum and to the model's trained context (Ollama caps at it too, server/sched.go).
+   */
+  contextFor(role: Role | null, requested?: number, trained?: number): number {
+    let n =
       requested && Number.isInteger(requested) && requested > 0
         ? requested
         : this.o.settings.get('default_context_tokens')
-    return role.max_context_tokens !== null ? Math.min(base, role.max_context_tokens) : base
+    if (role && role.max_context_tokens !== null) n = Math.min(n, role.max_context_tokens)
+    if (trained && trained > 0) n = Math.min(n, trained)
+    return n
   }
 
   private async models(): Promise<ModelInfo[]> {
@@ -405,12 +479,20 @@ export class GatewayPolicy {
     return this.ps.get({ fresh }).catch(() => [] as RunningModel[])
   }
 
+  /**
+   * The model's shape from `/api/show`, cached per digest. The plain answer leaves per-layer arrays and
+   * the token list out (`null`, server/routes.go getModelInfo without verbose); then it is read once
+   * more with `verbose: true`.
+   */
   private async shape(model: ModelInfo): Promise<KvShape | undefined> {
     const key = model.digest || model.name
     if (this.shapes.has(key)) return this.shapes.get(key) ?? undefined
     const catalog = this.o.catalog()
     if (!catalog) return undefined
-    const shown = await catalog.show(model.name).catch(() => undefined)
+    let shown = await catalog.show(model.name).catch(() => undefined)
+    if (shown && needsVerboseShow(shown.model_info)) {
+      shown = (await catalog.show(model.name, { verbose: true }).catch(() => undefined)) ?? shown
+    }
     const shape = kvShapeFromModelInfo(shown?.model_info ?? undefined) ?? null
     if (shown) {
       if (this.shapes.size > 500) this.shapes.clear()
@@ -419,9 +501,75 @@ export class GatewayPolicy {
     return shape ?? undefined
   }
 
+  /** num_parallel and KV cache type of the Ollama in use (owned: what we started it with; attached: settings). */
+  private runtime(): { numParallel: number; kvCacheType: string } {
+    const get = this.o.settings.get as (k: string) => unknown
+    let parallel: unknown
+    try {
+      parallel = get.call(this.o.settings, 'ollama_num_parallel')
+    } catch {
+      parallel = undefined
+    }
+    return {
+      numParallel: typeof parallel === 'number' && parallel > 0 ? parallel : 1,
+      kvCacheType: this.o.settings.get('ollama_kv_cache_type'),
+    }
+  }
+
+  /** The measured/estimated ratio of a model (by digest), from memory or SQLite. */
+  private async ratioFor(digest: string): Promise<FitRatio | undefined> {
+    if (!digest) return undefined
+    if (this.ratios.has(digest)) return this.ratios.get(digest) ?? undefined
+    const row = await fitRatiosRepo.get(this.o.ctx.db(), digest).catch(() => undefined)
+    this.ratios.set(digest, row ?? null)
+    return row
+  }
+
+  /** The estimate without the measured ratio (what a measurement is compared with). */
+  private async rawEstimate(model: ModelInfo, contextTokens: number): Promise<FitEstimate> {
+    return estimateFit(model.size, await this.shape(model), { contextTokens, ...this.runtime() })
+  }
+
   /**
-   * Memory the model needs at `contextTokens`: the real size from Ollama's running list when it is loaded,
-   * else weights + KV cache + overhead. Undefined when the model is unknown (Ollama then answers 404 itself).
+   * After a load: `/api/ps` size at its context_length against the estimate there, stored per digest
+   * and applied to later estimates of that model. Never throws.
+   */
+  private async measure(running: RunningModel[]): Promise<void> {
+    try {
+      const models = await this.models()
+      for (const r of running) {
+        if (!r.context_length || r.size <= 0) continue
+        const m = models.find((x) => canonicalModelName(x.name) === canonicalModelName(r.name))
+        if (!m) continue
+        const digest = m.digest || r.digest
+        if (!digest) continue
+        const prev = await this.ratioFor(digest)
+        if (prev && prev.context_length === r.context_length && prev.measured_bytes === r.size) continue
+        const est = await this.rawEstimate(m, r.context_length)
+        const ratio = r.size / est.totalBytes
+        const row: FitRatio = {
+          digest,
+          model: m.name,
+          context_length: r.context_length,
+          estimate_bytes: est.totalBytes,
+          measured_bytes: r.size,
+          ratio,
+          measured_at: this.o.ctx.now(),
+        }
+        this.ratios.set(digest, row)
+        this.o.metrics.fitRatio.set({ model: m.name }, Math.round(ratio * 1000) / 1000)
+        await fitRatiosRepo.put(this.o.ctx.db(), row)
+      }
+    } catch (err) {
+      this.o.ctx.log.warn({ err }, 'could not compare loaded sizes with the estimate')
+    }
+  }
+
+  /**
+   * Memory the model needs at `contextTokens`. A loaded model's `/api/ps` size is trusted only at the
+   * context it was loaded with (another num_ctx makes Ollama reload it at the new size); otherwise the
+   * estimate, scaled by the ratio measured on an earlier load of this digest. Undefined when the model is
+   * not installed.
    */
   async estimate(name: string, contextTokens: number): Promise<FitEstimate | undefined> {
     const wanted = normaliseModelName(name)
@@ -429,10 +577,10 @@ export class GatewayPolicy {
     try {
       models = await this.models()
     } catch {
-      return undefined // Ollama down: the forward itself will answer 502/503
+      return undefined
     }
     const loaded = (await this.running()).find((m) => normaliseModelName(m.name) === wanted)
-    if (loaded && loaded.size > 0) {
+    if (loaded && loaded.size > 0 && loaded.context_length === contextTokens) {
       return {
         weightsBytes: loaded.size,
         kvBytes: null,
@@ -440,11 +588,16 @@ export class GatewayPolicy {
         totalBytes: loaded.size,
         contextTokens,
         source: 'loaded',
+        conservative: false,
+        ratio: 1,
       }
     }
     const model = models.find((m) => normaliseModelName(m.name) === wanted)
     if (!model) return undefined
-    return estimateFit(model.size, await this.shape(model), contextTokens)
+    const measured = await this.ratioFor(model.digest)
+    // A ratio far from 1 means something else is off (a partial offload, another runner): ignore it.
+    const ratio = measured && measured.ratio > 0.5 && measured.ratio < 2 ? measured.ratio : 1
+    return estimateFit(model.size, await this.shape(model), { contextTokens, ...this.runtime() }, ratio)
   }
 
   private verdict(fit: FitEstimate | undefined, allocationMb: number): FitVerdict {
@@ -473,7 +626,17 @@ export class GatewayPolicy {
     return fit.totalBytes <= free + idle ? 'unloads_idle' : 'busy'
   }
 
-  /** GET /api/models: every model with a verdict for each role's maximum. */
+  /** Whether a listed model runs on ollama.com (a `remote_host`, or a `:cloud` / `-cloud` name). */
+  private isCloud(m: ModelInfo): boolean {
+    if (m.remote_host) return true
+    try {
+      return resolveModelName(m.name).source === 'cloud'
+    } catch {
+      return false
+    }
+  }
+
+  /** GET /api/models: every model with a verdict for each role's maximum, and estimate vs measured. */
   async modelViews(): Promise<ModelView[]> {
     const [models, running, roles] = await Promise.all([
       this.models(),
@@ -483,23 +646,43 @@ export class GatewayPolicy {
     const loaded = new Set(running.map((m) => normaliseModelName(m.name)))
     return Promise.all(
       models.map(async (m) => {
+        const cloud = this.isCloud(m)
+        const trained = cloud ? undefined : (await this.shape(m))?.trainedContext
         const fits = await Promise.all(
           roles.map(async (role) => {
-            const fit = await this.estimate(m.name, this.contextFor(role))
+            const fit = cloud
+              ? undefined
+              : await this.estimate(m.name, this.contextFor(role, undefined, trained))
+            const allowed = modelAllowed(role.allowed_models, m.name) && (!cloud || roleAllowsCloud(role))
             return {
               role_id: role.id,
-              verdict: modelAllowed(role.allowed_models, m.name)
-                ? this.verdict(fit, role.max_memory_mb)
-                : ('not_allowed' as FitVerdict),
+              verdict: allowed ? this.verdict(fit, role.max_memory_mb) : ('not_allowed' as FitVerdict),
               required_mb: fit ? toMiB(fit.totalBytes) : null,
+              conservative: fit?.conservative === true,
             }
           }),
         )
-        const load = await this.loadVerdict(
-          m.name,
-          await this.estimate(m.name, this.o.settings.get('default_context_tokens')),
-        )
-        return { ...m, fits, loaded: loaded.has(normaliseModelName(m.name)), load }
+        const defaultCtx = this.contextFor(null, undefined, trained)
+        const load = cloud
+          ? ('unknown' as LoadVerdict)
+          : await this.loadVerdict(m.name, await this.estimate(m.name, defaultCtx))
+        const measured = cloud ? undefined : await this.ratioFor(m.digest)
+        return {
+          ...m,
+          fits,
+          loaded: loaded.has(normaliseModelName(m.name)),
+          load,
+          cloud,
+          ...(cloud ? { cloud_note: 'cloud, leaves the network' } : {}),
+          measurement: measured
+            ? {
+                context_length: measured.context_length,
+                estimate_mb: toMiB(measured.estimate_bytes),
+                measured_mb: toMiB(measured.measured_bytes),
+                ratio: Math.round(measured.ratio * 1000) / 1000,
+              }
+            : null,
+        }
       }),
     )
   }
@@ -516,20 +699,42 @@ export class GatewayPolicy {
           verdict: 'fits' as FitVerdict,
           required_mb: null,
           load: await this.loadVerdict(m.name, undefined),
+          conservative: false,
+          cloud: this.isCloud(m),
+          ...(this.isCloud(m) ? { cloud_note: 'cloud, leaves the network' } : {}),
         })),
       )
     }
     const { role, device } = principal
-    const allowed = models.filter((m) => modelAllowed(role.allowed_models, m.name))
+    const cloudOn = this.o.settings.get('cloud_models_enabled') && roleAllowsCloud(role)
+    const allowed = models.filter(
+      (m) => modelAllowed(role.allowed_models, m.name) && (cloudOn || !this.isCloud(m)),
+    )
     return Promise.all(
       allowed.map(async (m) => {
-        const fit = await this.estimate(m.name, this.contextFor(role))
+        const cloud = this.isCloud(m)
+        if (cloud) {
+          return {
+            name: m.name,
+            size: m.size,
+            verdict: 'fits' as FitVerdict,
+            required_mb: 0,
+            load: 'unknown' as LoadVerdict,
+            conservative: false,
+            cloud: true,
+            cloud_note: 'cloud, leaves the network',
+          }
+        }
+        const trained = (await this.shape(m))?.trainedContext
+        const fit = await this.estimate(m.name, this.contextFor(role, undefined, trained))
         return {
           name: m.name,
           size: m.size,
           verdict: this.verdict(fit, device.allocation_mb),
           required_mb: fit ? toMiB(fit.totalBytes) : null,
           load: await this.loadVerdict(m.name, fit),
+          conservative: fit?.conservative === true,
+          cloud: false,
         }
       }),
     )

@@ -85,9 +85,11 @@ export class OllamaClient {
     return (await this.json('GET', '/api/ps', runningSchema, undefined, opts)).models
   }
 
-  async show(name: string, opts: CallOptions = {}): Promise<ShowResponse> {
+  /** `/api/show`; `verbose` adds the per-layer arrays and token lists that the plain answer sends as null. */
+  async show(name: string, opts: CallOptions & { verbose?: boolean } = {}): Promise<ShowResponse> {
     const model = validateModelName(name)
-    return this.json('POST', '/api/show', showSchema, { model }, opts)
+    const { verbose, ...call } = opts
+    return this.json('POST', '/api/show', showSchema, verbose ? { model, verbose: true } : { model }, call)
   }
 
   async delete(name: string, opts: CallOptions = {}): Promise<void> {

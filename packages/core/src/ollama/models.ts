@@ -62,8 +62,8 @@ export class ModelManager {
     return [...this.lastRunning]
   }
 
-  async show(name: string): Promise<ShowResponse> {
-    return this.o.client.show(validateModelName(name))
+  async show(name: string, opts: { verbose?: boolean } = {}): Promise<ShowResponse> {
+    return this.o.client.show(validateModelName(name), opts)
   }
 
   /** Starts a pull, or joins the one already running for this model. Throws VALIDATION synchronously. */

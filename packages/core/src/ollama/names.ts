@@ -1,5 +1,4 @@
 import { SharedLLMError } from '../errors'
-import { normaliseModelName } from '../gateway/patterns'
 
 export const MAX_MODEL_NAME_LENGTH = 200
 
@@ -28,9 +27,12 @@ export function validateModelName(name: unknown): string {
   const slash = s.lastIndexOf('/')
   const base = s.slice(slash + 1)
   const namespaces = slash === -1 ? [] : s.slice(0, slash).split('/')
-  const colon = base.indexOf(':')
-  const model = colon === -1 ? base : base.slice(0, colon)
-  const tag = colon === -1 ? null : base.slice(colon + 1)
+  // `gpt-oss:20b:cloud` and `llama3.2:8b:local` carry a source after the tag (internal/modelref/modelref.go).
+  const sourced = /:(cloud|local)$/i.test(base) && base.indexOf(':') !== base.lastIndexOf(':')
+  const plain = sourced ? base.slice(0, base.lastIndexOf(':')) : base
+  const colon = plain.indexOf(':')
+  const model = colon === -1 ? plain : plain.slice(0, colon)
+  const tag = colon === -1 ? null : plain.slice(colon + 1)
   for (const ns of namespaces) {
     if (!SEGMENT.test(ns)) {
       return fail(`${shown}: namespace "${ns}" may contain only letters, digits, "." "_" "-"`)
@@ -47,13 +49,122 @@ export function validateModelName(name: unknown): string {
   return s
 }
 
+/** Where a name says it runs (`internal/modelref/modelref.go`): `:cloud` / `-cloud` suffix, `:local`, or neither. */
+export type ModelSource = 'cloud' | 'local' | 'unspecified'
+
+/** A model name as Ollama reads it: `[scheme://][host/][namespace/]model[:tag]` with its defaults filled in. */
+export interface ResolvedName {
+  /** What the caller sent, trimmed. */
+  original: string
+  source: ModelSource
+  /** The name after the source suffix is removed (`gpt-oss:20b-cloud` → `gpt-oss:20b`). */
+  base: string
+  host: string
+  namespace: string
+  model: string
+  tag: string
+  /** Case-folded `host/namespace/model:tag`: two names of one model share it (`Name.EqualFold`). */
+  key: string
+  /**
+   * Ollama's `DisplayShortest` (the form `/api/tags` lists), lower-cased: `llama3.2:latest`,
+   * `library/llama3.2` and `registry.ollama.ai/library/llama3.2:latest` all give `llama3.2:latest`.
+   */
+  display: string
+}
+
+const DEFAULT_HOST = 'registry.ollama.ai'
+const DEFAULT_NAMESPACE = 'library'
+const DEFAULT_TAG = 'latest'
+
+/** `cutLast` of name.go: splits at the last `sep`. */
+function cutLast(s: string, sep: string): [string, string, boolean] {
+  const i = s.lastIndexOf(sep)
+  if (i === -1) return [s, '', false]
+  return [s.slice(0, i), s.slice(i + sep.length), true]
+}
+
+/** The source suffix of `modelref.parseSourceSuffix`: `:cloud`, `:local`, or a tag ending in `-cloud`. */
+function sourceSuffix(raw: string): { base: string; source: ModelSource } {
+  const idx = raw.lastIndexOf(':')
+  if (idx >= 0) {
+    const suffixRaw = raw.slice(idx + 1).trim()
+    const suffix = suffixRaw.toLowerCase()
+    if (suffix === 'cloud') return { base: raw.slice(0, idx), source: 'cloud' }
+    if (suffix === 'local') return { base: raw.slice(0, idx), source: 'local' }
+    if (!suffixRaw.includes('/') && suffix.endsWith('-cloud')) {
+      return { base: raw.slice(0, idx + 1) + suffixRaw.slice(0, -'-cloud'.length), source: 'cloud' }
+    }
+  }
+  return { base: raw, source: 'unspecified' }
+}
+
 /**
- * The key two names of one model share: `llama3`, `Llama3` and `llama3:latest` name the same model, as
- * Ollama compares names case-insensitively (`types/model/name.go`, `Name.EqualFold`). The one normaliser is
- * `normaliseModelName`; this is its name in the Ollama client's vocabulary.
+ * Resolves a name as Ollama does before it looks a model up: the source suffix first
+ * (`internal/modelref/modelref.go` ParseRef; `a:local:cloud` is refused there and here), then
+ * `types/model/name.go` ParseNameBare (tag after the last `:` that follows the last `/`, then model,
+ * namespace and host from the right) merged with the defaults `registry.ollama.ai`, `library`, `latest`.
+ * Names compare case-insensitively (`Name.EqualFold`). Throws VALIDATION for a name Ollama would not take.
  */
-export const canonicalModelName: (name: string) => string = normaliseModelName
+export function resolveModelName(raw: unknown): ResolvedName {
+  const original = validateModelName(raw)
+  const { base, source } = sourceSuffix(original)
+  if (source !== 'unspecified' && sourceSuffix(base).source !== 'unspecified') {
+    throw new SharedLLMError(
+      'VALIDATION',
+      `Invalid model name: use either :local or :cloud, not both (${original})`,
+      {
+        details: { field: 'model' },
+      },
+    )
+  }
+  let s = base
+  let tag = ''
+  if (s.lastIndexOf(':') > s.lastIndexOf('/')) [s, tag] = cutLast(s, ':')
+  let model: string
+  let namespace = ''
+  let host = ''
+  let cut: boolean
+  ;[s, model, cut] = cutLast(s, '/')
+  if (!cut) model = s
+  else {
+    ;[s, namespace, cut] = cutLast(s, '/')
+    if (!cut) namespace = s
+    else host = s.includes('://') ? (s.split('://')[1] as string) : s
+  }
+  if (!model || (cut && !host)) {
+    throw new SharedLLMError(
+      'VALIDATION',
+      `Invalid model name: ${JSON.stringify(original)} has an empty part`,
+      {
+        details: { field: 'model' },
+      },
+    )
+  }
+  host ||= DEFAULT_HOST
+  namespace ||= DEFAULT_NAMESPACE
+  tag ||= DEFAULT_TAG
+  const lower = (x: string) => x.toLowerCase()
+  const key = `${lower(host)}/${lower(namespace)}/${lower(model)}:${lower(tag)}`
+  let display: string
+  if (lower(host) !== DEFAULT_HOST) display = `${host}/${namespace}/${model}:${tag}`
+  else if (lower(namespace) !== DEFAULT_NAMESPACE) display = `${namespace}/${model}:${tag}`
+  else display = `${model}:${tag}`
+  return { original, source, base, host, namespace, model, tag, key, display: lower(display) }
+}
+
+/**
+ * The key two names of one model share, in Ollama's `DisplayShortest` form lower-cased: `llama3`,
+ * `Llama3:latest`, `library/llama3` and `registry.ollama.ai/library/llama3:latest` are one model
+ * (`types/model/name.go`, `Name.EqualFold`); a `:local` suffix names the same model too.
+ */
+export function canonicalModelName(name: string): string {
+  try {
+    return resolveModelName(name).display
+  } catch {
+    return name.trim().toLowerCase()
+  }
+}
 
 export function sameModel(a: string, b: string): boolean {
-  return normaliseModelName(a) === normaliseModelName(b)
+  return canonicalModelName(a) === canonicalModelName(b)
 }

@@ -29,6 +29,7 @@ const tagSchema = z.looseObject({
   size: bytes,
   digest: z.string().default(''),
   modified_at: z.string().default(''),
+  remote_host: z.string().optional(),
   details,
 })
 
@@ -45,6 +46,7 @@ export const tagsSchema = z.looseObject({
           digest: m.digest,
           modified_at: m.modified_at,
           details: m.details,
+          ...(m.remote_host ? { remote_host: m.remote_host } : {}),
         }),
       ),
     ),
@@ -57,7 +59,8 @@ const psSchema = z.looseObject({
   size_vram: bytes.default(0),
   digest: z.string().default(''),
   expires_at: z.string().nullable().optional(),
-  context_length: z.number().int().positive().nullable().optional(),
+  // 0 (a model still loading, or an older Ollama) means unknown, not an invalid list.
+  context_length: z.number().int().nonnegative().nullable().optional(),
   details,
 })
 
@@ -74,7 +77,7 @@ export const runningSchema = z.looseObject({
           size_vram: m.size_vram,
           digest: m.digest,
           expires_at: m.expires_at ?? null,
-          context_length: m.context_length ?? null,
+          context_length: m.context_length ? m.context_length : null,
           details: m.details,
         }),
       ),

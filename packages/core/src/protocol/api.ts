@@ -95,6 +95,8 @@ export interface ModelFit {
   verdict: FitVerdict
   /** Estimated MiB to load at the default context; null when unknown. */
   required_mb: number | null
+  /** The shape could not be read and the figure is conservative: "estimated conservatively", not "fits". */
+  conservative: boolean
 }
 export interface ModelView extends ModelInfo {
   /** Fit verdict for each role's maximum memory. */
@@ -102,6 +104,19 @@ export interface ModelView extends ModelInfo {
   /** Can it load now, at the default context, against the host's free memory. */
   load: LoadVerdict
   loaded: boolean
+  /** Runs on ollama.com: prompts leave the network (needs the role's allow_cloud and cloud_models_enabled). */
+  cloud: boolean
+  /** "cloud, leaves the network" for cloud models. */
+  cloud_note?: string
+  /** The last load of this digest: `/api/ps` size against the gateway's estimate at that context. */
+  measurement: FitMeasurement | null
+}
+export interface FitMeasurement {
+  context_length: number
+  estimate_mb: number
+  measured_mb: number
+  /** measured / estimate; later estimates of this model are scaled by it. */
+  ratio: number
 }
 /** GET /api/models */
 export interface ModelsResponse {
@@ -205,6 +220,11 @@ export interface MeModel {
   required_mb: number | null
   /** Can it load now, at the role's context, against the host's free memory. */
   load: LoadVerdict
+  /** The shape could not be read and the figure is conservative: show "estimated conservatively", not "fits". */
+  conservative: boolean
+  /** Runs on ollama.com: prompts leave the network. */
+  cloud: boolean
+  cloud_note?: string
 }
 /** GET /api/me (device key) */
 export interface MeResponse {

@@ -30,6 +30,19 @@ export interface SettingsValues {
   allowed_hosts: string[]
   /** Port of the HTTPS listener; 0 turns HTTPS off. @default 8443 */
   https_port: number
+  /**
+   * Let roles with `allow_cloud` run Ollama's cloud models (`…:cloud`, `…-cloud`, a model with a remote
+   * host): their prompts leave the LAN and spend the owner's ollama.com account. An Ollama sharedLLM
+   * starts gets OLLAMA_NO_CLOUD=1 while this is off. @default false
+   */
+  cloud_models_enabled: boolean
+  /**
+   * The KV cache type of an attached Ollama (its OLLAMA_KV_CACHE_TYPE: `f16`, `q8_0`, `q4_0`); fit
+   * estimates use it. An Ollama sharedLLM starts is given this value. @default 'f16'
+   */
+  ollama_kv_cache_type: 'f16' | 'q8_0' | 'q4_0'
+  /** How long a started `ollama serve` may take to answer (GPU discovery can be slow), in ms. @default 120000 */
+  ollama_start_timeout_ms: number
 }
 
 export type SettingKey = keyof SettingsValues

@@ -157,6 +157,8 @@ export interface ModelInfo {
   digest: string
   modified_at: string
   details: ModelDetails
+  /** Set for a cloud model's stub (it runs on that host, e.g. https://ollama.com:443). */
+  remote_host?: string
 }
 
 export interface RunningModel {

@@ -119,6 +119,21 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     default: 8443,
     description: 'HTTPS port; 0 turns HTTPS off (from the next start)',
   },
+  cloud_models_enabled: {
+    schema: z.boolean(),
+    default: false,
+    description: 'Let roles with allow_cloud run Ollama cloud models (prompts leave the network)',
+  },
+  ollama_kv_cache_type: {
+    schema: z.enum(['f16', 'q8_0', 'q4_0']),
+    default: 'f16',
+    description: "Ollama's KV cache type (OLLAMA_KV_CACHE_TYPE), for fit estimates",
+  },
+  ollama_start_timeout_ms: {
+    schema: z.number().int().min(1000).max(3_600_000),
+    default: 120_000,
+    description: 'How long a started ollama serve may take to answer (GPU discovery)',
+  },
 }
 
 export const SETTING_KEYS = Object.keys(settingDefinitions) as SettingKey[]

@@ -3,7 +3,9 @@ import type { Principal } from '../../access/access'
 import { SharedLLMError } from '../../errors'
 import type { Hub } from '../../hub'
 import type { PullProgress } from '../../protocol/types'
+import { canonicalModelName, resolveModelName } from '../../ollama/names'
 import { SharedCache } from '../cache'
+import { type ReplyShape, replyTransform } from '../openai'
 import type { Admission } from '../policy'
 import { authenticateRequest, checkCookieOrigin, unauthorized } from './auth'
 import { BodyMeter, readJsonObject } from './body'
@@ -157,6 +159,13 @@ class Gateway {
       )
       const signal = flight?.signal ?? NEVER
       switch (route.kind) {
+        case 'root':
+          // server/routes.go: GET and HEAD "/" answer "Ollama is running" (the Go client's heartbeat).
+          res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' })
+          res.end('Ollama is running')
+          return
+        case 'retrieve':
+          return await this.retrieve(route, principal, res)
         case 'tags':
         case 'models':
         case 'ps':
@@ -165,7 +174,7 @@ class Gateway {
           await forward({
             upstream: this.hub.ollama.client,
             api: route.api,
-            method: 'GET',
+            method: req.method === 'HEAD' ? 'HEAD' : 'GET',
             path: route.upstream,
             headers: passHeaders(req),
             res,
@@ -188,8 +197,15 @@ class Gateway {
                   headers: passHeaders(req),
                   res,
                   signal,
-                  headersTimeoutMs: this.headersTimeoutMs,
+                  // A non-streaming answer has its headers only at the end: no deadline but the client's own.
+                  headersTimeoutMs: admission.outgoing.stream === false ? 0 : this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
+                  ...(admission.reply
+                    ? {
+                        transform: (status: number, type: string | undefined) =>
+                          replyTransform(admission!.reply as ReplyShape, status, type),
+                      }
+                    : {}),
                 })
           void this.hub.policy.recordUsage({
             device_id: admission.deviceId,
@@ -224,6 +240,45 @@ class Gateway {
     if (req.readableEnded) return Promise.resolve(isObject(req.body) ? req.body : {})
     const limit = Math.min(roleLimit, this.options.bodyLimit ?? Number.POSITIVE_INFINITY)
     return readJsonObject(req, limit, { meter: this.meter, key: deviceId ?? 'admin' })
+  }
+
+  /**
+   * `GET /v1/models/{model}` (openai's models.retrieve): openai.ToModel from the model list, for a model
+   * the caller may use; anything else is Ollama's 404 `model 'x' not found`.
+   */
+  private async retrieve(route: GatewayRoute, principal: Principal, res: ServerResponse): Promise<void> {
+    const name = route.param ?? ''
+    const missing = () =>
+      new SharedLLMError('MODEL_NOT_FOUND', `model '${name.slice(0, 200)}' not found`, {
+        details: { model: name.slice(0, 200) },
+      })
+    let resolved: ReturnType<typeof resolveModelName>
+    try {
+      resolved = resolveModelName(name)
+    } catch {
+      throw missing()
+    }
+    const cache = this.lists.get('/api/tags') as SharedCache<ListDoc>
+    const [upstream, keep] = await Promise.all([
+      cache.get(),
+      this.hub.policy.listFilter(principal, { ...route, kind: 'tags' }),
+    ])
+    const models = isObject(upstream.body) && Array.isArray(upstream.body.models) ? upstream.body.models : []
+    const entry = models.find(
+      (m): m is Record<string, unknown> =>
+        isObject(m) &&
+        typeof m.name === 'string' &&
+        canonicalModelName(m.name) === resolved.display &&
+        keep(m),
+    )
+    if (!entry) throw missing()
+    const modified = typeof entry.modified_at === 'string' ? Date.parse(entry.modified_at) : Number.NaN
+    sendJson(res, 200, {
+      id: name,
+      object: 'model',
+      created: Number.isFinite(modified) ? Math.floor(modified / 1000) : 0,
+      owned_by: resolved.namespace,
+    })
   }
 
   /** tags, ps and /v1/models: Ollama's list (cached briefly, one refresh at a time), filtered to the caller. */

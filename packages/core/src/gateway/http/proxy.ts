@@ -4,12 +4,13 @@ import type { OllamaClient } from '../../ollama/client'
 import { unreachable, upstreamFailed } from '../../ollama/errors'
 import { sendGatewayError } from './respond'
 import type { GatewayApi } from './routes'
+import type { ReplyTransform } from '../openai'
 import { tapFor, type UsageCounts } from './usage-tap'
 
 export interface ForwardRequest {
   upstream: OllamaClient
   api: GatewayApi
-  method: 'GET' | 'POST'
+  method: 'GET' | 'HEAD' | 'POST'
   /** Ollama path, from the route table. */
   path: string
   /** The JSON body to send, already rewritten by the policy. */
@@ -19,8 +20,14 @@ export interface ForwardRequest {
   res: ServerResponse
   /** Aborts the exchange (key revoked, server stopping); its reason, when a SharedLLMError, is the reply. */
   signal: AbortSignal
-  /** Deadline for Ollama's response headers (a model load can take a while). */
+  /**
+   * Deadline for Ollama's response headers (a model load can take a while); 0: none (a non-streaming
+   * answer comes with its headers only at the end, however long it takes; a client that leaves still
+   * aborts it).
+   */
   headersTimeoutMs: number
+  /** Rewrites the answer on its way back (the OpenAI translation), given Ollama's status and type. */
+  transform?: (status: number, contentType: string | undefined) => ReplyTransform
   /** Remove the usage-only SSE event the gateway asked for on the client's behalf. */
   stripUsageEvent?: boolean
 }
@@ -130,15 +137,16 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
     }
     res.on('close', onClientClose)
     f.signal.addEventListener('abort', onAbort, { once: true })
-    timer = setTimeout(() => {
-      fail(
-        new SharedLLMError(
-          'TIMEOUT',
-          `Ollama at ${target.base} did not start answering ${f.method} ${f.path} within ${f.headersTimeoutMs} ms`,
-        ),
-        'timeout',
-      )
-    }, f.headersTimeoutMs)
+    if (f.headersTimeoutMs > 0)
+      timer = setTimeout(() => {
+        fail(
+          new SharedLLMError(
+            'TIMEOUT',
+            `Ollama at ${target.base} did not start answering ${f.method} ${f.path} within ${f.headersTimeoutMs} ms`,
+          ),
+          'timeout',
+        )
+      }, f.headersTimeoutMs)
 
     upReq.on('error', (err) => {
       if (settled) return
@@ -154,6 +162,33 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
         return
       }
       const status = r.statusCode ?? 502
+      if (status === 503) {
+        // Ollama's queue is full (server/sched.go ErrMaxQueue) or it is loading: busy, try again.
+        const retry = Number(r.headers['retry-after'])
+        readSmall(r, 64 * 1024).then(
+          (text) => {
+            if (settled) return
+            const e = upstreamFailed(status, text)
+            fail(
+              new SharedLLMError(
+                'UPSTREAM_UNAVAILABLE',
+                e.message.replace(/^Ollama failed \(503\)/, 'Ollama is busy (503)'),
+                {
+                  details: {
+                    upstream_status: 503,
+                    retry_after: Number.isFinite(retry) && retry > 0 ? retry : 1,
+                  },
+                },
+              ),
+              'upstream_error',
+            )
+          },
+          (err) => {
+            if (!settled) fail(unreachable(target.base, err), 'broken')
+          },
+        )
+        return
+      }
       if (status >= 500) {
         readSmall(r, 64 * 1024).then(
           (text) => {
@@ -165,14 +200,21 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
         )
         return
       }
-      const type = r.headers['content-type']
+      const upstreamType = r.headers['content-type']
+      const transform = f.transform?.(status, upstreamType)
+      const type = transform ? transform.contentType : upstreamType
       const streaming = isStreamType(type)
-      tapped = tapFor(type, { stripUsageEvent: f.stripUsageEvent })
-      const strip = f.stripUsageEvent === true && streaming
+      // Usage is read from Ollama's own answer, before any rewriting.
+      tapped = tapFor(upstreamType, { stripUsageEvent: f.stripUsageEvent })
+      const strip = (f.stripUsageEvent === true && streaming) || !!transform
       const headers: OutgoingHttpHeaders = {}
       for (const name of PASS_BACK) {
         const v = r.headers[name]
         if (v !== undefined && !(strip && name === 'content-length')) headers[name] = v
+      }
+      if (transform) {
+        headers['content-type'] = transform.contentType
+        delete headers['content-encoding']
       }
       if (streaming) {
         headers['cache-control'] = 'no-cache'
@@ -183,7 +225,8 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
 
       const tap = tapped
       r.on('data', (chunk: Buffer) => {
-        const out = tap ? tap.push(chunk) : chunk
+        const tappedOut = tap ? tap.push(chunk) : chunk
+        const out = transform ? transform.push(tappedOut) : tappedOut
         if (out.length > 0 && !res.write(out)) {
           r.pause()
           res.once('drain', () => r.resume())
@@ -191,7 +234,11 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       })
       r.on('end', () => {
         if (settled) return
-        const rest = tap?.end()
+        let rest = tap?.end()
+        if (transform) {
+          const pushed = rest && rest.length > 0 ? transform.push(rest) : Buffer.alloc(0)
+          rest = Buffer.concat([pushed, transform.end()])
+        }
         if (rest && rest.length > 0) res.write(rest)
         res.end()
         finish({ status: tapped?.streamError !== undefined ? 502 : status, outcome: 'completed' })

@@ -1,3 +1,4 @@
+import type { Translation } from '../openai'
 import type { BodyShape } from '../request-body'
 
 /** Which Ollama API a route belongs to: decides the error shape and the usage endpoint label. */
@@ -10,8 +11,10 @@ export type GatewayApi = 'ollama' | 'openai'
  * - `pull`: needs `can_pull` and a validated name.
  * - `tags`, `models`, `ps`: lists, filtered to what the device may use.
  * - `version`: passed through.
+ * - `root`: `GET /` and `HEAD /` ("Ollama is running"), the Go client's heartbeat.
+ * - `retrieve`: `GET /v1/models/{model}`, answered from the model list.
  */
-export type RouteKind = 'infer' | 'show' | 'pull' | 'tags' | 'models' | 'ps' | 'version'
+export type RouteKind = 'infer' | 'show' | 'pull' | 'tags' | 'models' | 'ps' | 'version' | 'root' | 'retrieve'
 
 export interface GatewayRoute {
   api: GatewayApi
@@ -23,6 +26,12 @@ export interface GatewayRoute {
   kind: RouteKind
   /** The request struct Ollama decodes the body into (POST routes); the outgoing body is built from it. */
   body?: BodyShape
+  /** OpenAI routes the gateway translates to Ollama's native one (`upstream`) and back. */
+  translate?: Translation
+  /** HEAD is answered too (Ollama registers HEAD for `/`, `/api/version` and `/api/tags`). */
+  head?: boolean
+  /** `GET /v1/models/{model}`: the model named in the path. */
+  param?: string
 }
 
 function r(
@@ -33,6 +42,18 @@ function r(
   body?: BodyShape,
 ): GatewayRoute {
   return { api, method, upstream, kind, endpoint: `${api}:${upstream}`, ...(body ? { body } : {}) }
+}
+
+function translated(path: string, upstream: string, body: BodyShape, translate: Translation): GatewayRoute {
+  return {
+    api: 'openai',
+    method: 'POST',
+    upstream,
+    kind: 'infer',
+    endpoint: `openai:${path}`,
+    body,
+    translate,
+  }
 }
 
 /**
@@ -46,12 +67,15 @@ export const GATEWAY_ROUTES: ReadonlyMap<string, GatewayRoute> = new Map([
   ['/ollama/api/embeddings', r('ollama', 'POST', '/api/embeddings', 'infer', 'embeddings')],
   ['/ollama/api/show', r('ollama', 'POST', '/api/show', 'show', 'show')],
   ['/ollama/api/pull', r('ollama', 'POST', '/api/pull', 'pull', 'pull')],
-  ['/ollama/api/tags', r('ollama', 'GET', '/api/tags', 'tags')],
+  ['/ollama', { ...r('ollama', 'GET', '/', 'root'), head: true }],
+  ['/ollama/', { ...r('ollama', 'GET', '/', 'root'), head: true }],
+  ['/ollama/api/tags', { ...r('ollama', 'GET', '/api/tags', 'tags'), head: true }],
   ['/ollama/api/ps', r('ollama', 'GET', '/api/ps', 'ps')],
-  ['/ollama/api/version', r('ollama', 'GET', '/api/version', 'version')],
-  ['/v1/chat/completions', r('openai', 'POST', '/v1/chat/completions', 'infer', 'openai_chat')],
-  ['/v1/completions', r('openai', 'POST', '/v1/completions', 'infer', 'openai_completion')],
-  ['/v1/embeddings', r('openai', 'POST', '/v1/embeddings', 'infer', 'openai_embed')],
+  ['/ollama/api/version', { ...r('ollama', 'GET', '/api/version', 'version'), head: true }],
+  // Translated to the native routes so that num_ctx and keep_alive are the gateway's (see ../openai.ts).
+  ['/v1/chat/completions', translated('/v1/chat/completions', '/api/chat', 'openai_chat', 'chat')],
+  ['/v1/completions', translated('/v1/completions', '/api/generate', 'openai_completion', 'completion')],
+  ['/v1/embeddings', translated('/v1/embeddings', '/api/embed', 'openai_embed', 'embed')],
   ['/v1/models', r('openai', 'GET', '/v1/models', 'models')],
 ])
 
@@ -77,8 +101,24 @@ export type Resolved =
 
 /** Exact match on the raw (undecoded) path: `%2e`, trailing slashes and case variants are 404s. */
 export function resolveRoute(method: string, path: string): Resolved {
-  const route = GATEWAY_ROUTES.get(path)
+  let route = GATEWAY_ROUTES.get(path)
+  if (!route && path.startsWith('/v1/models/') && path.length > '/v1/models/'.length) {
+    // openai's models.retrieve; the name is checked like any other (decoded once, then validated).
+    let name: string
+    try {
+      name = decodeURIComponent(path.slice('/v1/models/'.length))
+    } catch {
+      return { ok: false, status: 404 }
+    }
+    route = {
+      ...r('openai', 'GET', '/api/tags', 'retrieve'),
+      endpoint: 'openai:/v1/models/{model}',
+      param: name,
+    }
+  }
   if (!route) return { ok: false, status: 404 }
-  if (method !== route.method) return { ok: false, status: 405, allow: route.method }
+  if (method !== route.method && !(method === 'HEAD' && route.head)) {
+    return { ok: false, status: 405, allow: route.head ? `${route.method}, HEAD` : route.method }
+  }
   return { ok: true, route }
 }
