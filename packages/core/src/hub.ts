@@ -134,6 +134,10 @@ export class Hub {
         ollama_host: this.settings.get('ollama_host'),
         ollama_bin: this.settings.get('ollama_bin'),
         auto_start_ollama: this.settings.get('auto_start_ollama'),
+        default_context_tokens: this.settings.get('default_context_tokens'),
+        cloud_models_enabled: this.settings.get('cloud_models_enabled'),
+        ollama_kv_cache_type: this.settings.get('ollama_kv_cache_type'),
+        ollama_start_timeout_ms: this.settings.get('ollama_start_timeout_ms'),
       }),
     })
     this.models = new ModelManager({

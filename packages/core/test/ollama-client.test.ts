@@ -257,3 +257,27 @@ describe('OllamaClient errors', () => {
     }
   })
 })
+
+describe('pull reading', () => {
+  test('a pull silent for longer than the client deadline after its headers goes on (no body timeout)', async () => {
+    const { createServer } = await import('node:http')
+    const server = createServer((req, res) => {
+      req.resume()
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      res.write('{"status":"pulling manifest"}\n')
+      // Ollama checks the digest of a big blob without a word (server/images.go verifyBlob).
+      setTimeout(() => res.end('{"status":"verifying sha256 digest"}\n{"status":"success"}\n'), 700)
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const { port } = server.address() as { port: number }
+    try {
+      const quick = new OllamaClient({ host: `http://127.0.0.1:${port}`, timeoutMs: 200 })
+      const lines: string[] = []
+      for await (const line of quick.pull('tinyllama')) lines.push(line.status)
+      expect(lines).toEqual(['pulling manifest', 'verifying sha256 digest', 'success'])
+      quick.close()
+    } finally {
+      server.close()
+    }
+  })
+})

@@ -7,8 +7,11 @@ import { EventBus } from '../src/events'
 import type { Logger } from '../src/logger'
 import { silentLogger } from '../src/logger'
 import {
+  groupMembers,
   isProcessGone,
+  modelStore,
   OllamaClient,
+  ownedOllamaEnv,
   OllamaManager,
   type OllamaManagerOptions,
   type OllamaManagerSettings,
@@ -417,4 +420,84 @@ process.exit(0)
     expect(status).toMatchObject({ running: true, owned: true })
     await until(() => isProcessGone(status.pid!), 'the orphan to be gone', 2000)
   }, 30_000)
+})
+
+describe('OllamaManager: the Ollama it starts', () => {
+  /**
+   * A wrapper `ollama` that records its environment, starts a "runner" in its process group that ignores
+   * SIGTERM (as a runner busy on the GPU may), waits a little ("GPU discovery"), then becomes the fake.
+   */
+  function wrapper(): { dir: string; envFile: string; runnerFile: string } {
+    const dir = emptyDir()
+    const envFile = join(dir, 'env')
+    const runnerFile = join(dir, 'runner.pid')
+    writeFileSync(
+      join(dir, 'ollama'),
+      `#!/bin/sh
+env > ${JSON.stringify(envFile)}
+sh -c 'trap "" TERM; echo $$ > ${JSON.stringify(runnerFile)}; while true; do sleep 1; done' &
+sleep 0.3
+exec ${JSON.stringify(fakeOllamaBin)} "$@"
+`,
+      { mode: 0o755 },
+    )
+    return { dir, envFile, runnerFile }
+  }
+
+  test('gets the default context, no cloud, the model store; stop leaves no runner of its group', async () => {
+    const w = wrapper()
+    const store = emptyDir()
+    const { manager, seen } = await setup(
+      { default_context_tokens: 8192, cloud_models_enabled: false, ollama_kv_cache_type: 'q8_0' },
+      {
+        stopGraceMs: 300,
+        env: { ...process.env, PATH: `${w.dir}${delimiter}${process.env.PATH}`, OLLAMA_MODELS: store },
+      },
+    )
+    await manager.start()
+    expect(manager.status()).toMatchObject({ state: 'running', owned: true, models_dir: store, detail: null })
+    // While it had not answered yet, the status said why it was taking time.
+    expect(seen.some((s) => s.state === 'starting' && s.detail === 'starting (GPU discovery)')).toBe(true)
+    const env = readFileSync(w.envFile, 'utf8').split('\n')
+    expect(env).toContain('OLLAMA_CONTEXT_LENGTH=8192')
+    expect(env).toContain('OLLAMA_NO_CLOUD=1')
+    expect(env).toContain('OLLAMA_KV_CACHE_TYPE=q8_0')
+    expect(env).toContain(`OLLAMA_MODELS=${store}`)
+    const pid = manager.status().pid!
+    await until(() => {
+      try {
+        return readFileSync(w.runnerFile, 'utf8').trim() !== ''
+      } catch {
+        return false
+      }
+    }, 'the runner')
+    const runner = Number(readFileSync(w.runnerFile, 'utf8'))
+    expect(isProcessGone(runner)).toBe(false)
+    expect(groupMembers(pid)).toContain(runner)
+    await manager.stop()
+    // SIGTERM to the group, the wait, then SIGKILL of the group: the runner that ignored SIGTERM is gone too.
+    expect(isProcessGone(pid)).toBe(true)
+    expect(isProcessGone(runner)).toBe(true)
+    expect(groupMembers(pid)).toEqual([])
+  })
+
+  test('cloud models on: no OLLAMA_NO_CLOUD', async () => {
+    const w = wrapper()
+    const { manager } = await setup(
+      { cloud_models_enabled: true },
+      { stopGraceMs: 300, env: { ...process.env, PATH: `${w.dir}${delimiter}${process.env.PATH}` } },
+    )
+    await manager.start()
+    expect(readFileSync(w.envFile, 'utf8')).not.toMatch(/^OLLAMA_NO_CLOUD=/m)
+  })
+
+  test('the system service store is used when it exists and is readable', () => {
+    const system = emptyDir()
+    expect(modelStore({}, system)).toBe(system)
+    expect(modelStore({}, join(system, 'absent'))).toBeNull()
+    expect(modelStore({ OLLAMA_MODELS: '/data/models' }, system)).toBe('/data/models')
+    expect(ownedOllamaEnv({ ollama_host: '', ollama_bin: null, auto_start_ollama: true }, null)).toEqual({
+      OLLAMA_NO_CLOUD: '1',
+    })
+  })
 })

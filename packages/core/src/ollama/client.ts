@@ -1,5 +1,6 @@
 import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https'
+import { Readable } from 'node:stream'
 import type { z } from 'zod'
 import { SharedLLMError } from '../errors'
 import type { ModelInfo, RunningModel } from '../protocol/types'
@@ -117,15 +118,9 @@ export class OllamaClient {
 
   private async *pullLines(model: string, signal?: AbortSignal): AsyncGenerator<RawPullLine> {
     const where = { host: this.host, method: 'POST', path: '/api/pull' }
-    const res = await this.send(
-      'POST',
-      '/api/pull',
-      { model, stream: true },
-      { signal, timeoutMs: this.timeoutMs },
-    )
-    if (!res.body) throw new SharedLLMError('PULL_FAILED', `Ollama sent no body for the pull of ${model}`)
+    const body = await this.streamBody('POST', '/api/pull', { model, stream: true }, signal)
     try {
-      for await (const raw of readNdjson(res.body)) {
+      for await (const raw of readNdjson(body)) {
         const parsed = pullLineSchema.safeParse(raw)
         if (!parsed.success) {
           throw new SharedLLMError(
@@ -150,6 +145,60 @@ export class OllamaClient {
       if (err instanceof SharedLLMError) throw err
       throw connectionError(err, where, { cancelled: signal?.aborted === true })
     }
+  }
+
+  /**
+   * A streaming POST over node:http: a deadline on the headers only, none on the body. A pull can be
+   * silent for minutes while Ollama checks a digest; fetch (undici) would cut it after its 300 s body
+   * timeout. A non-2xx answer throws the mapped error; aborting `signal` ends the stream with CANCELLED.
+   */
+  private streamBody(
+    method: string,
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const where = { host: this.host, method, path }
+    const payload = Buffer.from(JSON.stringify(body))
+    return new Promise((resolve, reject) => {
+      let req: ClientRequest
+      try {
+        ;({ req } = this.open(method, path, {
+          'content-type': 'application/json',
+          'content-length': payload.length,
+        }))
+      } catch (err) {
+        reject(err)
+        return
+      }
+      let answered = false
+      const timer = setTimeout(() => {
+        req.destroy()
+        reject(connectionError(new Error('timeout'), where, { timedOutMs: this.timeoutMs }))
+      }, this.timeoutMs)
+      const onAbort = () => req.destroy(new Error('aborted'))
+      signal?.addEventListener('abort', onAbort, { once: true })
+      req.on('error', (err) => {
+        clearTimeout(timer)
+        if (!answered) reject(connectionError(err, where, { cancelled: signal?.aborted === true }))
+      })
+      req.on('response', (res: IncomingMessage) => {
+        answered = true
+        clearTimeout(timer)
+        const status = res.statusCode ?? 502
+        if (status < 200 || status >= 300) {
+          const parts: Buffer[] = []
+          res.on('data', (c: Buffer) => parts.length < 64 && parts.push(c))
+          res.on('end', () => reject(httpError(status, Buffer.concat(parts).toString('utf8'), where)))
+          res.on('error', (err) => reject(connectionError(err, where)))
+          return
+        }
+        res.on('close', () => signal?.removeEventListener('abort', onAbort))
+        resolve(Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>)
+      })
+      if (signal?.aborted) onAbort()
+      req.end(payload)
+    })
   }
 
   /**

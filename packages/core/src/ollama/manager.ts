@@ -6,7 +6,14 @@ import type { EventBus } from '../events'
 import type { Logger } from '../logger'
 import type { OllamaStatus } from '../protocol/types'
 import { OllamaClient } from './client'
-import { findOllamaBinary, loopbackListenAddress, spawnOllama, terminate } from './process'
+import {
+  findOllamaBinary,
+  killGroup,
+  loopbackListenAddress,
+  modelStore,
+  spawnOllama,
+  terminate,
+} from './process'
 
 export interface OllamaBackoffOptions {
   /** First restart delay. @default 1000 */
@@ -25,6 +32,14 @@ export interface OllamaManagerSettings {
   ollama_host: string
   ollama_bin: string | null
   auto_start_ollama: boolean
+  /** Sent as OLLAMA_CONTEXT_LENGTH to an Ollama we start (the gateway sends num_ctx anyway). */
+  default_context_tokens?: number
+  /** Off: an Ollama we start gets OLLAMA_NO_CLOUD=1 (envconfig/config.go NoCloud). */
+  cloud_models_enabled?: boolean
+  /** OLLAMA_KV_CACHE_TYPE for an Ollama we start. */
+  ollama_kv_cache_type?: string
+  /** How long a started Ollama may take to answer (GPU discovery). */
+  ollama_start_timeout_ms?: number
 }
 
 export interface OllamaManagerOptions {
@@ -39,7 +54,10 @@ export interface OllamaManagerOptions {
   stopGraceMs?: number
   /** Deadline of one health check. @default min(3000, healthIntervalMs) */
   healthTimeoutMs?: number
-  /** How long a freshly spawned Ollama has to answer before it counts as failed. @default 30000 */
+  /**
+   * How long a freshly spawned Ollama has to answer before it counts as failed (GPU discovery can take
+   * a minute or more). @default the setting ollama_start_timeout_ms, else 120000
+   */
   startTimeoutMs?: number
   /** Consecutive failed checks after which a running owned Ollama that still runs is restarted. @default 2 */
   unhealthyChecks?: number
@@ -48,6 +66,25 @@ export interface OllamaManagerOptions {
 }
 
 type Probe = { ok: true; version: string } | { ok: false; error: string }
+
+/**
+ * The environment of an Ollama sharedLLM starts (envconfig/config.go): the default context (the
+ * gateway sends num_ctx on every request too, this covers anything else), no cloud unless the owner
+ * turned cloud models on, the KV cache type fit estimates assume, and the model store.
+ */
+export function ownedOllamaEnv(
+  settings: OllamaManagerSettings,
+  store: string | null,
+): Record<string, string> {
+  const env: Record<string, string> = {}
+  if (settings.default_context_tokens) env.OLLAMA_CONTEXT_LENGTH = String(settings.default_context_tokens)
+  if (!settings.cloud_models_enabled) env.OLLAMA_NO_CLOUD = '1'
+  if (settings.ollama_kv_cache_type && settings.ollama_kv_cache_type !== 'f16') {
+    env.OLLAMA_KV_CACHE_TYPE = settings.ollama_kv_cache_type
+  }
+  if (store) env.OLLAMA_MODELS = store
+  return env
+}
 
 /**
  * Keeps an Ollama answering at `ollama_host`: attaches to one that already runs (monitored, never stopped),
@@ -63,7 +100,7 @@ export class OllamaManager {
   private readonly backoff: Required<OllamaBackoffOptions>
   private readonly graceMs: number
   private readonly healthTimeoutMs: number
-  private readonly startTimeoutMs: number
+  private readonly startTimeoutMs: number | undefined
   private readonly unhealthyChecks: number
   private readonly env: NodeJS.ProcessEnv
 
@@ -82,14 +119,9 @@ export class OllamaManager {
   private healthySince: number | null = null
   private failures = 0
   private readonly killOnExit = () => {
+    // The process is exiting and cannot wait: the whole group, so no runner keeps its GPU memory.
     const pid = this.child?.pid
-    if (pid !== undefined) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    }
+    if (pid !== undefined) killGroup(pid)
   }
 
   constructor(o: OllamaManagerOptions) {
@@ -106,7 +138,7 @@ export class OllamaManager {
     }
     this.graceMs = o.stopGraceMs ?? 5000
     this.healthTimeoutMs = o.healthTimeoutMs ?? Math.min(3000, this.intervalMs)
-    this.startTimeoutMs = o.startTimeoutMs ?? 30_000
+    this.startTimeoutMs = o.startTimeoutMs
     this.unhealthyChecks = o.unhealthyChecks ?? 2
     this.env = o.env ?? process.env
     this.current = {
@@ -275,6 +307,9 @@ export class OllamaManager {
       version,
       owned,
       pid: owned ? (this.child!.pid ?? null) : null,
+      detail: null,
+      // An attached Ollama's store is its own business; ours is the one we chose.
+      ...(owned ? {} : { models_dir: null }),
     })
   }
 
@@ -291,12 +326,24 @@ export class OllamaManager {
       this.set({ state: 'unreachable', running: false, last_error: bin.error })
       return
     }
-    const child = spawnOllama(bin.path, listen.value, this.env)
+    const store = modelStore(this.env)
+    const extra = ownedOllamaEnv(settings, store)
+    const child = spawnOllama(bin.path, listen.value, this.env, extra)
     this.child = child
     this.childHost = settings.ollama_host
     this.killReason = null
-    this.set({ state: 'starting', running: false, owned: true, pid: child.pid ?? null })
-    this.log.info({ bin: bin.path, listen: listen.value, pid: child.pid }, 'starting ollama serve')
+    this.set({
+      state: 'starting',
+      running: false,
+      owned: true,
+      pid: child.pid ?? null,
+      detail: 'starting (GPU discovery)',
+      models_dir: store,
+    })
+    this.log.info(
+      { bin: bin.path, listen: listen.value, pid: child.pid, env: extra },
+      'starting ollama serve',
+    )
     this.pipeOutput(child)
     let ended = false
     const onEnd = (reason: string) => {
@@ -309,7 +356,8 @@ export class OllamaManager {
     )
     child.once('error', (err) => onEnd(`could not run ${bin.path}: ${err.message}`))
 
-    const deadline = Date.now() + this.startTimeoutMs
+    const startTimeoutMs = this.startTimeoutMs ?? settings.ollama_start_timeout_ms ?? 120_000
+    const deadline = Date.now() + startTimeoutMs
     const pollMs = Math.min(100, this.intervalMs)
     while (this.active && this.child === child && this.childAlive()) {
       const probe = await this.probe()
@@ -318,7 +366,7 @@ export class OllamaManager {
         return
       }
       if (Date.now() >= deadline) {
-        this.killReason = `ollama serve did not answer within ${this.startTimeoutMs} ms (${probe.error})`
+        this.killReason = `ollama serve did not answer within ${startTimeoutMs} ms (${probe.error})`
         await terminate(child, this.graceMs)
         return
       }
@@ -345,7 +393,7 @@ export class OllamaManager {
     if (!this.active) return
     this.log.warn({ pid: child.pid, reason: why }, 'ollama exited')
     this.healthySince = null
-    this.set({ state: 'restarting', running: false, pid: null, last_error: why })
+    this.set({ state: 'restarting', running: false, pid: null, last_error: why, detail: null })
     // Another Ollama may have taken the address (ours lost the race for the port): attach to it instead.
     const probe = await this.probe()
     if (probe.ok) {

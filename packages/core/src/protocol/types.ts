@@ -139,6 +139,10 @@ export interface OllamaStatus {
   gave_up: boolean
   last_error: string | null
   checked_at: number | null
+  /** What it is doing now, e.g. "starting (GPU discovery)"; null when nothing to add. */
+  detail?: string | null
+  /** The model store of an Ollama sharedLLM started (OLLAMA_MODELS); null: Ollama's default or attached. */
+  models_dir?: string | null
 }
 
 export interface ModelDetails {
