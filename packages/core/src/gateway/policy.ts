@@ -72,6 +72,14 @@ function notInstalled(name: string): SharedLLMError {
   return new SharedLLMError('MODEL_NOT_FOUND', `model '${name}' not found`, { details: { model: name } })
 }
 
+function resolvedSource(name: string): string {
+  try {
+    return resolveModelName(name).source
+  } catch {
+    return 'unspecified'
+  }
+}
+
 /** The role field `allow_cloud` (added by the fair-share migration); absent means no. */
 export function roleAllowsCloud(role: Role): boolean {
   return (role as Role & { allow_cloud?: unknown }).allow_cloud === true
@@ -428,18 +436,18 @@ export class GatewayPolicy {
     const nameOf = (entry: Record<string, unknown>) => (route.kind === 'models' ? entry.id : entry.name)
     if (principal.kind === 'admin') return (entry) => typeof nameOf(entry) === 'string'
     const { role } = principal
+    const usable = await this.modelsFor(principal)
     const exceeds = new Set(
-      (await this.modelsFor(principal))
-        .filter((v) => v.verdict === 'exceeds_allocation')
-        .map((v) => normaliseModelName(v.name)),
+      usable.filter((v) => v.verdict === 'exceeds_allocation').map((v) => normaliseModelName(v.name)),
     )
+    // Cloud models are listed only where they may be run (modelsFor leaves them out otherwise).
+    const cloudOk = new Set(usable.filter((v) => v.cloud).map((v) => normaliseModelName(v.name)))
     return (entry) => {
       const name = nameOf(entry)
-      return (
-        typeof name === 'string' &&
-        modelAllowed(role.allowed_models, name) &&
-        !exceeds.has(normaliseModelName(name))
-      )
+      if (typeof name !== 'string') return false
+      const key = normaliseModelName(name)
+      const cloud = !!entry.remote_host || resolvedSource(name) === 'cloud'
+      return modelAllowed(role.allowed_models, name) && !exceeds.has(key) && (!cloud || cloudOk.has(key))
     }
   }
 

@@ -70,6 +70,8 @@ export const REQUEST_FIELDS: Readonly<Record<BodyShape, readonly string[]>> = {
     'stream',
     'stream_options',
     'max_tokens',
+    // Not in Ollama's struct (it ignores it); newer OpenAI clients send it instead of max_tokens.
+    'max_completion_tokens',
     'seed',
     'stop',
     'temperature',
