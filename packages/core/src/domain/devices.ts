@@ -5,6 +5,8 @@ import type { Device, DeviceSource, DeviceStatus } from '../protocol/types'
 import {
   type AddDeviceInput,
   addDeviceSchema,
+  type DeviceLimitsInput,
+  deviceLimitsSchema,
   deviceNameSchema,
   memoryMbSchema,
   parseInput,
@@ -85,6 +87,10 @@ export class DevicesService {
       online: input.source !== 'manual',
       last_seen: input.source === 'manual' ? null : now,
       instance_id: input.instance_id ?? null,
+      token_budget_day: null,
+      token_budget_week: null,
+      token_budget_month: null,
+      allowed_hours: null,
       created_at: now,
       updated_at: now,
     }
@@ -302,6 +308,23 @@ export class DevicesService {
       const next: Device = { ...device, role_id: role.id, updated_at: this.ctx.now() }
       await devicesRepo.update(trx, id, { role_id: role.id, updated_at: next.updated_at })
       await audit(trx, this.ctx, actor, 'device.role', id, { role_id: device.role_id }, { role_id: role.id })
+      return next
+    })
+    this.ctx.bus.emit('device_updated', { device })
+    return device
+  }
+
+  /** Sets the device's own token budgets and allowed hours (null: its role's apply). */
+  async setLimits(id: string, input: DeviceLimitsInput | unknown, actor: Actor = 'admin'): Promise<Device> {
+    const patch = parseInput(deviceLimitsSchema, input, 'limits')
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      const now = this.ctx.now()
+      const next: Device = { ...device, ...patch, updated_at: now }
+      await devicesRepo.update(trx, id, { ...patch, updated_at: now })
+      const before = Object.fromEntries(Object.keys(patch).map((k) => [k, device[k as keyof Device]]))
+      await audit(trx, this.ctx, actor, 'device.limits', id, before, patch)
       return next
     })
     this.ctx.bus.emit('device_updated', { device })

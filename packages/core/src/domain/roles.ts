@@ -9,6 +9,24 @@ import type { SettingsService } from './settings'
 
 type BuiltinDefaults = Omit<Role, 'created_at' | 'updated_at'>
 
+/**
+ * Fair-share and quota fields of a built-in role. `max_wait_s` stays well under 300 s because Node's fetch
+ * (undici, which the `ollama` npm client uses) gives up after 300 s without response headers, and a model
+ * load can follow the wait: an owner waits up to 3 minutes, a user 2, a guest 1.
+ */
+function fairShare(share_weight: number, max_queued: number, max_wait_s: number) {
+  return {
+    share_weight,
+    max_queued,
+    max_wait_s,
+    allow_cloud: false,
+    token_budget_day: null,
+    token_budget_week: null,
+    token_budget_month: null,
+    allowed_hours: null,
+  }
+}
+
 export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
   'role-admin': {
     id: 'role-admin',
@@ -21,6 +39,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     max_concurrent: 4,
     max_keep_alive_s: null,
     max_context_tokens: null,
+    ...fairShare(4, 16, 180),
     builtin: true,
   },
   'role-user': {
@@ -34,6 +53,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     max_concurrent: 4,
     max_keep_alive_s: 30 * 60,
     max_context_tokens: 32768,
+    ...fairShare(2, 8, 120),
     builtin: true,
   },
   'role-guest': {
@@ -47,6 +67,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     max_concurrent: 1,
     max_keep_alive_s: 5 * 60,
     max_context_tokens: 8192,
+    ...fairShare(1, 2, 60),
     builtin: true,
   },
 }

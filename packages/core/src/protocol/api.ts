@@ -6,6 +6,7 @@ import type { ErrorCode } from '../errors'
 import type { SettingKey } from './settings'
 import type {
   AllocationChange,
+  AllowedHours,
   AuditEntry,
   Device,
   DeviceStatus,
@@ -75,6 +76,16 @@ export interface AllocationRequest {
 }
 export interface SetRoleRequest {
   role_id: string
+}
+/**
+ * PATCH /api/devices/:id/limits: the device's own budgets and hours (any subset); null falls back to the
+ * role's. Answers DeviceResponse.
+ */
+export interface DeviceLimitsRequest {
+  token_budget_day?: number | null
+  token_budget_week?: number | null
+  token_budget_month?: number | null
+  allowed_hours?: AllowedHours | null
 }
 /** POST /api/devices/:id/rotate-key: the new key, shown once. */
 export interface RotateKeyResponse {

@@ -21,9 +21,27 @@ export interface Device {
   last_seen: number | null
   /** sharedLLM instance id of a peer host (mDNS or peer join); null for phones and laptops. */
   instance_id: string | null
+  /** Overrides of the role's token budgets and hours for this device; null uses the role's. */
+  token_budget_day: number | null
+  token_budget_week: number | null
+  token_budget_month: number | null
+  allowed_hours: AllowedHours | null
   created_at: number
   updated_at: number
 }
+
+/**
+ * One window of a weekly schedule, in the host's time zone: on each listed day (0 = Sunday … 6 = Saturday)
+ * from `from` to `to` (`HH:MM`, 24-hour). A `to` at or before `from` runs past midnight into the next day;
+ * `to` may be `24:00`.
+ */
+export interface AllowedHoursWindow {
+  days: number[]
+  from: string
+  to: string
+}
+/** A weekly schedule; the device may use the gateway inside any window. */
+export type AllowedHours = AllowedHoursWindow[]
 
 export interface Role {
   id: string
@@ -41,6 +59,20 @@ export interface Role {
   max_keep_alive_s: number | null
   /** Largest context (num_ctx) a device of this role may ask for; null means no clamp. */
   max_context_tokens: number | null
+  /** Weight in the fair-share queue: a device gets GPU time in proportion to it. */
+  share_weight: number
+  /** Requests a device may have waiting in the queue (besides those running); past it: 429. */
+  max_queued: number
+  /** Longest a request may wait in the queue, in seconds; past it: 503 with Retry-After. */
+  max_wait_s: number
+  /** May run cloud models (`…:cloud`, `…-cloud`) through the host's Ollama account. */
+  allow_cloud: boolean
+  /** Tokens (prompt + completion) per day, ISO week and month in the host's time zone; null: no budget. */
+  token_budget_day: number | null
+  token_budget_week: number | null
+  token_budget_month: number | null
+  /** When devices of this role may use the gateway; null: always. */
+  allowed_hours: AllowedHours | null
   builtin: boolean
   created_at: number
   updated_at: number

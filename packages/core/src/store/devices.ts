@@ -1,18 +1,26 @@
 import type { Knex } from 'knex'
-import type { AllocationChange, Device, DeviceStatus } from '../protocol/types'
+import type { AllocationChange, AllowedHours, Device, DeviceStatus } from '../protocol/types'
 
-interface DeviceRow extends Omit<Device, 'online'> {
+interface DeviceRow extends Omit<Device, 'online' | 'allowed_hours'> {
   online: number | boolean
+  allowed_hours: string | null
 }
 
 function toDevice(row: DeviceRow): Device {
   return {
     ...row,
     online: Boolean(row.online),
+    allowed_hours: row.allowed_hours === null ? null : (JSON.parse(row.allowed_hours) as AllowedHours),
     last_seen: row.last_seen === null ? null : Number(row.last_seen),
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
   }
+}
+
+function toRow(device: Partial<Device>): Partial<DeviceRow> {
+  const { allowed_hours, ...rest } = device
+  if (allowed_hours === undefined) return rest
+  return { ...rest, allowed_hours: allowed_hours === null ? null : JSON.stringify(allowed_hours) }
 }
 
 export const devicesRepo = {
@@ -37,10 +45,10 @@ export const devicesRepo = {
     return (await db<DeviceRow>('devices').where({ role_id: roleId })).map(toDevice)
   },
   async insert(db: Knex, device: Device): Promise<void> {
-    await db('devices').insert(device)
+    await db('devices').insert(toRow(device))
   },
   async update(db: Knex, id: string, patch: Partial<Device>): Promise<void> {
-    await db('devices').where({ id }).update(patch)
+    await db('devices').where({ id }).update(toRow(patch))
   },
   async delete(db: Knex, id: string): Promise<void> {
     await db('devices').where({ id }).delete()

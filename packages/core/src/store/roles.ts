@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import type { Role } from '../protocol/types'
+import type { AllowedHours, Role } from '../protocol/types'
 
 interface RoleRow {
   id: string
@@ -12,6 +12,14 @@ interface RoleRow {
   max_concurrent: number
   max_keep_alive_s: number | null
   max_context_tokens: number | null
+  share_weight: number
+  max_queued: number
+  max_wait_s: number
+  allow_cloud: number | boolean
+  token_budget_day: number | null
+  token_budget_week: number | null
+  token_budget_month: number | null
+  allowed_hours: string | null
   builtin: number | boolean
   created_at: number
   updated_at: number
@@ -21,6 +29,8 @@ function toRole(row: RoleRow): Role {
   return {
     ...row,
     can_pull: Boolean(row.can_pull),
+    allow_cloud: Boolean(row.allow_cloud),
+    allowed_hours: row.allowed_hours === null ? null : (JSON.parse(row.allowed_hours) as AllowedHours),
     builtin: Boolean(row.builtin),
     allowed_models: JSON.parse(row.allowed_models) as string[],
     created_at: Number(row.created_at),
@@ -29,8 +39,14 @@ function toRole(row: RoleRow): Role {
 }
 
 function toRow(role: Partial<Role>): Partial<RoleRow> {
-  const { allowed_models, ...rest } = role
-  return { ...rest, ...(allowed_models ? { allowed_models: JSON.stringify(allowed_models) } : {}) }
+  const { allowed_models, allowed_hours, ...rest } = role
+  return {
+    ...rest,
+    ...(allowed_models ? { allowed_models: JSON.stringify(allowed_models) } : {}),
+    ...(allowed_hours !== undefined
+      ? { allowed_hours: allowed_hours === null ? null : JSON.stringify(allowed_hours) }
+      : {}),
+  }
 }
 
 export const rolesRepo = {
