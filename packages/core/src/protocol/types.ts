@@ -252,3 +252,50 @@ export interface Peer {
   /** Why the last join or call failed, for the dashboard; null when all is well. */
   error: string | null
 }
+
+/** A request waiting in the fair-share queue. */
+export interface QueuePosition {
+  request_id: string
+  device_id: string
+  model: string
+  /** 1 = next to start. */
+  position: number
+  /** Seconds until it likely starts (EWMA of service time per model); null before any request was timed. */
+  eta_s: number | null
+  waited_s: number
+}
+
+/** What a device's WebSocket gets while one of its requests waits. */
+export type QueuePositionEvent = Pick<QueuePosition, 'request_id' | 'position' | 'eta_s'>
+
+/** The fair-share queue as the dashboard and /metrics see it. */
+export interface QueueSnapshot {
+  at: number
+  devices: Array<{
+    device_id: string
+    role_id: string
+    share_weight: number
+    /** Virtual token counter: tokens served (input ×1, output ×2) divided by share_weight. */
+    vtc_counter: number
+    waiting: number
+    running: number
+    oldest_wait_s: number | null
+  }>
+  /** In the order they would start. */
+  waiting: QueuePosition[]
+  running: Array<{
+    request_id: string
+    device_id: string
+    model: string
+    running_s: number
+    reclaimed: boolean
+  }>
+  models: Array<{
+    model: string
+    running: number
+    capacity: number
+    loaded: boolean
+    service_s: number | null
+  }>
+  paused_roles: Array<{ role_id: string; mode: 'wait' | 'refuse' }>
+}
