@@ -253,3 +253,27 @@ export interface PeerResponse {
 export interface PeerModelsResponse {
   models: unknown[]
 }
+
+/**
+ * GET /api/usage/series?group=device|model&bucket=hour|day&from=&to= (admin; a device gets its own):
+ * tokens over time from the hourly rollups. `buckets` are the starts of every local hour or day in the
+ * range (UTC ms); each series' arrays are aligned with it. GET /api/usage/export.csv takes the same query.
+ */
+export interface UsageSeriesResponse {
+  group: 'device' | 'model'
+  bucket: 'hour' | 'day'
+  from: number
+  to: number
+  /** The host's IANA time zone, which the buckets follow. */
+  time_zone: string
+  buckets: number[]
+  series: Array<{
+    /** Device id ('' for the host owner) or model name ('' when unknown). */
+    key: string
+    label: string
+    requests: number[]
+    errors: number[]
+    prompt_tokens: number[]
+    completion_tokens: number[]
+  }>
+}
