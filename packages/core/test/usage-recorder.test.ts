@@ -164,7 +164,14 @@ describe('batch recorder', () => {
   test('garbage in an event is cleaned, never thrown', async () => {
     const s = await store()
     const r = new UsageRecorder({ db: () => s.knex, clock: new VirtualClock(Z('2026-12-01T10:00:00Z')) })
-    r.record(ev({ prompt_tokens: -5, completion_tokens: Number.NaN, duration_ms: 1e400, status: 1.5 }))
+    r.record(
+      ev({
+        prompt_tokens: -5,
+        completion_tokens: Number.NaN,
+        duration_ms: Number.POSITIVE_INFINITY,
+        status: 1.5,
+      }),
+    )
     await r.flush()
     expect((await rollups(s))[0]).toMatchObject({
       requests: 1,
