@@ -120,6 +120,9 @@ describe('batch recorder', () => {
     expect(r.stats.flushed).toBe(2)
     expect(clock.pending).toBe(0)
     expect(await s.knex('usage').count({ n: '*' })).toEqual([{ n: 2 }])
+    // A request that ends during shutdown, after stop(), is still written.
+    r.record(ev())
+    await vi.waitFor(async () => expect(await s.knex('usage').count({ n: '*' })).toEqual([{ n: 3 }]))
     await s.close()
   })
 

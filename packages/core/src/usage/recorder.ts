@@ -56,6 +56,7 @@ export class UsageRecorder {
   private pruneTimer: unknown
   private flushing: Promise<void> | undefined
   private started = false
+  private stopped = false
   private readonly clock: Clock
   private readonly intervalMs: number
   private readonly maxBuffered: number
@@ -70,6 +71,7 @@ export class UsageRecorder {
   start(): void {
     if (this.started) return
     this.started = true
+    this.stopped = false
     this.arm()
     if (this.options.retention) {
       void this.prune()
@@ -85,6 +87,7 @@ export class UsageRecorder {
   /** Writes what is buffered and stops the timers. */
   async stop(): Promise<void> {
     this.started = false
+    this.stopped = true
     if (this.timer !== undefined) this.clock.clearTimer(this.timer)
     if (this.pruneTimer !== undefined) this.clock.clearTimer(this.pruneTimer)
     this.timer = undefined
@@ -136,7 +139,9 @@ export class UsageRecorder {
     d.completion_tokens += row.completion_tokens
     d.duration_ms += row.duration_ms
     d.queue_wait_ms += clean(e.queue_wait_ms)
-    if (this.raw.length >= this.maxBuffered && !this.flushing) void this.flush()
+    // After stop() no timer runs: a request that ends during shutdown is written at once.
+    if (this.stopped) void this.flush()
+    else if (this.raw.length >= this.maxBuffered && !this.flushing) void this.flush()
   }
 
   /** Tokens of a device in buckets from `from` on that are recorded but not yet committed. */
