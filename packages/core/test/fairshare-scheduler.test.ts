@@ -7,6 +7,7 @@ import {
   IMAGE_TOKENS,
   type Lease,
   type QueueLimits,
+  queueLimitsOf,
   renderQueueMetrics,
   SharedLLMError,
   VirtualClock,
@@ -518,6 +519,14 @@ describe('properties', () => {
       gap = Math.max(gap, Math.abs(a - b))
     }
     expect(gap).toBeLessThanOrEqual(1)
+  })
+})
+
+describe('limits from a role', () => {
+  test('queueLimitsOf takes the role fields the queue needs', () => {
+    expect(
+      queueLimitsOf({ id: 'role-guest', share_weight: 1, max_concurrent: 1, max_queued: 2, max_wait_s: 60 }),
+    ).toEqual({ role_id: 'role-guest', share_weight: 1, max_concurrent: 1, max_queued: 2, max_wait_s: 60 })
   })
 })
 

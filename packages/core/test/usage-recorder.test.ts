@@ -282,6 +282,49 @@ describe('quotas and hours against the store', () => {
   })
 })
 
+describe('admission and the limits a device sees', () => {
+  test('admit: hours first (403), then budgets (429); the device overrides its role', async () => {
+    const hub = await startHub()
+    const role = await hub.roles.update('role-guest', {
+      token_budget_day: 100,
+      allowed_hours: [{ days: [1, 2, 3, 4, 5], from: '16:00', to: '20:00' }],
+    })
+    const d = await hub.devices.add({ name: 'tablet', ip: '192.168.1.9' })
+    await hub.devices.approve(d.id, 'role-guest')
+    const clock = new VirtualClock(Z('2026-12-02T14:00:00Z')) // Wednesday 15:00 Berlin
+    const recorder = new UsageRecorder({ db: () => hub.db, clock, timeZone: () => BERLIN })
+    const usage = new UsageService({ db: () => hub.db, recorder, clock, timeZone: () => BERLIN })
+    let device = await hub.devices.get(d.id)
+    expect((await rejection(usage.admit(device, role))).status).toBe(403)
+    clock.advance(H) // 16:00
+    expect((await usage.admit(device, role)).hours.open).toBe(true)
+    recorder.record(ev({ device_id: d.id, prompt_tokens: 50, completion_tokens: 50 }))
+    expect((await rejection(usage.admit(device, role))).status).toBe(429)
+    device = await hub.devices.setLimits(d.id, { token_budget_day: 500, allowed_hours: [] })
+    expect((await rejection(usage.admit(device, role))).status).toBe(403)
+    device = await hub.devices.setLimits(d.id, { allowed_hours: null })
+    const ok = await usage.admit(device, role)
+    expect(ok.quota.windows[0]).toMatchObject({ budget: 500, used: 100, remaining: 400 })
+    const view = await usage.limits(device, role)
+    expect(view).toEqual({
+      time_zone: BERLIN,
+      quota: [
+        { window: 'day', budget: 500, used: 100, remaining: 400, resets_at: Z('2026-12-02T23:00:00Z') },
+        { window: 'week', budget: null, used: 100, remaining: null, resets_at: Z('2026-12-06T23:00:00Z') },
+        { window: 'month', budget: null, used: 100, remaining: null, resets_at: Z('2026-12-31T23:00:00Z') },
+      ],
+      hours: {
+        open: true,
+        always: false,
+        next_change: Z('2026-12-02T19:00:00Z'),
+        next_open: null,
+        open_until: Z('2026-12-02T19:00:00Z'),
+        granted_until: null,
+      },
+    })
+  })
+})
+
 describe('series and CSV', () => {
   async function seeded() {
     const hub = await startHub()

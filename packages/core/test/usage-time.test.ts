@@ -8,6 +8,7 @@ import {
   instantOf,
   isoLocal,
   oneMoreHour,
+  quotaCrossings,
   quotaStatus,
   SharedLLMError,
   startOfHour,
@@ -129,6 +130,27 @@ describe('token budgets', () => {
     expect(before.details).toMatchObject({ retry_after_s: 1, resets_at: '2026-10-26T00:00:00+01:00' })
     const after = checkQuota({ day: 1000, week: null, month: null }, used, reset, BERLIN)
     expect(after.windows[0]).toMatchObject({ used: 0, remaining: 1000 })
+  })
+
+  test('crossings of 80 % and 100 %, once each, starting over in a new window', () => {
+    const now = Z('2026-12-02T15:00:00Z')
+    const at = (used: number, t = now) =>
+      quotaStatus({ day: 1000, week: null, month: null }, () => used, t, BERLIN)
+    expect(quotaCrossings('d', at(700), at(799))).toEqual([])
+    expect(quotaCrossings('d', at(700), at(800))).toEqual([
+      {
+        device_id: 'd',
+        window: 'day',
+        threshold: 80,
+        used: 800,
+        budget: 1000,
+        resets_at: Z('2026-12-02T23:00:00Z'),
+      },
+    ])
+    expect(quotaCrossings('d', at(790), at(1200)).map((c) => c.threshold)).toEqual([80, 100])
+    expect(quotaCrossings('d', at(1000), at(1100))).toEqual([])
+    // Yesterday's reading was over; today's first request past 80 % is a crossing again.
+    expect(quotaCrossings('d', at(1100, now - 24 * H), at(900)).map((c) => c.threshold)).toEqual([80])
   })
 
   test('a budget of 0 refuses everything; no budget never refuses', () => {

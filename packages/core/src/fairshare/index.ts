@@ -9,6 +9,7 @@ export {
   type PauseMode,
   QUEUE_WAIT_BUCKETS_S,
   type QueueLimits,
+  queueLimitsOf,
   type QueueRequest,
   type Ticket,
 } from './scheduler'

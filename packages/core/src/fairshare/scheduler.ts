@@ -1,5 +1,5 @@
 import { SharedLLMError } from '../errors'
-import type { QueuePosition, QueueSnapshot } from '../protocol/types'
+import type { QueuePosition, QueueSnapshot, Role } from '../protocol/types'
 import { type Clock, systemClock } from './clock'
 
 /**
@@ -29,6 +29,19 @@ export interface QueueLimits {
   max_queued: number
   /** Longest wait in seconds; past it the request fails with Retry-After. */
   max_wait_s: number
+}
+
+/** A role's queue limits, as the gateway passes them with each request. */
+export function queueLimitsOf(
+  role: Pick<Role, 'id' | 'share_weight' | 'max_concurrent' | 'max_queued' | 'max_wait_s'>,
+): QueueLimits {
+  return {
+    role_id: role.id,
+    share_weight: role.share_weight,
+    max_concurrent: role.max_concurrent,
+    max_queued: role.max_queued,
+    max_wait_s: role.max_wait_s,
+  }
 }
 
 export interface QueueRequest {

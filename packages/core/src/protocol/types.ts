@@ -299,3 +299,40 @@ export interface QueueSnapshot {
   }>
   paused_roles: Array<{ role_id: string; mode: 'wait' | 'refuse' }>
 }
+
+/** One budget window of a device as `/api/me` and the dashboard show it. */
+export interface QuotaWindowView {
+  window: 'day' | 'week' | 'month'
+  /** null: no budget in this window. */
+  budget: number | null
+  used: number
+  remaining: number | null
+  /** UTC ms of the next reset. */
+  resets_at: number
+}
+
+/** A device's budgets and hours right now (device values override its role's). */
+export interface DeviceLimitsView {
+  /** The host's IANA time zone, which windows and hours follow. */
+  time_zone: string
+  quota: QuotaWindowView[]
+  hours: {
+    open: boolean
+    /** No schedule: always open. */
+    always: boolean
+    next_change: number | null
+    next_open: number | null
+    open_until: number | null
+    granted_until: number | null
+  }
+}
+
+/** A device's usage crossed 80 % or 100 % of a budget (the `quota` WebSocket event). */
+export interface QuotaCrossing {
+  device_id: string
+  window: 'day' | 'week' | 'month'
+  threshold: 80 | 100
+  used: number
+  budget: number
+  resets_at: number
+}

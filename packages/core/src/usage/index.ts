@@ -6,6 +6,7 @@ export {
   QUOTA_WINDOWS,
   type QuotaStatus,
   type QuotaWindowStatus,
+  quotaCrossings,
   quotaStatus,
   type TokenBudgets,
 } from './quota'

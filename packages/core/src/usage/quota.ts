@@ -1,5 +1,5 @@
 import { SharedLLMError } from '../errors'
-import type { Device, Role } from '../protocol/types'
+import type { Device, QuotaCrossing, Role } from '../protocol/types'
 import { isoLocal, type QuotaWindow, shortLocal, windowAt } from './zoned'
 
 export const QUOTA_WINDOWS: QuotaWindow[] = ['day', 'week', 'month']
@@ -99,4 +99,31 @@ export function checkQuota(
   const status = quotaStatus(budgets, used, now, zone)
   if (status.exceeded) throw overBudgetError(status.exceeded, now, zone)
   return status
+}
+
+/**
+ * The 80 % and 100 % marks a device passed between two readings of its budgets (before and after a request
+ * was recorded), for the `quota` event and the owner's notice. A new window starts the marks over.
+ */
+export function quotaCrossings(deviceId: string, before: QuotaStatus, after: QuotaStatus): QuotaCrossing[] {
+  const out: QuotaCrossing[] = []
+  for (const a of after.windows) {
+    if (a.budget === null || a.budget === 0) continue
+    const b = before.windows.find((w) => w.window === a.window && w.starts_at === a.starts_at)
+    const prev = b ? b.used : 0
+    for (const threshold of [80, 100] as const) {
+      const mark = (a.budget * threshold) / 100
+      if (prev < mark && a.used >= mark) {
+        out.push({
+          device_id: deviceId,
+          window: a.window,
+          threshold,
+          used: a.used,
+          budget: a.budget,
+          resets_at: a.resets_at,
+        })
+      }
+    }
+  }
+  return out
 }

@@ -2,10 +2,17 @@ import type { Knex } from 'knex'
 import { type Clock, systemClock } from '../fairshare/clock'
 import { promFamily, type PromSample } from '../fairshare/metrics'
 import type { UsageSeriesResponse } from '../protocol/api'
-import type { AllowedHours } from '../protocol/types'
+import type { AllowedHours, Device, DeviceLimitsView, Role } from '../protocol/types'
 import { usageRollupsRepo } from '../store/usage-rollups'
 import { checkHours, type HoursStatus, hoursStatus, oneMoreHour } from './hours'
-import { checkQuota, QUOTA_WINDOWS, type QuotaStatus, quotaStatus, type TokenBudgets } from './quota'
+import {
+  checkQuota,
+  effectiveBudgets,
+  QUOTA_WINDOWS,
+  type QuotaStatus,
+  quotaStatus,
+  type TokenBudgets,
+} from './quota'
 import type { UsageRecorder } from './recorder'
 import { type SeriesOptions, type UsageSeriesQueryInput, usageSeries, usageSeriesCsv } from './series'
 import { hostTimeZone, windowAt } from './zoned'
@@ -32,6 +39,53 @@ export class UsageService {
 
   get zone(): string {
     return this.options.timeZone?.() ?? hostTimeZone()
+  }
+
+  /**
+   * Admission's one call for budgets and hours: FORBIDDEN (403) outside the allowed hours, then
+   * RATE_LIMITED (429) over a budget; both with `retry_after_s`. The device's own values win over its role's.
+   */
+  async admit(
+    device: Pick<
+      Device,
+      'id' | 'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
+    >,
+    role: Pick<
+      Role,
+      'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
+    > | null,
+    now = this.clock.now(),
+  ): Promise<{ hours: HoursStatus; quota: QuotaStatus }> {
+    const hours = await this.checkHours(device.id, device.allowed_hours ?? role?.allowed_hours ?? null, now)
+    const quota = await this.checkQuota(device.id, effectiveBudgets(role, device), now)
+    return { hours, quota }
+  }
+
+  /** What `/api/me` shows a device: remaining per window with resets, and when its hours change. */
+  async limits(
+    device: Pick<
+      Device,
+      'id' | 'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
+    >,
+    role: Pick<
+      Role,
+      'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
+    > | null,
+    now = this.clock.now(),
+  ): Promise<DeviceLimitsView> {
+    const quota = await this.quota(device.id, effectiveBudgets(role, device), now)
+    const hours = await this.hours(device.id, device.allowed_hours ?? role?.allowed_hours ?? null, now)
+    return {
+      time_zone: this.zone,
+      quota: quota.windows.map(({ window, budget, used, remaining, resets_at }) => ({
+        window,
+        budget,
+        used,
+        remaining,
+        resets_at,
+      })),
+      hours,
+    }
   }
 
   /** Tokens per window, remaining and reset, for `/api/me` and the dashboard. */
