@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import {
   type AllowedHours,
@@ -8,6 +9,7 @@ import {
   instantOf,
   isoLocal,
   oneMoreHour,
+  allowedHoursSchema,
   quotaCrossings,
   quotaStatus,
   SharedLLMError,
@@ -236,5 +238,67 @@ describe('allowed hours', () => {
     expect(isoLocal(oneMoreHour(school, fri1950, BERLIN), BERLIN)).toBe('2026-12-04T21:00:00+01:00')
     // A second grant adds an hour to the one still running.
     expect(oneMoreHour(school, sat2130, BERLIN, until)).toBe(until + H)
+  })
+})
+
+describe('properties over real zones', () => {
+  const zones = ['Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Australia/Lord_Howe', 'UTC']
+  const instant = fc.integer({ min: Z('2025-01-01T00:00:00Z'), max: Z('2028-12-31T00:00:00Z') })
+
+  test('windows contain their instant, follow each other without gaps, and days are 23 to 25 hours', () => {
+    fc.assert(
+      fc.property(
+        instant,
+        fc.constantFrom(...zones),
+        fc.constantFrom('day', 'week', 'month'),
+        (t, zone, kind) => {
+          const [start, reset] = windowAt(kind as 'day', t, zone)
+          expect(start).toBeLessThanOrEqual(t)
+          expect(reset).toBeGreaterThan(t)
+          expect(windowAt(kind as 'day', reset, zone)[0]).toBe(reset)
+          expect(windowAt(kind as 'day', reset - 1, zone)[1]).toBe(reset)
+          if (kind === 'day') expect([23, 23.5, 24, 24.5, 25]).toContain((reset - start) / H)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  const time = fc
+    .tuple(fc.integer({ min: 0, max: 23 }), fc.constantFrom(0, 15, 30, 45))
+    .map(([h, m]) => `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}`)
+  const schedule = fc
+    .array(
+      fc.record({
+        days: fc.uniqueArray(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 7 }),
+        from: time,
+        to: fc.oneof(time, fc.constant('24:00')),
+      }),
+      { minLength: 1, maxLength: 4 },
+    )
+    .filter((w) => allowedHoursSchema.safeParse(w).success)
+
+  test('hours: the state holds until next_change and flips there', () => {
+    fc.assert(
+      fc.property(schedule, instant, fc.constantFrom(...zones), (sched, t, zone) => {
+        const now = t - (t % 1000)
+        const s = hoursStatus(sched, now, zone)
+        if (s.next_change === null) {
+          // Never changes within the scan: open all week long.
+          expect(s.open).toBe(true)
+          return
+        }
+        expect(s.next_change).toBeGreaterThan(now)
+        expect(s.next_change - now).toBeLessThanOrEqual(8 * 24 * H)
+        for (const f of [0.25, 0.5, 0.75]) {
+          const mid = now + Math.floor(((s.next_change - now) * f) / 1000) * 1000
+          expect(hoursStatus(sched, mid, zone).open).toBe(s.open)
+        }
+        expect(hoursStatus(sched, s.next_change - 1000, zone).open).toBe(s.open)
+        expect(hoursStatus(sched, s.next_change, zone).open).toBe(!s.open)
+        expect(s.open ? s.open_until : s.next_open).toBe(s.next_change)
+      }),
+      { numRuns: 300 },
+    )
   })
 })
