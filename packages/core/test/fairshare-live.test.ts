@@ -72,12 +72,15 @@ test('a flooding guest delays the owner by at most one request; counters follow 
 
   const guest = Array.from({ length: 20 }, (_, i) => chat(`g${i}`, 'guest', GUEST))
   // Once the guest's first request runs and 19 wait, the owner asks.
-  await expect.poll(() => started.length).toBe(1)
+  await expect.poll(() => started.length).toBeGreaterThanOrEqual(1)
+  const before = started.length
   const owner = chat('owner', 'owner', OWNER)
   await Promise.all([...guest, owner])
   expect(maxRunning).toBe(1)
-  // g0 was running; at most one more guest request may start before the owner's (a tie on the lifted counter).
-  expect(started.indexOf('owner')).toBeLessThanOrEqual(2)
+  // One guest request was running; at most one more may start before the owner's (a tie on the lifted
+  // counter goes to the older head). First come, first served would put the owner after all 20.
+  expect(started.indexOf('owner') - before).toBeLessThanOrEqual(1)
+  expect(before).toBeLessThan(5)
   // Once each request ended, what the queue charged is exactly what Ollama reported (not the estimates).
   expect(served.get('guest')).toBeGreaterThan(20 * 12)
   expect(queue.served('guest')).toBe(served.get('guest'))
