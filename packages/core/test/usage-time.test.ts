@@ -60,9 +60,12 @@ describe('wall-clock arithmetic in a real zone', () => {
     expect(isoLocal(december[0], BERLIN)).toBe('2027-01-01T00:00:00+01:00')
   })
 
-  test('a skipped wall time moves forward by the gap; a repeated one is its first occurrence', () => {
+  test('a skipped wall time is the instant the clock jumps past it; a repeated one is its first occurrence', () => {
     expect(isoLocal(instantOf({ year: 2026, month: 3, day: 29, hour: 2, minute: 30 }, BERLIN), BERLIN)).toBe(
-      '2026-03-29T03:30:00+02:00',
+      '2026-03-29T03:00:00+02:00',
+    )
+    expect(isoLocal(instantOf({ year: 2026, month: 3, day: 8, hour: 2, minute: 59 }, NY), NY)).toBe(
+      '2026-03-08T03:00:00-04:00',
     )
     expect(
       new Date(instantOf({ year: 2026, month: 10, day: 25, hour: 2, minute: 30 }, BERLIN)).toISOString(),
@@ -216,6 +219,13 @@ describe('allowed hours', () => {
     expect(isoLocal(before.next_open as number, BERLIN)).toBe('2026-03-29T03:00:00+02:00')
     expect(hoursStatus(night, Z('2026-03-29T01:00:00Z'), BERLIN).open).toBe(true) // 03:00 CEST
     expect(hoursStatus(night, Z('2026-03-29T02:00:00Z'), BERLIN).open).toBe(false) // 04:00 CEST
+    // A window that ends inside the skipped hour closes when the clock jumps over its end.
+    const early: AllowedHours = [{ days: [0], from: '01:00', to: '02:30' }]
+    const open = hoursStatus(early, Z('2026-03-29T00:30:00Z'), BERLIN) // 01:30 CET
+    expect(open.open).toBe(true)
+    expect(isoLocal(open.open_until as number, BERLIN)).toBe('2026-03-29T03:00:00+02:00')
+    expect(hoursStatus(early, Z('2026-03-29T00:59:59Z'), BERLIN).open).toBe(true)
+    expect(hoursStatus(early, Z('2026-03-29T01:00:00Z'), BERLIN).open).toBe(false)
   })
 
   test('the repeated hour of the fall-back night is inside a window once for each time it happens', () => {
@@ -243,7 +253,20 @@ describe('allowed hours', () => {
 
 describe('properties over real zones', () => {
   const zones = ['Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Australia/Lord_Howe', 'UTC']
-  const instant = fc.integer({ min: Z('2025-01-01T00:00:00Z'), max: Z('2028-12-31T00:00:00Z') })
+  const anyTime = fc.integer({ min: Z('2025-01-01T00:00:00Z'), max: Z('2028-12-31T00:00:00Z') })
+  // Half the instants fall within two days of a DST change of one of the zones.
+  const changes = [
+    '2026-03-29T01:00:00Z',
+    '2026-10-25T01:00:00Z',
+    '2026-03-08T07:00:00Z',
+    '2026-11-01T06:00:00Z',
+    '2026-04-04T15:00:00Z',
+    '2026-10-03T15:30:00Z',
+  ].map(Z)
+  const nearChange = fc
+    .tuple(fc.constantFrom(...changes), fc.integer({ min: -2 * 24 * 3600, max: 2 * 24 * 3600 }))
+    .map(([t, s]) => t + s * 1000)
+  const instant = fc.oneof(anyTime, nearChange)
 
   test('windows contain their instant, follow each other without gaps, and days are 23 to 25 hours', () => {
     fc.assert(
@@ -260,7 +283,7 @@ describe('properties over real zones', () => {
           if (kind === 'day') expect([23, 23.5, 24, 24.5, 25]).toContain((reset - start) / H)
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 500 },
     )
   })
 
@@ -298,7 +321,7 @@ describe('properties over real zones', () => {
         expect(hoursStatus(sched, s.next_change, zone).open).toBe(!s.open)
         expect(s.open ? s.open_until : s.next_open).toBe(s.next_change)
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     )
   })
 })

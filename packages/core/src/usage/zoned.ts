@@ -84,9 +84,10 @@ export function offsetAt(t: number, zone: string): number {
 }
 
 /**
- * The instant a wall time happens in the zone. A time that happens twice (the hour repeated when clocks
- * go back) is its first occurrence; one that never happens (skipped when clocks go forward) moves forward
- * by the gap, as Temporal's `compatible` disambiguation does.
+ * The first instant the zone's clock shows the wall time or later. A time that happens twice (the hour
+ * repeated when clocks go back) is its first occurrence; one that never happens (skipped when clocks go
+ * forward) is the instant of the jump, when the clock first passes it: a window from 02:30 on the night
+ * clocks jump from 02:00 to 03:00 opens at 03:00, and so does one from 02:00.
  */
 export function instantOf(wall: WallInput, zone: string): number {
   const local = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour ?? 0, wall.minute ?? 0)
@@ -96,7 +97,16 @@ export function instantOf(wall: WallInput, zone: string): number {
     .map((o) => local - o)
     .filter((t) => offsetAt(t, zone) === local - t)
   if (valid.length > 0) return Math.min(...valid)
-  return local - before
+  // In the gap: the transition lies between the old offset's last instant before the wall time and the new
+  // offset's instant for it; find it to the second.
+  let lo = local - Math.max(before, after)
+  let hi = local - Math.min(before, after)
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2000) * 1000
+    if (mid + offsetAt(mid, zone) >= local) hi = mid
+    else lo = mid
+  }
+  return hi
 }
 
 /** Start of the local hour containing `t` (also right for zones offset by :30 or :45). */
