@@ -121,36 +121,6 @@ export const allowedHoursSchema = z
   })
   .nullable()
 
-/** Each role field once; create adds the defaults, update makes every field optional. */
-const roleFields = {
-  name: roleNameSchema,
-  max_memory_mb: memoryMbSchema.min(1, 'must be at least 1 MiB'),
-  can_pull: z.boolean(),
-  trust_level: z.number().int('must be a whole number').min(0).max(3),
-  allowed_models: z.array(modelPatternSchema).max(200),
-  requests_per_minute: z.number().int().min(1).max(100_000).nullable(),
-  max_concurrent: z.number().int().min(1).max(1000),
-  max_keep_alive_s: z
-    .number()
-    .int()
-    .min(0)
-    .max(7 * 24 * 3600)
-    .nullable(),
-  max_context_tokens: z.number().int().min(256).max(10_000_000).nullable(),
-  share_weight: z.number().int('must be a whole number').min(1).max(1000),
-  max_queued: z.number().int('must be a whole number').min(0).max(1000),
-  max_wait_s: z
-    .number()
-    .int('must be a whole number of seconds')
-    .min(1)
-    .max(24 * 3600),
-  allow_cloud: z.boolean(),
-  token_budget_day: tokenBudgetSchema,
-  token_budget_week: tokenBudgetSchema,
-  token_budget_month: tokenBudgetSchema,
-  allowed_hours: allowedHoursSchema,
-}
-
 /** Defaults of a new custom role's fair-share and quota fields: the guest's (the least a role gets). */
 export const CUSTOM_ROLE_DEFAULTS = {
   share_weight: 1,
@@ -163,6 +133,36 @@ export const CUSTOM_ROLE_DEFAULTS = {
   allowed_hours: null,
 } as const
 
+/** Each role field once; create adds the defaults, update makes every field optional. */
+const roleFields = {
+  name: roleNameSchema,
+  max_memory_mb: memoryMbSchema.min(1, 'must be at least 1 MiB'),
+  can_pull: z.boolean(),
+  trust_level: z.number().int('must be a whole number').min(0).max(3),
+  allowed_models: z.array(modelPatternSchema).max(200),
+  requests_per_minute: z.number().int().min(1).max(100_000).nullable(),
+  max_concurrent: z.number().int().min(1).max(1000),
+  share_weight: z.number().int('must be a whole number').min(1).max(1000),
+  max_queued: z.number().int('must be a whole number').min(0).max(1000),
+  max_wait_s: z
+    .number()
+    .int('must be a whole number of seconds')
+    .min(1)
+    .max(24 * 3600),
+  allow_cloud: z.boolean(),
+  token_budget_day: tokenBudgetSchema,
+  token_budget_week: tokenBudgetSchema,
+  token_budget_month: tokenBudgetSchema,
+  allowed_hours: allowedHoursSchema,
+  max_keep_alive_s: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 3600)
+    .nullable(),
+  max_context_tokens: z.number().int().min(256).max(10_000_000).nullable(),
+}
+
 export const roleInputSchema = z.strictObject({
   ...roleFields,
   can_pull: roleFields.can_pull.default(false),
@@ -170,8 +170,6 @@ export const roleInputSchema = z.strictObject({
   allowed_models: roleFields.allowed_models.default([]),
   requests_per_minute: roleFields.requests_per_minute.default(null),
   max_concurrent: roleFields.max_concurrent.default(1),
-  max_keep_alive_s: roleFields.max_keep_alive_s.default(null),
-  max_context_tokens: roleFields.max_context_tokens.default(null),
   share_weight: roleFields.share_weight.default(CUSTOM_ROLE_DEFAULTS.share_weight),
   max_queued: roleFields.max_queued.default(CUSTOM_ROLE_DEFAULTS.max_queued),
   max_wait_s: roleFields.max_wait_s.default(CUSTOM_ROLE_DEFAULTS.max_wait_s),
@@ -180,6 +178,8 @@ export const roleInputSchema = z.strictObject({
   token_budget_week: roleFields.token_budget_week.default(null),
   token_budget_month: roleFields.token_budget_month.default(null),
   allowed_hours: roleFields.allowed_hours.default(null),
+  max_keep_alive_s: roleFields.max_keep_alive_s.default(null),
+  max_context_tokens: roleFields.max_context_tokens.default(null),
 })
 export type RoleInput = z.input<typeof roleInputSchema>
 

@@ -84,13 +84,13 @@ export class DevicesService {
       status: 'pending',
       role_id: null,
       allocation_mb: 0,
-      online: input.source !== 'manual',
-      last_seen: input.source === 'manual' ? null : now,
-      instance_id: input.instance_id ?? null,
       token_budget_day: null,
       token_budget_week: null,
       token_budget_month: null,
       allowed_hours: null,
+      online: input.source !== 'manual',
+      last_seen: input.source === 'manual' ? null : now,
+      instance_id: input.instance_id ?? null,
       created_at: now,
       updated_at: now,
     }
@@ -314,6 +314,10 @@ export class DevicesService {
     return device
   }
 
+  allocationHistory(id: string) {
+    return devicesRepo.allocationHistory(this.ctx.db(), id)
+  }
+
   /** Sets the device's own token budgets and allowed hours (null: its role's apply). */
   async setLimits(id: string, input: DeviceLimitsInput | unknown, actor: Actor = 'admin'): Promise<Device> {
     const patch = parseInput(deviceLimitsSchema, input, 'limits')
@@ -329,10 +333,6 @@ export class DevicesService {
     })
     this.ctx.bus.emit('device_updated', { device })
     return device
-  }
-
-  allocationHistory(id: string) {
-    return devicesRepo.allocationHistory(this.ctx.db(), id)
   }
 
   /** Sum of approved devices' allocations in MiB. */

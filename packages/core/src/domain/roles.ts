@@ -9,6 +9,51 @@ import type { SettingsService } from './settings'
 
 type BuiltinDefaults = Omit<Role, 'created_at' | 'updated_at'>
 
+export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
+  'role-admin': {
+    id: 'role-admin',
+    name: 'admin',
+    max_memory_mb: 16384,
+    can_pull: true,
+    trust_level: 3,
+    allowed_models: [],
+    requests_per_minute: null,
+    max_concurrent: 4,
+    ...fairShare(4, 16, 180),
+    max_keep_alive_s: null,
+    max_context_tokens: null,
+    builtin: true,
+  },
+  'role-user': {
+    id: 'role-user',
+    name: 'user',
+    max_memory_mb: 4096,
+    can_pull: true,
+    trust_level: 2,
+    allowed_models: [],
+    requests_per_minute: null,
+    max_concurrent: 4,
+    ...fairShare(2, 8, 120),
+    max_keep_alive_s: 30 * 60,
+    max_context_tokens: 32768,
+    builtin: true,
+  },
+  'role-guest': {
+    id: 'role-guest',
+    name: 'guest',
+    max_memory_mb: 1024,
+    can_pull: false,
+    trust_level: 1,
+    allowed_models: [],
+    requests_per_minute: 30,
+    max_concurrent: 1,
+    ...fairShare(1, 2, 60),
+    max_keep_alive_s: 5 * 60,
+    max_context_tokens: 8192,
+    builtin: true,
+  },
+}
+
 /**
  * Fair-share and quota fields of a built-in role. `max_wait_s` stays well under 300 s because Node's fetch
  * (undici, which the `ollama` npm client uses) gives up after 300 s without response headers, and a model
@@ -25,51 +70,6 @@ function fairShare(share_weight: number, max_queued: number, max_wait_s: number)
     token_budget_month: null,
     allowed_hours: null,
   }
-}
-
-export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
-  'role-admin': {
-    id: 'role-admin',
-    name: 'admin',
-    max_memory_mb: 16384,
-    can_pull: true,
-    trust_level: 3,
-    allowed_models: [],
-    requests_per_minute: null,
-    max_concurrent: 4,
-    max_keep_alive_s: null,
-    max_context_tokens: null,
-    ...fairShare(4, 16, 180),
-    builtin: true,
-  },
-  'role-user': {
-    id: 'role-user',
-    name: 'user',
-    max_memory_mb: 4096,
-    can_pull: true,
-    trust_level: 2,
-    allowed_models: [],
-    requests_per_minute: null,
-    max_concurrent: 4,
-    max_keep_alive_s: 30 * 60,
-    max_context_tokens: 32768,
-    ...fairShare(2, 8, 120),
-    builtin: true,
-  },
-  'role-guest': {
-    id: 'role-guest',
-    name: 'guest',
-    max_memory_mb: 1024,
-    can_pull: false,
-    trust_level: 1,
-    allowed_models: [],
-    requests_per_minute: 30,
-    max_concurrent: 1,
-    max_keep_alive_s: 5 * 60,
-    max_context_tokens: 8192,
-    ...fairShare(1, 2, 60),
-    builtin: true,
-  },
 }
 
 export class RolesService {

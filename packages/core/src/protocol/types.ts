@@ -19,13 +19,13 @@ export interface Device {
   allocation_mb: number
   online: boolean
   last_seen: number | null
-  /** sharedLLM instance id of a peer host (mDNS or peer join); null for phones and laptops. */
-  instance_id: string | null
   /** Overrides of the role's token budgets and hours for this device; null uses the role's. */
   token_budget_day: number | null
   token_budget_week: number | null
   token_budget_month: number | null
   allowed_hours: AllowedHours | null
+  /** sharedLLM instance id of a peer host (mDNS or peer join); null for phones and laptops. */
+  instance_id: string | null
   created_at: number
   updated_at: number
 }
@@ -55,10 +55,6 @@ export interface Role {
   /** null means no limit. */
   requests_per_minute: number | null
   max_concurrent: number
-  /** Longest keep_alive a device of this role may ask for, in seconds; null means no clamp. */
-  max_keep_alive_s: number | null
-  /** Largest context (num_ctx) a device of this role may ask for; null means no clamp. */
-  max_context_tokens: number | null
   /** Weight in the fair-share queue: a device gets GPU time in proportion to it. */
   share_weight: number
   /** Requests a device may have waiting in the queue (besides those running); past it: 429. */
@@ -73,6 +69,10 @@ export interface Role {
   token_budget_month: number | null
   /** When devices of this role may use the gateway; null: always. */
   allowed_hours: AllowedHours | null
+  /** Longest keep_alive a device of this role may ask for, in seconds; null means no clamp. */
+  max_keep_alive_s: number | null
+  /** Largest context (num_ctx) a device of this role may ask for; null means no clamp. */
+  max_context_tokens: number | null
   builtin: boolean
   created_at: number
   updated_at: number

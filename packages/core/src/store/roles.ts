@@ -10,8 +10,6 @@ interface RoleRow {
   allowed_models: string
   requests_per_minute: number | null
   max_concurrent: number
-  max_keep_alive_s: number | null
-  max_context_tokens: number | null
   share_weight: number
   max_queued: number
   max_wait_s: number
@@ -20,6 +18,8 @@ interface RoleRow {
   token_budget_week: number | null
   token_budget_month: number | null
   allowed_hours: string | null
+  max_keep_alive_s: number | null
+  max_context_tokens: number | null
   builtin: number | boolean
   created_at: number
   updated_at: number
