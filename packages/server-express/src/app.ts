@@ -15,7 +15,6 @@ import { peerRoutes } from './routes/peers'
 import { roleRoutes } from './routes/roles'
 import { settingRoutes } from './routes/settings'
 import { systemRoutes } from './routes/system'
-import { usageRoutes } from './routes/usage'
 import { cors, securityHeaders } from './security'
 import { NO_FALLBACK, staticRouter } from './static'
 import { type HostTls, sanHosts, tlsRoutes } from './tls'
@@ -90,7 +89,6 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
     ...settingRoutes,
     ...modelRoutes,
     ...peerRoutes,
-    ...usageRoutes,
     ...tlsRoutes(tls),
   ]
   const openapi = buildOpenApi(routes, VERSION)
