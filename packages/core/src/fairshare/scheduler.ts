@@ -12,9 +12,10 @@ import { type Clock, systemClock } from './clock'
  * counter of the last device that left the backlog when none is), so idle time is not banked.
  *
  * The queue releases to Ollama only as many requests per model as Ollama runs at once: Ollama gives every
- * loaded model a runner with OLLAMA_NUM_PARALLEL slots (default 1; 1 for embedding models and a few
- * architectures) and queues the rest first in, first out (server/sched.go `load`, envconfig/config.go
- * `NumParallel`), which is the unfairness this module replaces.
+ * loaded model a runner whose weighted semaphore has OLLAMA_NUM_PARALLEL slots (llm/llama_server.go `sem`;
+ * envconfig/config.go `NumParallel`, default 1; server/sched.go `load` forces 1 for embedding models and a
+ * few architectures) and queues the rest first in, first out (server/sched.go `pendingReqCh`, up to
+ * OLLAMA_MAX_QUEUE 512, then ErrMaxQueue "server busy"): the unfairness this module replaces.
  *
  * Pure: no I/O; time and timers come from the injected clock.
  */
