@@ -57,6 +57,7 @@ export class UsageRecorder {
   private flushing: Promise<void> | undefined
   private started = false
   private stopped = false
+  private lastHour: { zone: string; start: number } | undefined
   private readonly clock: Clock
   private readonly intervalMs: number
   private readonly maxBuffered: number
@@ -111,12 +112,7 @@ export class UsageRecorder {
     this.stats.recorded++
     if (this.raw.length < 2 * this.maxBuffered) this.raw.push(row)
     else this.stats.dropped++
-    let hour: number
-    try {
-      hour = startOfHour(at, this.zone())
-    } catch {
-      hour = at - (at % 3_600_000)
-    }
+    const hour = this.hourOf(at)
     const key = `${row.device_id ?? ''}\u0000${row.model ?? ''}\u0000${hour}`
     let d = this.deltas.get(key)
     if (!d) {
@@ -210,6 +206,21 @@ export class UsageRecorder {
       this.report(`usage pruning failed: ${errorMessage(err)}`)
       return { raw: 0, rollups: 0 }
     }
+  }
+
+  /** The local hour of `at`; the last one is remembered, so most calls skip Intl. */
+  private hourOf(at: number): number {
+    const zone = this.zone()
+    const c = this.lastHour
+    if (c && c.zone === zone && at >= c.start && at < c.start + 3_600_000) return c.start
+    let start: number
+    try {
+      start = startOfHour(at, zone)
+    } catch {
+      start = at - (at % 3_600_000)
+    }
+    this.lastHour = { zone, start }
+    return start
   }
 
   private zone(): string {
