@@ -403,6 +403,28 @@ describe('positions, ETA, snapshot and metrics', () => {
     expect(snap.devices.find((d) => d.device_id === 'A')).toMatchObject({ waiting: 2, running: 1 })
   })
 
+  test('changedPositions reports only what moved since the last call', async () => {
+    const s = new Sim()
+    s.submit('run', 'A', { ms: 1000 })
+    s.submit('a1', 'A', { ms: 1000 })
+    s.submit('b1', 'B', { ms: 1000 })
+    await s.advance(0)
+    expect(s.sched.changedPositions().map((p) => [p.request_id, p.position])).toEqual([
+      ['a1', 1],
+      ['b1', 2],
+    ])
+    expect(s.sched.changedPositions()).toEqual([])
+    s.submit('c1', 'C', { ms: 1000 })
+    expect(s.sched.changedPositions().map((p) => p.request_id)).toEqual(['c1'])
+    // run ends: A has used the most, so b1 starts (older than c1 at the same lifted counter), c1 moves to
+    // the front, a1 back, and an ETA is known now that one request was timed.
+    await s.advance(1000)
+    expect(s.sched.changedPositions().map((p) => [p.request_id, p.position, p.eta_s])).toEqual([
+      ['c1', 1, 1],
+      ['a1', 2, 2],
+    ])
+  })
+
   test('metrics: queue depth and VTC counter per device, and the wait histogram by role', async () => {
     const s = new Sim()
     s.submit('x', 'dev"1', { ms: 1000, limits: USER })

@@ -170,6 +170,7 @@ export class FairScheduler {
   /** Earliest instant a held head (a request that would make Ollama switch models) ages past the wait. */
   private heldUntil: number | undefined
   private agingTimer: unknown
+  private published = new Map<string, string>()
 
   constructor(private readonly options: FairSchedulerOptions) {
     this.clock = options.clock ?? systemClock
@@ -386,6 +387,23 @@ export class FairScheduler {
         waited_s: (now - w.enqueuedAt) / 1000,
       })
     }
+    return out
+  }
+
+  /**
+   * The waiting requests whose position or ETA changed since the last call (all of them the first time):
+   * what the gateway sends as `queue_position`, so a device hears only about changes.
+   */
+  changedPositions(): QueuePosition[] {
+    const now = this.positions()
+    const seen = new Map<string, string>()
+    const out: QueuePosition[] = []
+    for (const p of now) {
+      const key = `${p.position}:${p.eta_s}`
+      seen.set(p.request_id, key)
+      if (this.published.get(p.request_id) !== key) out.push(p)
+    }
+    this.published = seen
     return out
   }
 
