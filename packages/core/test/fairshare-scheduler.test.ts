@@ -454,6 +454,22 @@ describe('positions, ETA, snapshot and metrics', () => {
     expect(s.finished).toHaveLength(1)
   })
 
+  test('close: waiting requests fail with 503, timers stop, new ones are refused', async () => {
+    const s = new Sim()
+    s.loaded.clear()
+    s.submit('run', 'A', { model: 'a' })
+    s.submit('w', 'B', { model: 'a' })
+    s.submit('held', 'C', { model: 'b' }) // waits for the model switch: an aging timer runs
+    await s.advance(0)
+    s.sched.close()
+    await s.advance(0)
+    expect(s.errors.get('w')?.details).toMatchObject({ reason: 'shutdown' })
+    expect(s.errors.get('held')?.status).toBe(503)
+    expect(s.clock.pending).toBe(0)
+    expect(refusal(() => s.submit('late', 'A')).message).toMatch(/shutting down/)
+    s.leases.get('run')?.finish()
+  })
+
   test('a duplicate request id is refused', () => {
     const s = new Sim()
     s.submit('x', 'A')

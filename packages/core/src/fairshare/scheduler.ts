@@ -171,6 +171,7 @@ export class FairScheduler {
   private heldUntil: number | undefined
   private agingTimer: unknown
   private published = new Map<string, string>()
+  private closed = false
 
   constructor(private readonly options: FairSchedulerOptions) {
     this.clock = options.clock ?? systemClock
@@ -181,6 +182,11 @@ export class FairScheduler {
    * UPSTREAM_UNAVAILABLE (503) when the owner paused its role with `refuse`; both carry `retry_after_s`.
    */
   submit(req: QueueRequest): Ticket {
+    if (this.closed) {
+      throw new SharedLLMError('UPSTREAM_UNAVAILABLE', 'the host is shutting down; try again in a minute', {
+        details: { reason: 'shutdown', retry_after_s: 60 },
+      })
+    }
     if (this.ids.has(req.id)) throw new SharedLLMError('CONFLICT', `request id '${req.id}' is already queued`)
     const limits = checkLimits(req.limits)
     const prompt = Number.isFinite(req.prompt_tokens) ? Math.max(0, req.prompt_tokens) : 0
@@ -242,6 +248,30 @@ export class FairScheduler {
     }
     this.changed()
     return { id: w.id, granted, cancel: () => this.cancelWaiting(w, cancelled(w.id)) }
+  }
+
+  /**
+   * Shutting down: every waiting request fails (503, the host is stopping), timers stop, and new requests
+   * are refused. Running leases are the caller's to end.
+   */
+  close(): void {
+    this.closed = true
+    const error = new SharedLLMError(
+      'UPSTREAM_UNAVAILABLE',
+      'the host is shutting down; try again in a minute',
+      {
+        details: { reason: 'shutdown', retry_after_s: 60 },
+      },
+    )
+    for (const d of this.devices.values()) {
+      for (const w of [...d.queue]) {
+        this.remove(w)
+        w.reject(error)
+      }
+    }
+    if (this.agingTimer !== undefined) this.clock.clearTimer(this.agingTimer)
+    this.agingTimer = undefined
+    this.changed()
   }
 
   /** Fails every waiting request of a device at once (revocation); with `running`, aborts its leases too. */
@@ -576,7 +606,7 @@ export class FairScheduler {
       this.clock.clearTimer(this.agingTimer)
       this.agingTimer = undefined
     }
-    if (this.heldUntil === undefined) return
+    if (this.heldUntil === undefined || this.closed) return
     this.agingTimer = this.clock.setTimer(
       () => {
         this.agingTimer = undefined
