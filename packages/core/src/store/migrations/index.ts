@@ -4,6 +4,7 @@ import * as access from './20261127_003_access'
 import * as discovery from './20261127_004_discovery'
 import * as peerTls from './20261127_005_peer_tls'
 import * as gateway from './20261201_006_gateway'
+import * as fairshareQuotas from './20261201_008_fairshare_quotas'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '20261127_004_discovery': discovery,
   '20261127_005_peer_tls': peerTls,
   '20261201_006_gateway': gateway,
+  '20261201_008_fairshare_quotas': fairshareQuotas,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
