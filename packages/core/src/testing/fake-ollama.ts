@@ -39,6 +39,13 @@ export interface FakeOllamaOptions {
   extraModels?: string[] | 'all'
   /** `open`: any valid name can be pulled; `catalog`: only catalog models, like a real registry (FAKE_OLLAMA_REGISTRY). @default 'open' */
   registry?: 'open' | 'catalog'
+  /**
+   * `model`: a thinking model (qwen3, gpt-oss, deepseek-r1) streams `thinking` before its answer unless the
+   * request says `think: false`, as Ollama does; `off`: it thinks only when asked (FAKE_OLLAMA_THINK_DEFAULT).
+   * @default 'off' here, so suites written before the thinking stream keep their chunk counts; the binary
+   * itself defaults to `model`.
+   */
+  thinking?: 'model' | 'off'
   /** Ollama's own variables, passed as they are (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, ...). */
   ollamaEnv?: Partial<
     Record<
@@ -119,6 +126,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       ? { FAKE_OLLAMA_EXTRA_MODELS: opts.extraModels === 'all' ? 'all' : opts.extraModels.join(',') }
       : {}),
     ...(opts.registry !== undefined ? { FAKE_OLLAMA_REGISTRY: opts.registry } : {}),
+    FAKE_OLLAMA_THINK_DEFAULT: opts.thinking ?? 'off',
     // an orphaned runner (after a SIGKILL of the fake) goes away soon in tests
     FAKE_OLLAMA_ORPHAN_TTL_MS: process.env.FAKE_OLLAMA_ORPHAN_TTL_MS ?? '10000',
     ...opts.ollamaEnv,

@@ -161,7 +161,13 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       res.writeHead(200, { 'content-type': JSON_TYPE })
       return res.end(fixtures.version(version))
     }
-    if (path === '/api/tags' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, { models: tags() })
+    if (path === '/api/tags' && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (fixtures.tagsOverride !== undefined) {
+        res.writeHead(200, { 'content-type': JSON_TYPE })
+        return res.end(fixtures.tagsOverride)
+      }
+      return sendJson(res, 200, { models: tags() })
+    }
     if (route === 'GET /api/ps') return sendJson(res, 200, { models: ps() })
     if (route === 'GET /v1/models') return sendJson(res, 200, v1Models(), true)
     const v1Model = /^\/v1\/models\/(.+)$/.exec(path)
@@ -565,7 +571,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     const caps = capabilities(m)
     let think = b.think
     if (caps.includes('thinking')) {
-      if (think === undefined) think = true
+      // routes.go: a model with the thinking capability thinks unless the request says think:false
+      if (think === undefined) think = config.thinkDefault !== 'off'
     } else if (think === true || typeof think === 'string') {
       throw new HttpError(400, `${JSON.stringify(modelName)} does not support thinking`)
     }
@@ -854,9 +861,15 @@ function loadFixtures(dir) {
       .filter((l) => l.trim() !== '')
       .map((l) => JSON.parse(l))
   const captured = text('api-version-local-0.10.1.json')
+  let capturedVersion
+  try {
+    capturedVersion = JSON.parse(captured).version
+  } catch {}
   return {
-    // the captured bytes for the captured version; gin's c.JSON otherwise
-    version: (v) => (JSON.parse(captured).version === v ? captured : JSON.stringify({ version: v })),
+    // the captured bytes (verbatim, even when a test broke them) for the captured version; gin's c.JSON otherwise
+    version: (v) => (capturedVersion === undefined || capturedVersion === v ? captured : JSON.stringify({ version: v })),
+    // FAKE_OLLAMA_FIXTURES replaces the model list with that folder's capture, verbatim
+    tagsOverride: dir === join(here, 'fixtures') ? undefined : text('api-tags-16-models-local.json'),
     pullHead: lines(text('api-pull-stream-head-fragment.txt')),
     pullTail: lines(text('api-pull-stream-tail-fragment.txt')),
     pullError: lines(text('api-pull-stream-error-in-stream.txt')),

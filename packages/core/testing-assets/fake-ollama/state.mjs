@@ -66,6 +66,8 @@ export function loadConfig(env, warn = () => {}) {
     loadMs: Number(env.FAKE_OLLAMA_LOAD_MS ?? 0) || 0,
     extraModels: trimEnv(env.FAKE_OLLAMA_EXTRA_MODELS),
     registry: trimEnv(env.FAKE_OLLAMA_REGISTRY) || 'open',
+    // `model`: a thinking model thinks unless told not to, as in Ollama; `off`: only when asked (think:true)
+    thinkDefault: trimEnv(env.FAKE_OLLAMA_THINK_DEFAULT) || 'model',
   }
 }
 
