@@ -24,6 +24,8 @@ if (realUrl) {
         keepAliveSeconds: num('OLLAMA_CONTRACT_KEEP_ALIVE_SECONDS') ?? 300,
         noCloud: Boolean(process.env.OLLAMA_NO_CLOUD),
         maxQueue: num('OLLAMA_CONTRACT_MAX_QUEUE'),
+        tokensPerSecond: num('OLLAMA_CONTRACT_TOKENS_PER_SEC'),
+        strictRegistry: process.env.OLLAMA_CONTRACT_STRICT_REGISTRY !== '0',
       },
       label: 'real ollama',
       timeoutMs: 300_000,

@@ -32,7 +32,12 @@ const server = createServer(async (req, res) => {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     const perToken = tokensPerSecond > 0 ? 1000 / tokensPerSecond : 0
     for (let i = 0; i < pieces.length; i++) {
-      if (i === crashAfter) process.exit(3) // the "runner crash" switch: the process dies mid-answer
+      if (i === crashAfter) {
+        // the "runner crash" switch: the process dies mid-answer, after what it wrote has left
+        res.socket?.once('drain', () => process.exit(3))
+        setTimeout(() => process.exit(3), 50)
+        return
+      }
       const wait = perToken + pieceDelayMs
       if (wait > 0) await sleep(wait)
       if (res.destroyed) return

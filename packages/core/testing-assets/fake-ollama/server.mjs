@@ -506,11 +506,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         pieces,
         tokensPerSecond: config.tokensPerSecond,
         pieceDelayMs: chunkDelayMs,
-        crashAfter: mode.name === 'runner-crash' ? Math.min(1, pieces.length - 1) : -1,
+        crashAfter: mode.name === 'runner-crash' ? Math.min(2, pieces.length - 1) : -1,
       }),
       signal,
-    }).catch((err) => {
-      throw new HttpError(500, `llama runner process no longer running: ${err.message}`)
+    }).catch(() => {
+      throw new HttpError(500, 'an error was encountered while running the model: unexpected EOF')
     })
     const reader = resp.body.getReader()
     const dec = new TextDecoder()
@@ -530,9 +530,9 @@ export async function startServer({ host, port, version, env = {}, log = () => {
           nl = buf.indexOf('\n')
         }
       }
-    } catch (err) {
+    } catch {
       if (signal.aborted) return
-      throw new HttpError(500, `an error was encountered while running the model: ${err.message}`)
+      throw new HttpError(500, 'an error was encountered while running the model: unexpected EOF')
     }
     if (!gotDone && !signal.aborted) throw new HttpError(500, 'an error was encountered while running the model: unexpected EOF')
   }
@@ -589,14 +589,20 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       let i = 0
       let content = ''
       let thinking = ''
-      for await (const piece of runPieces(lease, all.map((x) => x.t), signal)) {
-        const item = all[i++]
-        if (input.includes(ERROR_TRIGGER) && i > 2) {
-          return emit.error(500, fixtures.errorMidStream.at(-1).error)
+      try {
+        for await (const piece of runPieces(lease, all.map((x) => x.t), signal)) {
+          const item = all[i++]
+          if (input.includes(ERROR_TRIGGER) && i > 2) {
+            return emit.error(500, fixtures.errorMidStream.at(-1).error)
+          }
+          if (item.thinking) thinking += piece
+          else content += piece
+          emit.chunk(nativeChunk(kind, modelName, piece, item.thinking))
         }
-        if (item.thinking) thinking += piece
-        else content += piece
-        emit.chunk(nativeChunk(kind, modelName, piece, item.thinking))
+      } catch (err) {
+        // streamResponse: an error after the first chunk is one more line, before it a status and a body
+        if (err instanceof HttpError) return emit.error(err.status, err.message)
+        throw err
       }
       if (input.includes(ERROR_TRIGGER)) return emit.error(500, fixtures.errorMidStream.at(-1).error)
       return emit.final(
