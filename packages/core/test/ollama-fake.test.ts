@@ -81,11 +81,17 @@ describe('the fake ollama executable', () => {
 
   test('/api/show sends each model its own captured model_info; the 404 names the canonical name', async () => {
     const show = (await (await post('/api/show', { model: 'qwen3:8b' })).json()) as Record<string, unknown>
-    const captured = JSON.parse(readFileSync(join(fakeOllamaDir, 'fixtures/models/caps/qwen3_8b.json'), 'utf8'))
+    const captured = JSON.parse(
+      readFileSync(join(fakeOllamaDir, 'fixtures/models/caps/qwen3_8b.json'), 'utf8'),
+    )
     expect(show.model_info).toEqual(captured.model_info)
     expect(show.details).toMatchObject({ family: 'qwen3' })
-    const dolphin = (await (await post('/api/show', { model: 'dolphin3:8b' })).json()) as { model_info: object }
-    expect(dolphin.model_info).toEqual(JSON.parse(fixture('api-show-dolphin3-8b-local-windows.json')).model_info)
+    const dolphin = (await (await post('/api/show', { model: 'dolphin3:8b' })).json()) as {
+      model_info: object
+    }
+    expect(dolphin.model_info).toEqual(
+      JSON.parse(fixture('api-show-dolphin3-8b-local-windows.json')).model_info,
+    )
     // server/routes.go ShowHandler canonicalises the name (DisplayShortest) before it looks the model up
     const nf = await post('/api/show', { model: 'custom-phi3-32k-Q4_K_M' })
     expect(nf.status).toBe(404)
@@ -99,9 +105,14 @@ describe('the fake ollama executable', () => {
     }
     expect(gemma.model_info['gemma3.attention.sliding_window']).toBe(1024)
     expect(gemma.capabilities).toEqual(['completion', 'vision'])
-    const minicpm = (await (await post('/api/show', { model: 'minicpm-v:8b' })).json()) as Record<string, unknown>
+    const minicpm = (await (await post('/api/show', { model: 'minicpm-v:8b' })).json()) as Record<
+      string,
+      unknown
+    >
     expect(minicpm.projector_info).toMatchObject({ 'general.architecture': 'clip' })
-    const quiet = (await (await post('/api/show', { model: 'gemma3n:e4b' })).json()) as { model_info: Record<string, unknown> }
+    const quiet = (await (await post('/api/show', { model: 'gemma3n:e4b' })).json()) as {
+      model_info: Record<string, unknown>
+    }
     expect(quiet.model_info['gemma3n.attention.sliding_window_pattern']).toBeNull()
     const verbose = (await (await post('/api/show', { model: 'gemma3n:e4b', verbose: true })).json()) as {
       model_info: Record<string, unknown[]>
@@ -186,12 +197,18 @@ describe('the fake ollama executable', () => {
     })
     // openai.FinishChunk: an empty delta; `role` only in the first chunk (middleware/openai.go)
     expect(events.at(-3)).toMatchObject({ choices: [{ delta: {}, finish_reason: 'stop' }] })
-    const deltas = events.slice(0, -3).map((e) => (e as { choices: [{ delta: Record<string, unknown> }] }).choices[0].delta)
+    const deltas = events
+      .slice(0, -3)
+      .map((e) => (e as { choices: [{ delta: Record<string, unknown> }] }).choices[0].delta)
     expect(deltas[0]).toEqual({ role: 'assistant', content: 'Echo:' })
     expect(deltas.slice(1)).toEqual([{ content: ' hi' }])
     const noUsage = sse(
       await (
-        await post('/v1/chat/completions', { model: 'qwen3:8b', stream: true, messages: [{ role: 'user', content: 'x' }] })
+        await post('/v1/chat/completions', {
+          model: 'qwen3:8b',
+          stream: true,
+          messages: [{ role: 'user', content: 'x' }],
+        })
       ).text(),
     )
     expect(noUsage.some((e) => typeof e === 'object' && e !== null && 'usage' in e)).toBe(false)
@@ -211,7 +228,10 @@ describe('the fake ollama executable', () => {
       unknown
     >
     expect(comp).toMatchObject({ object: 'text_completion', choices: [{ text: 'Echo: a' }] })
-    const missing = await post('/v1/chat/completions', { model: 'nope', messages: [{ role: 'user', content: 'x' }] })
+    const missing = await post('/v1/chat/completions', {
+      model: 'nope',
+      messages: [{ role: 'user', content: 'x' }],
+    })
     expect(missing.status).toBe(404)
     expect(await missing.json()).toEqual({
       error: { message: "model 'nope' not found", type: 'not_found_error', param: null, code: null },
@@ -255,7 +275,9 @@ describe('the fake ollama executable', () => {
 
   test('records requests with method, path, headers and parsed body', async () => {
     await fake.clearRequests()
-    await (await post('/api/chat?x=1', { model: 'qwen3:8b', stream: false, messages: [] }, { 'x-test': 'yes' })).text()
+    await (
+      await post('/api/chat?x=1', { model: 'qwen3:8b', stream: false, messages: [] }, { 'x-test': 'yes' })
+    ).text()
     const [r] = await fake.requests()
     expect(r).toMatchObject({
       method: 'POST',
@@ -294,7 +316,9 @@ const asset = (name: string) => join(fakeOllamaDir, name)
 const gojson = await import(asset('gojson.mjs'))
 const memory = await import(asset('memory.mjs'))
 const names = await import(asset('names.mjs'))
-const catalog = JSON.parse(readFileSync(asset('fixtures/models/catalog.json'), 'utf8')) as Array<{ name: string }>
+const catalog = JSON.parse(readFileSync(asset('fixtures/models/catalog.json'), 'utf8')) as Array<{
+  name: string
+}>
 const entry = (name: string) => catalog.find((e) => e.name === name)!
 
 /** Running, and not a zombie nobody has reaped yet (a container's init may never reap an orphan). */
@@ -307,12 +331,17 @@ function alive(pid: number) {
 }
 
 async function psOf(f: FakeOllama, name: string) {
-  const { models } = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: Array<Record<string, unknown>> }
+  const { models } = (await (await fetch(`${f.url}/api/ps`)).json()) as {
+    models: Array<Record<string, unknown>>
+  }
   return models.find((m) => m.name === name)
 }
 
 async function load(f: FakeOllama, model: string, options?: object) {
-  const res = await fetch(`${f.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model, options }) })
+  const res = await fetch(`${f.url}/api/generate`, {
+    method: 'POST',
+    body: JSON.stringify({ model, options }),
+  })
   expect(res.status).toBe(200)
   return res.json()
 }
@@ -333,7 +362,10 @@ describe('the stand-in follows Ollama’s own rules', () => {
     expect(gojson.keepAliveFromEnv('300')).toBe(300_000)
     expect(gojson.keepAliveFromEnv('"10m"')).toBe(600_000)
     expect(gojson.keepAliveFromEnv('junk')).toBe(300_000)
-    const decoded = gojson.decodeStruct(JSON.parse('{"model":"a","MODEL":"b","\u017Ftream":false,"Options":{"Num_Ctx":1}}'), gojson.ChatRequest)
+    const decoded = gojson.decodeStruct(
+      JSON.parse('{"model":"a","MODEL":"b","\u017Ftream":false,"Options":{"Num_Ctx":1}}'),
+      gojson.ChatRequest,
+    )
     expect(decoded).toEqual({ model: 'b', stream: false, options: { Num_Ctx: 1 } })
   })
 
@@ -358,10 +390,14 @@ describe('the stand-in follows Ollama’s own rules', () => {
     // gemma3:4b, 34 layers: 5 global layers at the full context, 29 at window × parallel + batch
     const gemma = memory.kvView(entry('gemma3:4b'))
     const perToken = (256 + 256) * 4 * 2
-    expect(memory.graphSize(gemma, 8192, 512, 1, 'f16').kvTotal).toBe(5 * 8192 * perToken + 29 * (1024 + 512) * perToken)
+    expect(memory.graphSize(gemma, 8192, 512, 1, 'f16').kvTotal).toBe(
+      5 * 8192 * perToken + 29 * (1024 + 512) * perToken,
+    )
     // gpt-oss: even layers sliding (4096 per sequence + batch), odd layers the full context
     const oss = memory.kvView(entry('gpt-oss:20b'))
-    expect(memory.graphSize(oss, 8192, 512, 1, 'f16').kvTotal).toBe(12 * (4096 + 512) * 1024 * 2 + 12 * 8192 * 1024 * 2)
+    expect(memory.graphSize(oss, 8192, 512, 1, 'f16').kvTotal).toBe(
+      12 * (4096 + 512) * 1024 * 2 + 12 * 8192 * 1024 * 2,
+    )
   })
 
   test('/api/ps size is the estimate, grows with num_ctx, and a different num_ctx reloads the runner', async () => {
@@ -370,7 +406,11 @@ describe('the stand-in follows Ollama’s own rules', () => {
       await load(f, 'qwen3:1.7b', { num_ctx: 2048 })
       const small = (await psOf(f, 'qwen3:1.7b'))!
       const [first] = await f.runners()
-      const expected = memory.estimate(entry('qwen3:1.7b'), { numCtx: 2048, numParallel: 1, kvCacheType: 'f16' })
+      const expected = memory.estimate(entry('qwen3:1.7b'), {
+        numCtx: 2048,
+        numParallel: 1,
+        kvCacheType: 'f16',
+      })
       expect(small.size).toBe(expected.total)
       await load(f, 'qwen3:1.7b', { num_ctx: 16384 })
       const big = (await psOf(f, 'qwen3:1.7b'))!
@@ -405,7 +445,12 @@ describe('the stand-in follows Ollama’s own rules', () => {
     try {
       const created = await fetch(`${f.url}/api/create`, {
         method: 'POST',
-        body: JSON.stringify({ model: 'mine', from: 'qwen3:1.7b', parameters: { num_ctx: 3072 }, stream: false }),
+        body: JSON.stringify({
+          model: 'mine',
+          from: 'qwen3:1.7b',
+          parameters: { num_ctx: 3072 },
+          stream: false,
+        }),
       })
       expect(await created.json()).toEqual({ status: 'success' })
       await load(f, 'mine')
@@ -421,9 +466,13 @@ describe('the stand-in follows Ollama’s own rules', () => {
 
   test('OLLAMA_NUM_PARALLEL multiplies the KV cache; embedding models still load with one sequence', async () => {
     const one = await startFakeOllama({ extraModels: ['all-minilm:l6-v2'] })
-    const two = await startFakeOllama({ extraModels: ['all-minilm:l6-v2'], ollamaEnv: { OLLAMA_NUM_PARALLEL: '2', OLLAMA_KV_CACHE_TYPE: 'q8_0' } })
+    const two = await startFakeOllama({
+      extraModels: ['all-minilm:l6-v2'],
+      ollamaEnv: { OLLAMA_NUM_PARALLEL: '2', OLLAMA_KV_CACHE_TYPE: 'q8_0' },
+    })
     try {
-      for (const f of [one, two]) await load(f, 'llama3.2:1b'.replace('llama3.2:1b', 'qwen3:1.7b'), { num_ctx: 4096 })
+      for (const f of [one, two])
+        await load(f, 'llama3.2:1b'.replace('llama3.2:1b', 'qwen3:1.7b'), { num_ctx: 4096 })
       const a = Number((await psOf(one, 'qwen3:1.7b'))!.size)
       const b = Number((await psOf(two, 'qwen3:1.7b'))!.size)
       // twice the cells at half the bytes each: the same KV, so only the graph differs
@@ -432,11 +481,18 @@ describe('the stand-in follows Ollama’s own rules', () => {
       expect([a, b]).toEqual([e1.total, e2.total])
       expect(e2.kv).toBe(e1.kv)
       for (const f of [one, two]) {
-        const r = await fetch(`${f.url}/api/embed`, { method: 'POST', body: JSON.stringify({ model: 'all-minilm:l6-v2', input: 'x' }) })
+        const r = await fetch(`${f.url}/api/embed`, {
+          method: 'POST',
+          body: JSON.stringify({ model: 'all-minilm:l6-v2', input: 'x' }),
+        })
         expect(((await r.json()) as { embeddings: number[][] }).embeddings[0]).toHaveLength(384)
       }
       // bert's trained context is 512: the 4096 default is cut to it, and embedding models run one sequence
-      const e = memory.estimate(entry('all-minilm:l6-v2'), { numCtx: 512, numParallel: 1, kvCacheType: 'q8_0' })
+      const e = memory.estimate(entry('all-minilm:l6-v2'), {
+        numCtx: 512,
+        numParallel: 1,
+        kvCacheType: 'q8_0',
+      })
       expect((await psOf(two, 'all-minilm:l6-v2'))!.context_length).toBe(512)
       expect((await psOf(two, 'all-minilm:l6-v2'))!.size).toBe(e.total)
     } finally {
@@ -451,7 +507,9 @@ describe('the stand-in follows Ollama’s own rules', () => {
       const res = await fetch(`${f.url}/api/version`)
       expect(res.status).toBe(200)
       expect(Date.now() - started).toBeGreaterThanOrEqual(390)
-      expect(f.output().indexOf('Listening on')).toBeLessThan(f.output().indexOf('vram-based default context'))
+      expect(f.output().indexOf('Listening on')).toBeLessThan(
+        f.output().indexOf('vram-based default context'),
+      )
     } finally {
       await f.stop()
     }
@@ -464,7 +522,11 @@ describe('the stand-in follows Ollama’s own rules', () => {
       const t0 = Date.now()
       const res = await fetch(`${f.url}/api/chat`, {
         method: 'POST',
-        body: JSON.stringify({ model: 'qwen3:1.7b', stream: false, messages: [{ role: 'user', content: 'a b c d e' }] }),
+        body: JSON.stringify({
+          model: 'qwen3:1.7b',
+          stream: false,
+          messages: [{ role: 'user', content: 'a b c d e' }],
+        }),
       })
       const headersAfter = Date.now() - t0
       const body = (await res.json()) as { eval_count: number }
@@ -508,20 +570,33 @@ describe('the stand-in follows Ollama’s own rules', () => {
     try {
       const busy = await post('/api/chat', { model: 'qwen3:8b', messages: [{ role: 'user', content: 'x' }] })
       expect(busy.status).toBe(503)
-      expect(await busy.json()).toEqual({ error: 'server busy, please try again.  maximum pending requests exceeded' })
+      expect(await busy.json()).toEqual({
+        error: 'server busy, please try again.  maximum pending requests exceeded',
+      })
     } finally {
       await fake.setMode('normal')
     }
     await fake.setMode('runner-crash')
     try {
-      const lines = await ndjson(await post('/api/chat', { model: 'qwen3:8b', messages: [{ role: 'user', content: 'a b c' }] }))
-      expect(lines.slice(0, -1).map((l) => (l.message as { content: string }).content)).toEqual(['Echo:', ' a'])
-      expect(lines.at(-1)).toEqual({ error: 'an error was encountered while running the model: unexpected EOF' })
+      const lines = await ndjson(
+        await post('/api/chat', { model: 'qwen3:8b', messages: [{ role: 'user', content: 'a b c' }] }),
+      )
+      expect(lines.slice(0, -1).map((l) => (l.message as { content: string }).content)).toEqual([
+        'Echo:',
+        ' a',
+      ])
+      expect(lines.at(-1)).toEqual({
+        error: 'an error was encountered while running the model: unexpected EOF',
+      })
     } finally {
       await fake.setMode('normal')
     }
     // the crashed runner is replaced on the next request
-    const ok = await post('/api/chat', { model: 'qwen3:8b', stream: false, messages: [{ role: 'user', content: 'x' }] })
+    const ok = await post('/api/chat', {
+      model: 'qwen3:8b',
+      stream: false,
+      messages: [{ role: 'user', content: 'x' }],
+    })
     expect(ok.status).toBe(200)
     await ok.arrayBuffer()
   })
@@ -530,8 +605,18 @@ describe('the stand-in follows Ollama’s own rules', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fake-ollama-models-'))
     try {
       const a = await startFakeOllama({ ollamaEnv: { OLLAMA_MODELS: dir, OLLAMA_KEEP_ALIVE: '0' } })
-      await (await fetch(`${a.url}/api/delete`, { method: 'DELETE', body: JSON.stringify({ model: 'mistral:7b' }) })).arrayBuffer()
-      await (await fetch(`${a.url}/api/pull`, { method: 'POST', body: JSON.stringify({ model: 'llama3.2:3b', stream: false }) })).arrayBuffer()
+      await (
+        await fetch(`${a.url}/api/delete`, {
+          method: 'DELETE',
+          body: JSON.stringify({ model: 'mistral:7b' }),
+        })
+      ).arrayBuffer()
+      await (
+        await fetch(`${a.url}/api/pull`, {
+          method: 'POST',
+          body: JSON.stringify({ model: 'llama3.2:3b', stream: false }),
+        })
+      ).arrayBuffer()
       await load(a, 'llama3.2:3b')
       await vi.waitFor(async () => expect(await psOf(a, 'llama3.2:3b')).toBeUndefined())
       await a.stop()

@@ -119,7 +119,9 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     ...(opts.chunks !== undefined ? { FAKE_OLLAMA_CHUNKS: String(opts.chunks) } : {}),
     ...(opts.pullSteps !== undefined ? { FAKE_OLLAMA_PULL_STEPS: String(opts.pullSteps) } : {}),
     ...(opts.vram !== undefined ? { FAKE_OLLAMA_VRAM: String(opts.vram) } : {}),
-    ...(opts.tokensPerSecond !== undefined ? { FAKE_OLLAMA_TOKENS_PER_SEC: String(opts.tokensPerSecond) } : {}),
+    ...(opts.tokensPerSecond !== undefined
+      ? { FAKE_OLLAMA_TOKENS_PER_SEC: String(opts.tokensPerSecond) }
+      : {}),
     ...(opts.discoveryMs !== undefined ? { FAKE_OLLAMA_DISCOVERY_MS: String(opts.discoveryMs) } : {}),
     ...(opts.loadMs !== undefined ? { FAKE_OLLAMA_LOAD_MS: String(opts.loadMs) } : {}),
     ...(opts.extraModels !== undefined
@@ -182,7 +184,11 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       if (!res.ok) throw new Error(`fake ollama refused mode ${mode}: ${await res.text()}`)
     },
     async runners() {
-      return (await (await fetch(`${url}/__fake/runners`)).json()) as { model: string; pid: number; port: number }[]
+      return (await (await fetch(`${url}/__fake/runners`)).json()) as {
+        model: string
+        pid: number
+        port: number
+      }[]
     },
     ready: () => readyP,
     output: () => output,

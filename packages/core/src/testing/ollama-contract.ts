@@ -129,39 +129,53 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     await wrong.arrayBuffer()
   })
 
-  t('a body that is not JSON is a 400 with Go’s decoder message; an empty body is "missing request body"', async () => {
-    const bad = await post('/api/generate', '{model: 1}')
-    assert.equal(bad.status, 400)
-    assert.deepEqual(await json(bad), { error: "invalid character 'm' looking for beginning of object key string" })
-    const empty = await post('/api/chat', '')
-    assert.equal(empty.status, 400)
-    assert.deepEqual(await json(empty), { error: 'missing request body' })
-  })
+  t(
+    'a body that is not JSON is a 400 with Go’s decoder message; an empty body is "missing request body"',
+    async () => {
+      const bad = await post('/api/generate', '{model: 1}')
+      assert.equal(bad.status, 400)
+      assert.deepEqual(await json(bad), {
+        error: "invalid character 'm' looking for beginning of object key string",
+      })
+      const empty = await post('/api/chat', '')
+      assert.equal(empty.status, 400)
+      assert.deepEqual(await json(empty), { error: 'missing request body' })
+    },
+  )
 
   // ---- tags, show, ps ----
 
-  t('/api/tags lists each model with capabilities and its GGUF context length (server/model_list_cache.go)', async () => {
-    const models = (await json(await call('/api/tags'))).models as Json[]
-    const row = models.find((x) => x.name === m.chat)
-    assert.ok(row, `${m.chat} is installed`)
-    assert.equal(typeof row.size, 'number')
-    assert.match(String(row.digest), /^[0-9a-f]{64}$/)
-    assert.ok(Array.isArray(row.capabilities) && (row.capabilities as string[]).includes('completion'))
-    const details = row.details as Json
-    assert.equal(details.context_length, await trainedContext(m.chat))
-  })
+  t(
+    '/api/tags lists each model with capabilities and its GGUF context length (server/model_list_cache.go)',
+    async () => {
+      const models = (await json(await call('/api/tags'))).models as Json[]
+      const row = models.find((x) => x.name === m.chat)
+      assert.ok(row, `${m.chat} is installed`)
+      assert.equal(typeof row.size, 'number')
+      assert.match(String(row.digest), /^[0-9a-f]{64}$/)
+      assert.ok(Array.isArray(row.capabilities) && (row.capabilities as string[]).includes('completion'))
+      const details = row.details as Json
+      assert.equal(details.context_length, await trainedContext(m.chat))
+    },
+  )
 
-  t('/api/show sends the model’s own model_info; non-verbose arrays are null, verbose ones are sent', async () => {
-    const s = await show(m.chat)
-    const info = s.model_info as Json
-    const family = (s.details as Json).family
-    assert.equal(arch(info), family)
-    assert.equal(typeof info[`${family}.block_count`], 'number')
-    // fs/ggml/gguf.go: with maxArraySize 0 every non-empty array is decoded without values
-    assert.equal(info['tokenizer.ggml.tokens'], null)
-    const verbose = (await show(m.chat, true)).model_info as Json
-    assert.ok(Array.isArray(verbose['tokenizer.ggml.tokens']) && (verbose['tokenizer.ggml.tokens'] as unknown[]).length > 1000)
-  })
+  t(
+    '/api/show sends the model’s own model_info; non-verbose arrays are null, verbose ones are sent',
+    async () => {
+      const s = await show(m.chat)
+      const info = s.model_info as Json
+      const family = (s.details as Json).family
+      assert.equal(arch(info), family)
+      assert.equal(typeof info[`${family}.block_count`], 'number')
+      // fs/ggml/gguf.go: with maxArraySize 0 every non-empty array is decoded without values
+      assert.equal(info['tokenizer.ggml.tokens'], null)
+      const verbose = (await show(m.chat, true)).model_info as Json
+      assert.ok(
+        Array.isArray(verbose['tokenizer.ggml.tokens']) &&
+          (verbose['tokenizer.ggml.tokens'] as unknown[]).length > 1000,
+      )
+    },
+  )
 
   if (m.slidingWindow) {
     t('a sliding-window model reports its window in model_info', async () => {
@@ -179,45 +193,61 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     })
   }
 
-  t('/api/show of a missing model is 404 naming it with its tag (ShowHandler canonicalises first)', async () => {
-    const res = await post('/api/show', { model: 'sharedllm-contract-missing' })
-    assert.equal(res.status, 404)
-    assert.deepEqual(await json(res), { error: "model 'sharedllm-contract-missing:latest' not found" })
-  })
+  t(
+    '/api/show of a missing model is 404 naming it with its tag (ShowHandler canonicalises first)',
+    async () => {
+      const res = await post('/api/show', { model: 'sharedllm-contract-missing' })
+      assert.equal(res.status, 404)
+      assert.deepEqual(await json(res), { error: "model 'sharedllm-contract-missing:latest' not found" })
+    },
+  )
 
-  t('/api/ps size is weights + KV cache + graph: above the file size, and it grows with the context', async () => {
-    const fileSize = Number(((await json(await call('/api/tags'))).models as Json[]).find((x) => x.name === m.chat)?.size)
-    await unload(m.chat)
-    await load(m.chat, { options: { num_ctx: 2048 } })
-    const small = await psOf(m.chat)
-    assert.ok(small, 'loaded')
-    assert.equal(small.context_length, 2048)
-    assert.ok(Number(small.size) > fileSize, `size ${small.size} > file ${fileSize}`)
-    await load(m.chat, { options: { num_ctx: 8192 } })
-    const big = await psOf(m.chat)
-    assert.equal(big?.context_length, 8192, 'a different num_ctx reloads the model (sched.go needsReload)')
-    assert.ok(Number(big?.size) > Number(small.size), `size grows with the context: ${big?.size} > ${small.size}`)
-    await load(m.chat, { options: { num_ctx: 8192 } })
-    assert.equal((await psOf(m.chat))?.size, big?.size, 'the same num_ctx keeps the runner')
-    await unload(m.chat)
-  })
+  t(
+    '/api/ps size is weights + KV cache + graph: above the file size, and it grows with the context',
+    async () => {
+      const fileSize = Number(
+        ((await json(await call('/api/tags'))).models as Json[]).find((x) => x.name === m.chat)?.size,
+      )
+      await unload(m.chat)
+      await load(m.chat, { options: { num_ctx: 2048 } })
+      const small = await psOf(m.chat)
+      assert.ok(small, 'loaded')
+      assert.equal(small.context_length, 2048)
+      assert.ok(Number(small.size) > fileSize, `size ${small.size} > file ${fileSize}`)
+      await load(m.chat, { options: { num_ctx: 8192 } })
+      const big = await psOf(m.chat)
+      assert.equal(big?.context_length, 8192, 'a different num_ctx reloads the model (sched.go needsReload)')
+      assert.ok(
+        Number(big?.size) > Number(small.size),
+        `size grows with the context: ${big?.size} > ${small.size}`,
+      )
+      await load(m.chat, { options: { num_ctx: 8192 } })
+      assert.equal((await psOf(m.chat))?.size, big?.size, 'the same num_ctx keeps the runner')
+      await unload(m.chat)
+    },
+  )
 
-  t('the context defaults to OLLAMA_CONTEXT_LENGTH or the VRAM tier, capped at the trained context', async () => {
-    await unload(m.chat)
-    await load(m.chat)
-    const row = await psOf(m.chat)
-    const trained = await trainedContext(m.chat)
-    if (server.contextLength) {
-      assert.equal(row?.context_length, Math.min(server.contextLength, trained))
-    } else {
-      // server/routes.go Serve: 4096 below 23 GiB, 32768 below 47 GiB, else 262144
-      assert.ok([4096, 32768, 262144].map((n) => Math.min(n, trained)).includes(Number(row?.context_length)))
-    }
-    // llm/server.go: a num_ctx above the trained context is cut to it
-    await load(m.chat, { options: { num_ctx: trained * 4 } })
-    assert.equal((await psOf(m.chat))?.context_length, trained)
-    await unload(m.chat)
-  })
+  t(
+    'the context defaults to OLLAMA_CONTEXT_LENGTH or the VRAM tier, capped at the trained context',
+    async () => {
+      await unload(m.chat)
+      await load(m.chat)
+      const row = await psOf(m.chat)
+      const trained = await trainedContext(m.chat)
+      if (server.contextLength) {
+        assert.equal(row?.context_length, Math.min(server.contextLength, trained))
+      } else {
+        // server/routes.go Serve: 4096 below 23 GiB, 32768 below 47 GiB, else 262144
+        assert.ok(
+          [4096, 32768, 262144].map((n) => Math.min(n, trained)).includes(Number(row?.context_length)),
+        )
+      }
+      // llm/server.go: a num_ctx above the trained context is cut to it
+      await load(m.chat, { options: { num_ctx: trained * 4 } })
+      assert.equal((await psOf(m.chat))?.context_length, trained)
+      await unload(m.chat)
+    },
+  )
 
   // ---- names (types/model/name.go, internal/modelref/modelref.go, routes.go getExistingName) ----
 
@@ -317,55 +347,99 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
   // ---- JSON decoding (encoding/json via gin ShouldBindJSON) ----
 
   t('JSON keys match case-insensitively (Unicode simple folding too) and the last match wins', async () => {
-    const upper = await post('/api/chat', { MODEL: m.chat, Stream: false, Messages: [{ ROLE: 'user', Content: 'hi' }] })
+    const upper = await post('/api/chat', {
+      MODEL: m.chat,
+      Stream: false,
+      Messages: [{ ROLE: 'user', Content: 'hi' }],
+    })
     assert.equal(upper.status, 200)
     assert.equal((await json(upper)).done, true)
-    const last = await post('/api/chat', `{"model":"sharedllm-contract-missing","Model":"${m.chat}","stream":false,"messages":[]}`)
+    const last = await post(
+      '/api/chat',
+      `{"model":"sharedllm-contract-missing","Model":"${m.chat}","stream":false,"messages":[]}`,
+    )
     assert.equal(last.status, 200)
     await last.arrayBuffer()
     // U+017F LATIN SMALL LETTER LONG S folds to s: "ſtream" is "stream"
-    const folded = await post('/api/chat', `{"model":"${m.chat}","\u017Ftream":false,"messages":[{"role":"user","content":"hi"}]}`)
+    const folded = await post(
+      '/api/chat',
+      `{"model":"${m.chat}","\u017Ftream":false,"messages":[{"role":"user","content":"hi"}]}`,
+    )
     assert.match(String(folded.headers.get('content-type')), /^application\/json/)
     assert.equal((await json(folded)).done, true)
     const wrong = await post('/api/chat', { model: m.chat, stream: 'no' })
     assert.equal(wrong.status, 400)
-    assert.match(String((await json(wrong)).error), /^json: cannot unmarshal string into Go struct field ChatRequest\.stream of type bool/)
+    assert.match(
+      String((await json(wrong)).error),
+      /^json: cannot unmarshal string into Go struct field ChatRequest\.stream of type bool/,
+    )
   })
 
   // ---- chat / generate / embed shapes ----
 
-  t('chat streams NDJSON chunks and a final object with the counts; stream:false waits for the whole answer', async () => {
-    const startedAt = Date.now()
-    const streamed = await post('/api/chat', { model: m.chat, messages: [{ role: 'user', content: 'one two three four five' }] })
-    assert.equal(streamed.headers.get('content-type'), 'application/x-ndjson')
-    const lines = await ndjson(streamed)
-    const streamMs = Date.now() - startedAt
-    const final = lines.at(-1) as Json
-    assert.equal(final.done, true)
-    assert.equal(final.done_reason, 'stop')
-    for (const k of ['total_duration', 'load_duration', 'prompt_eval_count', 'eval_count', 'eval_duration']) {
-      assert.equal(typeof final[k], 'number', k)
-    }
-    assert.deepEqual(Object.keys(lines[0]!.message as Json).sort(), ['content', 'role'])
-    const t0 = Date.now()
-    const whole = await post('/api/chat', { model: m.chat, stream: false, messages: [{ role: 'user', content: 'one two three four five' }] })
-    const headersMs = Date.now() - t0
-    const one = await json(whole)
-    assert.equal(one.done, true)
-    assert.ok(String((one.message as Json).content).length > 0)
-    if (server.tokensPerSecond) {
-      // the headers come only when every token exists (routes.go collects the channel first)
-      const minMs = (Number(one.eval_count) / server.tokensPerSecond) * 1000 * 0.8
-      assert.ok(headersMs >= minMs, `stream:false headers after ${headersMs} ms, the answer needs ${minMs} ms`)
-    }
-    void streamMs
-  })
+  t(
+    'chat streams NDJSON chunks and a final object with the counts; stream:false waits for the whole answer',
+    async () => {
+      const startedAt = Date.now()
+      const streamed = await post('/api/chat', {
+        model: m.chat,
+        messages: [{ role: 'user', content: 'one two three four five' }],
+      })
+      assert.equal(streamed.headers.get('content-type'), 'application/x-ndjson')
+      const lines = await ndjson(streamed)
+      const streamMs = Date.now() - startedAt
+      const final = lines.at(-1) as Json
+      assert.equal(final.done, true)
+      assert.equal(final.done_reason, 'stop')
+      for (const k of [
+        'total_duration',
+        'load_duration',
+        'prompt_eval_count',
+        'eval_count',
+        'eval_duration',
+      ]) {
+        assert.equal(typeof final[k], 'number', k)
+      }
+      assert.deepEqual(Object.keys(lines[0]!.message as Json).sort(), ['content', 'role'])
+      const t0 = Date.now()
+      const whole = await post('/api/chat', {
+        model: m.chat,
+        stream: false,
+        messages: [{ role: 'user', content: 'one two three four five' }],
+      })
+      const headersMs = Date.now() - t0
+      const one = await json(whole)
+      assert.equal(one.done, true)
+      assert.ok(String((one.message as Json).content).length > 0)
+      if (server.tokensPerSecond) {
+        // the headers come only when every token exists (routes.go collects the channel first)
+        const minMs = (Number(one.eval_count) / server.tokensPerSecond) * 1000 * 0.8
+        assert.ok(
+          headersMs >= minMs,
+          `stream:false headers after ${headersMs} ms, the answer needs ${minMs} ms`,
+        )
+      }
+      void streamMs
+    },
+  )
 
   if (m.thinking) {
     t('a thinking model streams `thinking` first unless think:false; others refuse think:true', async () => {
-      const lines = await ndjson(await post('/api/chat', { model: m.thinking, messages: [{ role: 'user', content: 'hi' }] }))
-      assert.ok(lines.some((l) => typeof (l.message as Json)?.thinking === 'string' && (l.message as Json).thinking !== ''))
-      const plain = await ndjson(await post('/api/chat', { model: m.thinking, think: false, messages: [{ role: 'user', content: 'hi' }] }))
+      const lines = await ndjson(
+        await post('/api/chat', { model: m.thinking, messages: [{ role: 'user', content: 'hi' }] }),
+      )
+      assert.ok(
+        lines.some(
+          (l) => typeof (l.message as Json)?.thinking === 'string' && (l.message as Json).thinking !== '',
+        ),
+      )
+      const plain = await ndjson(
+        await post('/api/chat', {
+          model: m.thinking,
+          think: false,
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      )
       assert.ok(plain.every((l) => !(l.message as Json)?.thinking))
       const refused = await chat(m.chat, { think: true })
       assert.equal(refused.status, 400)
@@ -388,7 +462,8 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       assert.equal(res.status, 200)
       const body = await json(res)
       assert.equal((body.embeddings as number[][]).length, 2)
-      for (const k of ['total_duration', 'load_duration', 'prompt_eval_count']) assert.equal(typeof body[k], 'number', k)
+      for (const k of ['total_duration', 'load_duration', 'prompt_eval_count'])
+        assert.equal(typeof body[k], 'number', k)
       const s = await show(m.embed)
       assert.deepEqual(s.capabilities, ['embedding'])
       const refused = await chat(m.embed)
@@ -415,21 +490,33 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
 
   t('/v1/chat/completions streams role only in the first delta, then an empty finish delta', async () => {
     const events = await sse(
-      await post('/v1/chat/completions', { model: m.chat, stream: true, messages: [{ role: 'user', content: 'a b c' }] }),
+      await post('/v1/chat/completions', {
+        model: m.chat,
+        stream: true,
+        messages: [{ role: 'user', content: 'a b c' }],
+      }),
     )
     assert.equal(events.at(-1), '[DONE]')
     const chunks = events.filter((e): e is Json => e !== '[DONE]')
     const deltas = chunks.map((c) => ((c.choices as Json[])[0]?.delta ?? {}) as Json)
     assert.equal(deltas[0]?.role, 'assistant')
-    assert.ok(deltas.slice(1).every((d) => d.role === undefined), 'role only in the first delta')
+    assert.ok(
+      deltas.slice(1).every((d) => d.role === undefined),
+      'role only in the first delta',
+    )
     assert.deepEqual(deltas.at(-1), {})
-    assert.equal((chunks.at(-1)?.choices as Json[])[0]?.finish_reason, 'stop')
+    assert.equal(((chunks.at(-1)?.choices ?? []) as Json[])[0]?.finish_reason, 'stop')
     assert.ok(chunks.every((c) => c.id === chunks[0]?.id && /^chatcmpl-\d+$/.test(String(c.id))))
   })
 
   t('/v1/completions with include_usage puts a zero usage on every chunk, then the real usage', async () => {
     const events = await sse(
-      await post('/v1/completions', { model: m.chat, prompt: 'a b', stream: true, stream_options: { include_usage: true } }),
+      await post('/v1/completions', {
+        model: m.chat,
+        prompt: 'a b',
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
     )
     const chunks = events.filter((e): e is Json => e !== '[DONE]')
     const last = chunks.at(-1) as Json
@@ -440,18 +527,34 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     }
   })
 
-  t('/v1 errors: not_found_error with Ollama’s message; an empty messages list is invalid_request_error', async () => {
-    const missing = await post('/v1/chat/completions', { model: 'sharedllm-contract-missing', messages: [{ role: 'user', content: 'x' }] })
-    assert.equal(missing.status, 404)
-    assert.deepEqual(await json(missing), {
-      error: { message: "model 'sharedllm-contract-missing' not found", type: 'not_found_error', param: null, code: null },
-    })
-    const empty = await post('/v1/chat/completions', { model: m.chat, messages: [] })
-    assert.equal(empty.status, 400)
-    assert.deepEqual(await json(empty), {
-      error: { message: "[] is too short - 'messages'", type: 'invalid_request_error', param: null, code: null },
-    })
-  })
+  t(
+    '/v1 errors: not_found_error with Ollama’s message; an empty messages list is invalid_request_error',
+    async () => {
+      const missing = await post('/v1/chat/completions', {
+        model: 'sharedllm-contract-missing',
+        messages: [{ role: 'user', content: 'x' }],
+      })
+      assert.equal(missing.status, 404)
+      assert.deepEqual(await json(missing), {
+        error: {
+          message: "model 'sharedllm-contract-missing' not found",
+          type: 'not_found_error',
+          param: null,
+          code: null,
+        },
+      })
+      const empty = await post('/v1/chat/completions', { model: m.chat, messages: [] })
+      assert.equal(empty.status, 400)
+      assert.deepEqual(await json(empty), {
+        error: {
+          message: "[] is too short - 'messages'",
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        },
+      })
+    },
+  )
 
   t('GET /v1/models lists the models; GET /v1/models/{model} retrieves one', async () => {
     const list = await json(await call('/v1/models'))
@@ -471,10 +574,16 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     t('more pending loads than OLLAMA_MAX_QUEUE are a 503 (sched.go ErrMaxQueue)', async () => {
       await unload(m.chat)
       const n = server.maxQueue! + 3
-      const all = await Promise.all(Array.from({ length: n }, () => chat(m.chat, { options: { num_ctx: 2048 + Math.floor(Math.random() * 4) } })))
+      const all = await Promise.all(
+        Array.from({ length: n }, () =>
+          chat(m.chat, { options: { num_ctx: 2048 + Math.floor(Math.random() * 4) } }),
+        ),
+      )
       const busy = all.filter((r) => r.status === 503)
       assert.ok(busy.length > 0, `one of ${n} parallel loads is refused`)
-      assert.deepEqual(await json(busy[0]!), { error: 'server busy, please try again.  maximum pending requests exceeded' })
+      assert.deepEqual(await json(busy[0]!), {
+        error: 'server busy, please try again.  maximum pending requests exceeded',
+      })
       await Promise.all(all.map((r) => r.arrayBuffer().catch(() => undefined)))
       await unload(m.chat)
     })

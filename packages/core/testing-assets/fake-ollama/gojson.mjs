@@ -17,7 +17,12 @@ export function foldName(s) {
       continue
     }
     const orbit = new Set([c])
-    for (const t of [ch.toLowerCase(), ch.toUpperCase(), ch.toLowerCase().toUpperCase(), ch.toUpperCase().toLowerCase()]) {
+    for (const t of [
+      ch.toLowerCase(),
+      ch.toUpperCase(),
+      ch.toLowerCase().toUpperCase(),
+      ch.toUpperCase().toLowerCase(),
+    ]) {
       if ([...t].length === 1) orbit.add(t.codePointAt(0))
     }
     out += String.fromCodePoint(Math.min(...orbit))
@@ -67,7 +72,8 @@ function decodeValue(v, type, path) {
       return v
     case 'int':
       if (typeof v !== 'number') throw typeError(v, path, 'int')
-      if (!Number.isInteger(v)) throw new GoJsonError(`json: cannot unmarshal number ${v} into Go struct field ${path} of type int`)
+      if (!Number.isInteger(v))
+        throw new GoJsonError(`json: cannot unmarshal number ${v} into Go struct field ${path} of type int`)
       return v
     case 'map':
       if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, path, 'map[string]interface {}')
@@ -78,7 +84,9 @@ function decodeValue(v, type, path) {
       // api.ThinkValue accepts a bool or "high" | "medium" | "low" | "max" (api/types.go ThinkValue)
       if (typeof v === 'boolean') return v
       if (typeof v === 'string' && ['high', 'medium', 'low', 'max'].includes(v)) return v
-      throw new GoJsonError(`invalid think value: ${JSON.stringify(v)} (must be "high", "medium", "low", "max", true, or false)`)
+      throw new GoJsonError(
+        `invalid think value: ${JSON.stringify(v)} (must be "high", "medium", "low", "max", true, or false)`,
+      )
     default:
       return v
   }
@@ -95,7 +103,9 @@ function jsonKind(v) {
 }
 
 function typeError(v, path, goType) {
-  return new GoJsonError(`json: cannot unmarshal ${jsonKind(v)} into Go struct field ${path} of type ${goType}`)
+  return new GoJsonError(
+    `json: cannot unmarshal ${jsonKind(v)} into Go struct field ${path} of type ${goType}`,
+  )
 }
 
 const MAX_DURATION_MS = Number.POSITIVE_INFINITY
@@ -110,7 +120,8 @@ export function parseKeepAliveJson(v) {
     const ns = parseGoDuration(v)
     return ns < 0 ? MAX_DURATION_MS : ns / 1e6
   }
-  const kind = typeof v === 'boolean' ? 'bool' : Array.isArray(v) ? '[]interface {}' : 'map[string]interface {}'
+  const kind =
+    typeof v === 'boolean' ? 'bool' : Array.isArray(v) ? '[]interface {}' : 'map[string]interface {}'
   throw new GoJsonError(`Unsupported type: '${kind}'`)
 }
 
@@ -135,7 +146,7 @@ export function trimEnv(raw) {
     .replace(/^["']+|["']+$/g, '')
 }
 
-const UNITS = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }
+const UNITS = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }
 
 /** Go's time.ParseDuration, in nanoseconds (as a float); throws Go's error text. */
 export function parseGoDuration(s) {
@@ -157,18 +168,25 @@ export function parseGoDuration(s) {
     const unit = /^[^0-9.]*/.exec(s)[0]
     if (unit === '') throw new Error(`time: missing unit in duration ${quoted}`)
     const scale = UNITS[unit]
-    if (scale === undefined) throw new Error(`time: unknown unit ${JSON.stringify(unit)} in duration ${quoted}`)
+    if (scale === undefined)
+      throw new Error(`time: unknown unit ${JSON.stringify(unit)} in duration ${quoted}`)
     s = s.slice(unit.length)
     total += Number(`${num[1] || '0'}.${num[3] || '0'}`) * scale
   }
-  if (total > 9223372036854775807) throw new Error(`time: invalid duration ${quoted}`)
+  if (total > 2 ** 63 - 1) throw new Error(`time: invalid duration ${quoted}`)
   return neg ? -total : total
 }
 
 // The request structs (api/types.go; openai/openai.go), only the fields the stand-in reads.
 const message = {
   goType: 'api.Message',
-  fields: { role: 'string', content: 'any', thinking: 'string', images: { array: 'any' }, tool_calls: { array: 'any' } },
+  fields: {
+    role: 'string',
+    content: 'any',
+    thinking: 'string',
+    images: { array: 'any' },
+    tool_calls: { array: 'any' },
+  },
 }
 export const GenerateRequest = {
   goType: 'api.GenerateRequest',
@@ -207,7 +225,14 @@ export const ChatRequest = {
 }
 export const EmbedRequest = {
   goType: 'api.EmbedRequest',
-  fields: { model: 'string', input: 'any', keep_alive: 'duration', truncate: 'bool', dimensions: 'int', options: 'map' },
+  fields: {
+    model: 'string',
+    input: 'any',
+    keep_alive: 'duration',
+    truncate: 'bool',
+    dimensions: 'int',
+    options: 'map',
+  },
 }
 export const EmbeddingRequest = {
   goType: 'api.EmbeddingRequest',
@@ -224,7 +249,14 @@ export const PullRequest = {
 export const DeleteRequest = { goType: 'api.DeleteRequest', fields: { model: 'string', name: 'string' } }
 export const CreateRequest = {
   goType: 'api.CreateRequest',
-  fields: { model: 'string', from: 'string', stream: 'bool', parameters: 'map', system: 'string', template: 'string' },
+  fields: {
+    model: 'string',
+    from: 'string',
+    stream: 'bool',
+    parameters: 'map',
+    system: 'string',
+    template: 'string',
+  },
 }
 const streamOptions = { goType: 'openai.StreamOptions', fields: { include_usage: 'bool' } }
 const openaiMessage = { goType: 'openai.Message', fields: { role: 'string', content: 'any', name: 'string' } }
@@ -243,7 +275,13 @@ export const ChatCompletionRequest = {
 }
 export const CompletionRequest = {
   goType: 'openai.CompletionRequest',
-  fields: { model: 'string', prompt: 'string', stream: 'bool', stream_options: streamOptions, max_tokens: 'int' },
+  fields: {
+    model: 'string',
+    prompt: 'string',
+    stream: 'bool',
+    stream_options: streamOptions,
+    max_tokens: 'int',
+  },
 }
 export const OpenAIEmbedRequest = {
   goType: 'openai.EmbedRequest',

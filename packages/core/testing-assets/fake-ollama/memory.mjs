@@ -96,7 +96,10 @@ export function graphSize(kv, context, batch, numParallel, kvCacheType) {
   switch (kv.arch) {
     case 'llama':
     case 'llama4':
-      full = Math.max(4 * batch * (1 + 4 * embedding + context * (1 + heads)), 4 * batch * (embedding + vocab))
+      full = Math.max(
+        4 * batch * (1 + 4 * embedding + context * (1 + heads)),
+        4 * batch * (embedding + vocab),
+      )
       break
     case 'gemma':
     case 'gemma2':
@@ -116,13 +119,22 @@ export function graphSize(kv, context, batch, numParallel, kvCacheType) {
       }
       break
     case 'command-r':
-      full = Math.max(4 * batch * (embedding + vocab), 4 * batch * (2 + 4 * embedding + context * (1 + heads)))
+      full = Math.max(
+        4 * batch * (embedding + vocab),
+        4 * batch * (2 + 4 * embedding + context * (1 + heads)),
+      )
       break
     case 'qwen2':
-      full = Math.max(4 * batch * (embedding + vocab), 4 * batch * (1 + 2 * embedding + context + context * heads))
+      full = Math.max(
+        4 * batch * (embedding + vocab),
+        4 * batch * (1 + 2 * embedding + context + context * heads),
+      )
       break
     case 'phi2':
-      full = Math.max(4 * batch * (embedding + vocab), 4 * batch * (1 + 4 * embedding + context + context * heads))
+      full = Math.max(
+        4 * batch * (embedding + vocab),
+        4 * batch * (1 + 4 * embedding + context + context * heads),
+      )
       break
     case 'stablelm':
       full = 4 * batch * (context * (1 + heads) + 3 * embedding + 2)

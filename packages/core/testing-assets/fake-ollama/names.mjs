@@ -34,7 +34,11 @@ function sourceSuffix(raw) {
     if (suffix === 'cloud') return { base: raw.slice(0, idx), source: 'cloud', explicit: true }
     if (suffix === 'local') return { base: raw.slice(0, idx), source: 'local', explicit: true }
     if (!suffixRaw.includes('/') && suffix.endsWith('-cloud')) {
-      return { base: raw.slice(0, idx + 1) + suffixRaw.slice(0, -'-cloud'.length), source: 'cloud', explicit: true }
+      return {
+        base: raw.slice(0, idx + 1) + suffixRaw.slice(0, -'-cloud'.length),
+        source: 'cloud',
+        explicit: true,
+      }
     }
   }
   return { base: raw, source: 'unspecified', explicit: false }
@@ -92,7 +96,12 @@ function validPart(kind, s) {
 }
 
 export function isValidName(n) {
-  return validPart('host', n.host) && validPart('namespace', n.namespace) && validPart('model', n.model) && validPart('tag', n.tag)
+  return (
+    validPart('host', n.host) &&
+    validPart('namespace', n.namespace) &&
+    validPart('model', n.model) &&
+    validPart('tag', n.tag)
+  )
 }
 
 export function fullName(n) {

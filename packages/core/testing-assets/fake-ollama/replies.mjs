@@ -40,7 +40,14 @@ export function replyPieces(input, chunks) {
 
 /** What a thinking model thinks before it answers. */
 export function thinkingPieces(input) {
-  return ['Thinking', ' about:', ...input.split(/\s+/).filter(Boolean).map((w) => ` ${w}`)]
+  return [
+    'Thinking',
+    ' about:',
+    ...input
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((w) => ` ${w}`),
+  ]
 }
 
 /** A deterministic unit vector from the text. */
@@ -68,15 +75,28 @@ const now = () => new Date().toISOString()
 export function nativeChunk(kind, model, piece, thinking = false, extra = {}) {
   const base = { model, ...extra, created_at: now() }
   if (kind === 'chat') {
-    const message = thinking ? { role: 'assistant', content: '', thinking: piece } : { role: 'assistant', content: piece }
+    const message = thinking
+      ? { role: 'assistant', content: '', thinking: piece }
+      : { role: 'assistant', content: piece }
     return { ...base, message, done: false }
   }
-  return thinking ? { ...base, response: '', thinking: piece, done: false } : { ...base, response: piece, done: false }
+  return thinking
+    ? { ...base, response: '', thinking: piece, done: false }
+    : { ...base, response: piece, done: false }
 }
 
 /** The final object (or the whole answer with stream:false). */
 export function nativeFinal(kind, model, o) {
-  const { content = '', thinking = '', prompt = 0, evalCount = 0, doneReason = 'stop', startedAt, loadedAt, extra = {} } = o
+  const {
+    content = '',
+    thinking = '',
+    prompt = 0,
+    evalCount = 0,
+    doneReason = 'stop',
+    startedAt,
+    loadedAt,
+    extra = {},
+  } = o
   const base = { model, ...extra, created_at: now() }
   if (doneReason === 'load' || doneReason === 'unload') {
     // routes.go: the load/unload answers carry no metrics
@@ -122,7 +142,9 @@ export function chatChunk(meta, delta, includeRole) {
     created: meta.created,
     model: meta.model,
     system_fingerprint: 'fp_ollama',
-    choices: [{ index: 0, delta: { ...(includeRole ? { role: 'assistant' } : {}), ...delta }, finish_reason: null }],
+    choices: [
+      { index: 0, delta: { ...(includeRole ? { role: 'assistant' } : {}), ...delta }, finish_reason: null },
+    ],
   }
 }
 

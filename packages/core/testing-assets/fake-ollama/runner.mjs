@@ -26,9 +26,12 @@ const server = createServer(async (req, res) => {
   if (req.url === '/completion' && req.method === 'POST') {
     const parts = []
     for await (const c of req) parts.push(c)
-    const { pieces = [], tokensPerSecond = 1000, pieceDelayMs = 0, crashAfter = -1 } = JSON.parse(
-      Buffer.concat(parts).toString('utf8') || '{}',
-    )
+    const {
+      pieces = [],
+      tokensPerSecond = 1000,
+      pieceDelayMs = 0,
+      crashAfter = -1,
+    } = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}')
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     const perToken = tokensPerSecond > 0 ? 1000 / tokensPerSecond : 0
     for (let i = 0; i < pieces.length; i++) {

@@ -131,7 +131,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     } catch (err) {
       if (err instanceof HttpError) {
         const v1 = (req.url ?? '').startsWith('/v1/')
-        if (!res.headersSent) sendJson(res, err.status, v1 ? openaiError(err.status, err.message) : { error: err.message })
+        if (!res.headersSent)
+          sendJson(res, err.status, v1 ? openaiError(err.status, err.message) : { error: err.message })
         else res.end()
         return
       }
@@ -155,7 +156,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (mode.name === 'slow') await sleep(mode.ms)
 
     const route = `${req.method} ${path}`
-    if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) return sendText(res, 200, 'Ollama is running')
+    if (path === '/' && (req.method === 'GET' || req.method === 'HEAD'))
+      return sendText(res, 200, 'Ollama is running')
     if (path === '/api/version' && (req.method === 'GET' || req.method === 'HEAD')) {
       // gin writes the body for HEAD too; Node drops it
       res.writeHead(200, { 'content-type': JSON_TYPE })
@@ -189,7 +191,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     const entry = handlers[route]
     if (!entry) {
       // gin with HandleMethodNotAllowed: a known path with another method is a 405
-      const known = Object.keys(handlers).some((k) => k.split(' ')[1] === path) ||
+      const known =
+        Object.keys(handlers).some((k) => k.split(' ')[1] === path) ||
         ['/', '/api/version', '/api/tags', '/api/ps', '/v1/models'].includes(path)
       if (known) return sendText(res, 405, '405 method not allowed')
       return sendText(res, 404, fixtures.notFoundPage)
@@ -241,7 +244,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       }
     }
     if (path === '/__fake/runners') return sendJson(res, 200, sched ? sched.runners() : [])
-    if (path === '/__fake/config') return sendJson(res, 200, { ...config, defaultNumCtx: sched?.defaultNumCtx })
+    if (path === '/__fake/config')
+      return sendJson(res, 200, { ...config, defaultNumCtx: sched?.defaultNumCtx })
     return sendText(res, 404, fixtures.notFoundPage)
   }
 
@@ -254,7 +258,14 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         body = raw
       }
     }
-    recorded.push({ method: req.method, path: url.pathname, query: url.search, headers: req.headers, body, at: Date.now() })
+    recorded.push({
+      method: req.method,
+      path: url.pathname,
+      query: url.search,
+      headers: req.headers,
+      body,
+      at: Date.now(),
+    })
   }
 
   /** Resolves a request's model name; throws the HttpError the handler would send. */
@@ -347,10 +358,21 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       onRequired: [400, 'model is required'],
       notFound: (x) => `model '${displayShortest(x.name)}' not found`,
     })
-    if (r.cloud) return cloudDisabledOr(res, 'remote model details are unavailable', true, () => {
-      sendJson(res, 200, { id: name, object: 'model', created: 0, owned_by: namespaceOf(r.ref.base) }, true)
-    })
-    return sendJson(res, 200, { id: name, object: 'model', created: Math.floor(Date.parse(r.model.modified_at) / 1000), owned_by: r.name.namespace }, true)
+    if (r.cloud)
+      return cloudDisabledOr(res, 'remote model details are unavailable', true, () => {
+        sendJson(res, 200, { id: name, object: 'model', created: 0, owned_by: namespaceOf(r.ref.base) }, true)
+      })
+    return sendJson(
+      res,
+      200,
+      {
+        id: name,
+        object: 'model',
+        created: Math.floor(Date.parse(r.model.modified_at) / 1000),
+        owned_by: r.name.namespace,
+      },
+      true,
+    )
   }
 
   function cloudDisabledOr(res, operation, v1, fn) {
@@ -366,13 +388,21 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (!requested) throw new HttpError(400, 'model is required')
     const r = lookup(requested, {
       onRequired: [400, 'model is required'],
-      notFound: (x) => (x.ref.source === 'local' && store.get(x.full) ? `model '${x.ref.original}' not found` : `model '${displayShortest(x.name)}' not found`),
+      notFound: (x) =>
+        x.ref.source === 'local' && store.get(x.full)
+          ? `model '${x.ref.original}' not found`
+          : `model '${displayShortest(x.name)}' not found`,
     })
     if (r.cloud) {
       return cloudDisabledOr(res, 'remote model details are unavailable', false, () => {
         const cloud = store.catalog.find((e) => e.remote_model === r.ref.base)
         if (!cloud) throw new HttpError(404, `model '${r.ref.base}' not found`)
-        sendJson(res, 200, { details: modelDetails(cloud), model_info: cloud.show.model_info, capabilities: capabilities(cloud), modified_at: '0001-01-01T00:00:00Z' })
+        sendJson(res, 200, {
+          details: modelDetails(cloud),
+          model_info: cloud.show.model_info,
+          capabilities: capabilities(cloud),
+          modified_at: '0001-01-01T00:00:00Z',
+        })
       })
     }
     const m = r.model
@@ -392,13 +422,17 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         if (m.verbose_arrays?.[k]) modelInfo[k] = m.verbose_arrays[k]
         else if (/^tokenizer\.ggml\.(tokens|scores|token_type)$/.test(k) && m.vocab) {
           // the stand-in has no GGUF: tokenizer arrays have the real length and placeholder values
-          modelInfo[k] = Array.from({ length: m.vocab }, (_, i) => (k.endsWith('tokens') ? `<tok${i}>` : k.endsWith('scores') ? 0 : 1))
+          modelInfo[k] = Array.from({ length: m.vocab }, (_, i) =>
+            k.endsWith('tokens') ? `<tok${i}>` : k.endsWith('scores') ? 0 : 1,
+          )
         } else modelInfo[k] = []
       }
     }
     const out = {}
     if (s.license) out.license = s.license
-    out.modelfile = s.modelfile ?? `# Modelfile generated by "ollama show"\n# To build a new Modelfile based on this, replace FROM with:\n# FROM ${m.display}\n\nFROM ${m.display}\n`
+    out.modelfile =
+      s.modelfile ??
+      `# Modelfile generated by "ollama show"\n# To build a new Modelfile based on this, replace FROM with:\n# FROM ${m.display}\n\nFROM ${m.display}\n`
     if (s.parameters) out.parameters = s.parameters
     if (s.template) out.template = s.template
     if (s.system) out.system = s.system
@@ -464,8 +498,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   async function create(b, res) {
     if (!b.model) throw new HttpError(400, 'model is required')
-    if (!b.from) throw new HttpError(400, 'neither \'from\' or \'files\' was specified')
-    const from = lookup(b.from, { onRequired: [400, 'model is required'], notFound: () => `model '${b.from}' not found` })
+    if (!b.from) throw new HttpError(400, "neither 'from' or 'files' was specified")
+    const from = lookup(b.from, {
+      onRequired: [400, 'model is required'],
+      notFound: () => `model '${b.from}' not found`,
+    })
     let target
     try {
       target = resolveName(b.model, [])
@@ -489,7 +526,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   /** Schedules a runner; a full queue is Ollama's 503 (handleScheduleError). */
   async function acquire(model, b, signal) {
-    if (mode.name === 'queue-full') throw new HttpError(503, 'server busy, please try again.  maximum pending requests exceeded')
+    if (mode.name === 'queue-full')
+      throw new HttpError(503, 'server busy, please try again.  maximum pending requests exceeded')
     try {
       return await sched.acquire(model, b.options, b.keep_alive, signal)
     } catch (err) {
@@ -534,7 +572,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       if (signal.aborted) return
       throw new HttpError(500, 'an error was encountered while running the model: unexpected EOF')
     }
-    if (!gotDone && !signal.aborted) throw new HttpError(500, 'an error was encountered while running the model: unexpected EOF')
+    if (!gotDone && !signal.aborted)
+      throw new HttpError(500, 'an error was encountered while running the model: unexpected EOF')
   }
 
   /**
@@ -551,17 +590,28 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     })
     const empty = kind === 'chat' ? !b.messages || b.messages.length === 0 : !b.prompt
     if (r.cloud || r.model?.remote_host) {
-      const remote = r.model?.remote_host ? { remote_model: r.model.remote_model, remote_host: r.model.remote_host } : {}
+      const remote = r.model?.remote_host
+        ? { remote_model: r.model.remote_model, remote_host: r.model.remote_host }
+        : {}
       if (config.noCloud) throw new HttpError(403, `${CLOUD_DISABLED}: remote model is unavailable`)
-      if (empty && b.keep_alive === 0 && r.model) return emit.final(nativeFinal(kind, modelName, { doneReason: 'unload', extra: remote }))
+      if (empty && b.keep_alive === 0 && r.model)
+        return emit.final(nativeFinal(kind, modelName, { doneReason: 'unload', extra: remote }))
       // the stand-in plays ollama.com: it answers like a model, and nothing is loaded locally
       const input = kind === 'chat' ? lastUserText(b.messages) : (b.prompt ?? '')
       const pieces = replyPieces(input, chunks)
       for (const p of pieces) emit.chunk(nativeChunk(kind, modelName, p, false, remote))
-      return emit.final(nativeFinal(kind, modelName, { prompt: promptTokens(b), evalCount: pieces.length, startedAt, extra: remote }), {
-        content: pieces.join(''),
-        thinking: '',
-      })
+      return emit.final(
+        nativeFinal(kind, modelName, {
+          prompt: promptTokens(b),
+          evalCount: pieces.length,
+          startedAt,
+          extra: remote,
+        }),
+        {
+          content: pieces.join(''),
+          thinking: '',
+        },
+      )
     }
     const m = r.model
     if (empty && b.keep_alive === 0) {
@@ -576,7 +626,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     } else if (think === true || typeof think === 'string') {
       throw new HttpError(400, `${JSON.stringify(modelName)} does not support thinking`)
     }
-    if (!caps.includes('completion')) throw new HttpError(400, `${JSON.stringify(modelName)} does not support ${kind}`)
+    if (!caps.includes('completion'))
+      throw new HttpError(400, `${JSON.stringify(modelName)} does not support ${kind}`)
     const signal = signalOf(req, res)
     const lease = await acquire(m, b, signal)
     const loadedAt = performance.now()
@@ -585,12 +636,19 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       const input = kind === 'chat' ? lastUserText(b.messages) : (b.prompt ?? '')
       const thoughts = think && think !== false ? thinkingPieces(input) : []
       const pieces = replyPieces(input, chunks)
-      const all = [...thoughts.map((t) => ({ t, thinking: true })), ...pieces.map((t) => ({ t, thinking: false }))]
+      const all = [
+        ...thoughts.map((t) => ({ t, thinking: true })),
+        ...pieces.map((t) => ({ t, thinking: false })),
+      ]
       let i = 0
       let content = ''
       let thinking = ''
       try {
-        for await (const piece of runPieces(lease, all.map((x) => x.t), signal)) {
+        for await (const piece of runPieces(
+          lease,
+          all.map((x) => x.t),
+          signal,
+        )) {
           const item = all[i++]
           if (input.includes(ERROR_TRIGGER) && i > 2) {
             return emit.error(500, fixtures.errorMidStream.at(-1).error)
@@ -629,8 +687,14 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         }
         // stream:false: one object with everything the chunks carried (routes.go accumulates them)
         if (acc) {
-          if (f.message) f.message = { ...f.message, content: acc.content, ...(acc.thinking ? { thinking: acc.thinking } : {}) }
-          else Object.assign(f, { response: acc.content, ...(acc.thinking ? { thinking: acc.thinking } : {}) })
+          if (f.message)
+            f.message = {
+              ...f.message,
+              content: acc.content,
+              ...(acc.thinking ? { thinking: acc.thinking } : {}),
+            }
+          else
+            Object.assign(f, { response: acc.content, ...(acc.thinking ? { thinking: acc.thinking } : {}) })
         }
         return sendJson(res, 200, f)
       },
@@ -656,7 +720,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   async function embed(b, res) {
     const startedAt = performance.now()
-    const r = lookup(b.model ?? '', { onRequired: [400, 'model is required'], notFound: () => `model '${b.model}' not found` })
+    const r = lookup(b.model ?? '', {
+      onRequired: [400, 'model is required'],
+      notFound: () => `model '${b.model}' not found`,
+    })
     if (r.cloud) throw new HttpError(403, `${CLOUD_DISABLED}: remote model is unavailable`)
     let inputs
     if (typeof b.input === 'string') inputs = [b.input]
@@ -680,7 +747,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
   }
 
   async function embeddings(b, res) {
-    const r = lookup(b.model ?? '', { onRequired: [400, 'model is required'], notFound: () => `model '${b.model}' not found` })
+    const r = lookup(b.model ?? '', {
+      onRequired: [400, 'model is required'],
+      notFound: () => `model '${b.model}' not found`,
+    })
     const lease = await acquire(r.model, b, new AbortController().signal)
     try {
       return sendJson(res, 200, { embedding: embedding(String(b.prompt ?? ''), r.model.embedding_dim ?? 8) })
@@ -691,7 +761,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   /** ChatMiddleware + ChatWriter (middleware/openai.go). */
   async function v1Chat(b, res, req) {
-    if (!Array.isArray(b.messages) || b.messages.length === 0) throw new HttpError(400, "[] is too short - 'messages'")
+    if (!Array.isArray(b.messages) || b.messages.length === 0)
+      throw new HttpError(400, "[] is too short - 'messages'")
     const meta = { id: openaiId('chatcmpl'), created: Math.floor(Date.now() / 1000), model: b.model }
     const stream = b.stream === true
     const includeUsage = b.stream_options?.include_usage === true
@@ -699,28 +770,43 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     const writer = {
       chunk(c) {
         if (!stream) return
-        const delta = c.message.thinking ? { content: '', reasoning: c.message.thinking } : { content: c.message.content }
+        const delta = c.message.thinking
+          ? { content: '', reasoning: c.message.thinking }
+          : { content: c.message.content }
         sse(res, chatChunk(meta, delta, !firstSent))
         firstSent = true
       },
       final(f, acc) {
         if (!stream) {
-          const message = { role: 'assistant', content: acc?.content ?? '', ...(acc?.thinking ? { reasoning: acc.thinking } : {}) }
-          return sendJson(res, 200, {
-            id: meta.id,
-            object: 'chat.completion',
-            created: meta.created,
-            model: b.model,
-            system_fingerprint: 'fp_ollama',
-            choices: [{ index: 0, message, finish_reason: f.done_reason || null }],
-            usage: openaiUsage(f.prompt_eval_count ?? 0, f.eval_count ?? 0),
-          }, true)
+          const message = {
+            role: 'assistant',
+            content: acc?.content ?? '',
+            ...(acc?.thinking ? { reasoning: acc.thinking } : {}),
+          }
+          return sendJson(
+            res,
+            200,
+            {
+              id: meta.id,
+              object: 'chat.completion',
+              created: meta.created,
+              model: b.model,
+              system_fingerprint: 'fp_ollama',
+              choices: [{ index: 0, message, finish_reason: f.done_reason || null }],
+              usage: openaiUsage(f.prompt_eval_count ?? 0, f.eval_count ?? 0),
+            },
+            true,
+          )
         }
         // a wholly empty completion still opens with a role chunk
         if (!firstSent) sse(res, chatChunk(meta, { content: '' }, true))
         sse(res, chatFinishChunk(meta, f.done_reason || 'stop'))
         if (includeUsage) {
-          const u = { ...chatFinishChunk(meta, f.done_reason || 'stop'), choices: [], usage: openaiUsage(f.prompt_eval_count ?? 0, f.eval_count ?? 0) }
+          const u = {
+            ...chatFinishChunk(meta, f.done_reason || 'stop'),
+            choices: [],
+            usage: openaiUsage(f.prompt_eval_count ?? 0, f.eval_count ?? 0),
+          }
           sse(res, u)
         }
         res.end('data: [DONE]\n\n')
@@ -734,7 +820,18 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       },
     }
     const think = b.reasoning_effort === 'none' ? false : undefined
-    return native('chat', { model: b.model, messages: b.messages, think, options: b.max_tokens ? { num_predict: b.max_tokens } : undefined }, req, res, writer)
+    return native(
+      'chat',
+      {
+        model: b.model,
+        messages: b.messages,
+        think,
+        options: b.max_tokens ? { num_predict: b.max_tokens } : undefined,
+      },
+      req,
+      res,
+      writer,
+    )
   }
 
   /** CompletionsMiddleware + CompleteWriter: with include_usage every chunk carries a zero usage. */
@@ -749,15 +846,20 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       },
       final(f, acc) {
         if (!stream) {
-          return sendJson(res, 200, {
-            id: meta.id,
-            object: 'text_completion',
-            created: Math.floor(Date.now() / 1000),
-            model: b.model,
-            system_fingerprint: 'fp_ollama',
-            choices: [{ text: acc?.content ?? '', index: 0, finish_reason: f.done_reason || null }],
-            usage: openaiUsage(f.prompt_eval_count ?? 0, f.eval_count ?? 0),
-          }, true)
+          return sendJson(
+            res,
+            200,
+            {
+              id: meta.id,
+              object: 'text_completion',
+              created: Math.floor(Date.now() / 1000),
+              model: b.model,
+              system_fingerprint: 'fp_ollama',
+              choices: [{ text: acc?.content ?? '', index: 0, finish_reason: f.done_reason || null }],
+              usage: openaiUsage(f.prompt_eval_count ?? 0, f.eval_count ?? 0),
+            },
+            true,
+          )
         }
         sse(res, completionChunk(meta, '', f.done_reason || null, includeUsage))
         if (includeUsage) {
@@ -774,32 +876,57 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         return sendJson(res, status, openaiError(status, message), true)
       },
     }
-    return native('generate', { model: b.model, prompt: b.prompt ?? '', options: b.max_tokens ? { num_predict: b.max_tokens } : undefined }, req, res, writer)
+    return native(
+      'generate',
+      {
+        model: b.model,
+        prompt: b.prompt ?? '',
+        options: b.max_tokens ? { num_predict: b.max_tokens } : undefined,
+      },
+      req,
+      res,
+      writer,
+    )
   }
 
   async function v1Embeddings(b, res) {
     if (b.encoding_format && !['float', 'base64'].includes(b.encoding_format.toLowerCase())) {
-      throw new HttpError(400, `Invalid value for 'encoding_format' = ${b.encoding_format}. Supported values: ['float', 'base64'].`)
+      throw new HttpError(
+        400,
+        `Invalid value for 'encoding_format' = ${b.encoding_format}. Supported values: ['float', 'base64'].`,
+      )
     }
     let input = b.input
     if (input === '') input = ['']
-    if (input === undefined || (Array.isArray(input) && input.length === 0)) throw new HttpError(400, 'invalid input')
-    const r = lookup(b.model ?? '', { onRequired: [400, 'model is required'], notFound: () => `model '${b.model}' not found` })
+    if (input === undefined || (Array.isArray(input) && input.length === 0))
+      throw new HttpError(400, 'invalid input')
+    const r = lookup(b.model ?? '', {
+      onRequired: [400, 'model is required'],
+      notFound: () => `model '${b.model}' not found`,
+    })
     const inputs = Array.isArray(input) ? input.map(String) : [String(input)]
     const lease = await acquire(r.model, b, new AbortController().signal)
     try {
       const dims = r.model.embedding_dim ?? 8
       const tokens = inputs.reduce((n, s) => n + Math.max(1, s.split(/\s+/).filter(Boolean).length), 0)
-      return sendJson(res, 200, {
-        object: 'list',
-        data: inputs.map((s, index) => {
-          const v = embedding(s, dims)
-          const e = b.encoding_format?.toLowerCase() === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v
-          return { object: 'embedding', embedding: e, index }
-        }),
-        model: b.model,
-        usage: { prompt_tokens: tokens, total_tokens: tokens },
-      }, true)
+      return sendJson(
+        res,
+        200,
+        {
+          object: 'list',
+          data: inputs.map((s, index) => {
+            const v = embedding(s, dims)
+            const e =
+              b.encoding_format?.toLowerCase() === 'base64'
+                ? Buffer.from(new Float32Array(v).buffer).toString('base64')
+                : v
+            return { object: 'embedding', embedding: e, index }
+          }),
+          model: b.model,
+          usage: { prompt_tokens: tokens, total_tokens: tokens },
+        },
+        true,
+      )
     } finally {
       lease.done()
     }
@@ -835,11 +962,24 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       log('INFO', 'discovering available GPUs...')
       await sleep(config.discoveryMs)
     }
-    log('INFO', `inference compute id=GPU-fake library=CUDA total="${(totalVram / 1024 ** 3).toFixed(1)} GiB"`)
+    log(
+      'INFO',
+      `inference compute id=GPU-fake library=CUDA total="${(totalVram / 1024 ** 3).toFixed(1)} GiB"`,
+    )
     const defaultNumCtx = vramDefaultContext(Math.max(0, totalVram - config.gpuOverhead))
-    sched = createScheduler({ config, store, log, runnerBin: join(here, 'runner.mjs'), totalVram, defaultNumCtx })
+    sched = createScheduler({
+      config,
+      store,
+      log,
+      runnerBin: join(here, 'runner.mjs'),
+      totalVram,
+      defaultNumCtx,
+    })
     sched.defaultNumCtx = defaultNumCtx
-    log('INFO', `vram-based default context total_vram="${(totalVram / 1024 ** 3).toFixed(1)} GiB" default_num_ctx=${defaultNumCtx}`)
+    log(
+      'INFO',
+      `vram-based default context total_vram="${(totalVram / 1024 ** 3).toFixed(1)} GiB" default_num_ctx=${defaultNumCtx}`,
+    )
     ready = true
     markReady()
   })()
@@ -873,7 +1013,8 @@ function loadFixtures(dir) {
   } catch {}
   return {
     // the captured bytes (verbatim, even when a test broke them) for the captured version; gin's c.JSON otherwise
-    version: (v) => (capturedVersion === undefined || capturedVersion === v ? captured : JSON.stringify({ version: v })),
+    version: (v) =>
+      capturedVersion === undefined || capturedVersion === v ? captured : JSON.stringify({ version: v }),
     // FAKE_OLLAMA_FIXTURES replaces the model list with that folder's capture, verbatim
     tagsOverride: dir === join(here, 'fixtures') ? undefined : text('api-tags-16-models-local.json'),
     pullHead: lines(text('api-pull-stream-head-fragment.txt')),
@@ -908,4 +1049,3 @@ function sendText(res, status, text) {
   res.writeHead(status, { 'content-type': 'text/plain' })
   res.end(text)
 }
-

@@ -118,7 +118,7 @@ function genericEntry(display) {
   }
 }
 
-export function createStore(config, log) {
+export function createStore(config) {
   const catalog = loadCatalog()
   const byName = new Map(catalog.map((e) => [fullName(parseName(e.name)), e]))
   const models = new Map() // full name -> installed record
@@ -161,7 +161,10 @@ export function createStore(config, log) {
       if (entry) install(entry, m.full, m.modified_at)
     }
   } else {
-    const extra = config.extraModels === 'all' ? catalog.filter((e) => !e.installed).map((e) => e.name) : config.extraModels.split(',')
+    const extra =
+      config.extraModels === 'all'
+        ? catalog.filter((e) => !e.installed).map((e) => e.name)
+        : config.extraModels.split(',')
     for (const e of catalog) {
       if (e.installed || extra.includes(e.name)) install(e, fullName(parseName(e.name)))
     }
@@ -228,7 +231,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
   /** modelOptions + usesAutomaticNumCtx (server/routes.go) and getRunner's floors (server/sched.go). */
   function runnerOptions(model, requestOptions) {
     const fromModelfile = store.modelfileNumCtx(model)
-    const fromRequest = typeof requestOptions?.num_ctx === 'number' ? Math.trunc(requestOptions.num_ctx) : undefined
+    const fromRequest =
+      typeof requestOptions?.num_ctx === 'number' ? Math.trunc(requestOptions.num_ctx) : undefined
     let numCtx = config.contextLength || defaultNumCtx
     if (fromModelfile !== undefined) numCtx = fromModelfile
     if (fromRequest !== undefined) numCtx = fromRequest
@@ -254,7 +258,19 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
   function parallelFor(model) {
     if (!model.capabilities?.includes('completion')) return 1
     const family = model.details?.family
-    if (['mllama', 'qwen3vl', 'qwen3vlmoe', 'qwen35', 'qwen35moe', 'qwen3next', 'lfm2', 'lfm2moe', 'nemotron_h'].includes(family))
+    if (
+      [
+        'mllama',
+        'qwen3vl',
+        'qwen3vlmoe',
+        'qwen35',
+        'qwen35moe',
+        'qwen3next',
+        'lfm2',
+        'lfm2moe',
+        'nemotron_h',
+      ].includes(family)
+    )
       return 1
     return config.numParallel
   }
@@ -264,7 +280,12 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     const existing = runner.opts
     let numCtx = effective(opts.numCtx, model)
     if (existing.auto && opts.auto) numCtx = existing.numCtx
-    return numCtx !== existing.numCtx || existing.numBatch !== opts.numBatch || (opts.numGpu >= 0 && opts.numGpu !== existing.numGpu) || runner.dead
+    return (
+      numCtx !== existing.numCtx ||
+      existing.numBatch !== opts.numBatch ||
+      (opts.numGpu >= 0 && opts.numGpu !== existing.numGpu) ||
+      runner.dead
+    )
   }
 
   function usedVram(except) {
@@ -277,7 +298,15 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     return new Promise((resolve, reject) => {
       const child = spawn(
         process.execPath,
-        [runnerBin, '--model', model.full, '--ctx-size', String(runnerOpts.numCtx * runnerOpts.numParallel), '--parallel', String(runnerOpts.numParallel)],
+        [
+          runnerBin,
+          '--model',
+          model.full,
+          '--ctx-size',
+          String(runnerOpts.numCtx * runnerOpts.numParallel),
+          '--parallel',
+          String(runnerOpts.numParallel),
+        ],
         { stdio: ['ignore', 'pipe', 'ignore'], env: process.env },
       )
       children.add(child)
@@ -293,20 +322,29 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
         }
       })
       child.once('error', reject)
-      child.once('exit', (code) => reject(new Error(`llama runner process has terminated: exit status ${code}`)))
+      child.once('exit', (code) =>
+        reject(new Error(`llama runner process has terminated: exit status ${code}`)),
+      )
     })
   }
 
   async function load(model, opts, sessionMs) {
     const numParallel = parallelFor(model)
     const numCtx = effective(opts.numCtx, model)
-    const mem = estimate(model, { numCtx, numParallel, kvCacheType: config.kvCacheType, batch: opts.numBatch })
+    const mem = estimate(model, {
+      numCtx,
+      numParallel,
+      kvCacheType: config.kvCacheType,
+      batch: opts.numBatch,
+    })
     // evict idle runners until it fits (sched.go findRunnerToUnload), or until OLLAMA_MAX_LOADED_MODELS allows
     const maxLoaded = config.maxLoaded || 3
     for (;;) {
       const free = totalVram - config.gpuOverhead - usedVram()
       if (loaded.size < maxLoaded && (mem.total <= free || loaded.size === 0)) break
-      const victim = [...loaded.values()].filter((r) => r.refCount === 0 && !r.loading).sort((a, b) => a.expiresAt - b.expiresAt)[0]
+      const victim = [...loaded.values()]
+        .filter((r) => r.refCount === 0 && !r.loading)
+        .sort((a, b) => a.expiresAt - b.expiresAt)[0]
       if (!victim) break
       unload(victim)
     }
@@ -321,7 +359,10 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
       memory: mem,
     })
     loaded.set(model.full, runner)
-    log('INFO', `loading model model=${model.display} num_ctx=${numCtx} parallel=${numParallel} kv_cache_type=${config.kvCacheType}`)
+    log(
+      'INFO',
+      `loading model model=${model.display} num_ctx=${numCtx} parallel=${numParallel} kv_cache_type=${config.kvCacheType}`,
+    )
     try {
       const { child, port } = await spawnRunner(model, { numCtx, numParallel })
       runner.child = child
@@ -337,7 +378,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     // now llama-server has logged its buffers: the size is the estimate (llm/llama_server.go MemorySize)
     runner.sizeTotal = mem.total
     runner.sizeVram = Math.min(mem.total, free)
-    runner.contextLength = model.details?.format === 'safetensors' ? Math.min(numCtx, trainContext(model) || numCtx) : numCtx
+    runner.contextLength =
+      model.details?.format === 'safetensors' ? Math.min(numCtx, trainContext(model) || numCtx) : numCtx
     runner.loading = false
     log('INFO', `llama runner started pid=${runner.child.pid} size=${mem.total} size_vram=${runner.sizeVram}`)
     return runner
@@ -353,7 +395,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     clearTimeout(runner.timer)
     if (runner.sessionMs <= 0) return unload(runner)
     runner.expiresAt = Date.now() + (Number.isFinite(runner.sessionMs) ? runner.sessionMs : FOREVER_MS)
-    if (Number.isFinite(runner.sessionMs)) runner.timer = setTimeout(() => runner.refCount <= 0 && unload(runner), runner.sessionMs)
+    if (Number.isFinite(runner.sessionMs))
+      runner.timer = setTimeout(() => runner.refCount <= 0 && unload(runner), runner.sessionMs)
   }
 
   async function processPending() {
@@ -433,7 +476,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
         .filter((r) => r.expiresAt > Date.now() || r.refCount > 0)
         .sort((a, b) => Math.floor(b.expiresAt / 1000) - Math.floor(a.expiresAt / 1000))
     },
-    runners: () => [...loaded.values()].map((r) => ({ model: r.model.display, pid: r.child?.pid, port: r.port })),
+    runners: () =>
+      [...loaded.values()].map((r) => ({ model: r.model.display, pid: r.child?.pid, port: r.port })),
     /** Ctrl+C / SIGTERM: sched.unloadAllRunners */
     unloadAll() {
       for (const r of loaded.values()) unload(r)
