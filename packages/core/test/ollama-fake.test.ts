@@ -500,6 +500,33 @@ describe('the stand-in follows Ollama’s own rules', () => {
     }
   })
 
+  test('a runner answers OLLAMA_NUM_PARALLEL requests at once; the others wait for a slot', async () => {
+    const answer = (f: FakeOllama) =>
+      fetch(`${f.url}/api/chat`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'qwen3:1.7b', stream: false, messages: [{ role: 'user', content: 'a b c d e' }] }),
+      }).then(async (r) => {
+        await r.arrayBuffer()
+        return Date.now()
+      })
+    const took: number[] = []
+    for (const parallel of ['1', '3']) {
+      const f = await startFakeOllama({ tokensPerSecond: 60, ollamaEnv: { OLLAMA_NUM_PARALLEL: parallel } })
+      try {
+        await load(f, 'qwen3:1.7b')
+        const t0 = Date.now()
+        const ends = await Promise.all([answer(f), answer(f), answer(f)])
+        took.push(Math.max(...ends) - t0)
+      } finally {
+        await f.stop()
+      }
+    }
+    // 6 tokens at 60/s is 100 ms per answer: three in a row, or three at once
+    expect(took[0]).toBeGreaterThanOrEqual(3 * 100 * 0.9)
+    expect(took[1]).toBeGreaterThanOrEqual(100 * 0.9)
+    expect(took[1]).toBeLessThan(took[0]! * 0.7)
+  })
+
   test('HTTP is answered only after "GPU discovery"; the port listens before', async () => {
     const started = Date.now()
     const f = await startFakeOllama({ discoveryMs: 400 })

@@ -128,7 +128,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       ? { FAKE_OLLAMA_EXTRA_MODELS: opts.extraModels === 'all' ? 'all' : opts.extraModels.join(',') }
       : {}),
     ...(opts.registry !== undefined ? { FAKE_OLLAMA_REGISTRY: opts.registry } : {}),
-    FAKE_OLLAMA_THINK_DEFAULT: opts.thinking ?? 'off',
+    FAKE_OLLAMA_THINK_DEFAULT: opts.thinking ?? process.env.FAKE_OLLAMA_THINK_DEFAULT ?? 'off',
     // an orphaned runner (after a SIGKILL of the fake) goes away soon in tests
     FAKE_OLLAMA_ORPHAN_TTL_MS: process.env.FAKE_OLLAMA_ORPHAN_TTL_MS ?? '10000',
     ...opts.ollamaEnv,

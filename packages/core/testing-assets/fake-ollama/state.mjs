@@ -218,7 +218,8 @@ class Runner {
     this.loading = true
     this.timer = undefined
     this.expiresAt = Date.now() + (Number.isFinite(this.sessionMs) ? this.sessionMs : FOREVER_MS)
-    this.slots = []
+    this.busy = 0
+    this.waiting = []
   }
 }
 
@@ -451,9 +452,19 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
       clearTimeout(runner.timer)
       runner.sessionMs = sessionMs
       runner.expiresAt = Date.now() + (Number.isFinite(sessionMs) ? sessionMs : FOREVER_MS)
+      // llama-server runs -np sequences at once; further requests wait for a free slot
+      // (a released slot is handed straight to the next waiter)
+      if (runner.busy >= runner.numParallel) await new Promise((r) => runner.waiting.push(r))
+      else runner.busy++
+      let released = false
       return {
         runner,
         done() {
+          if (released) return
+          released = true
+          const next = runner.waiting.shift()
+          if (next) next()
+          else runner.busy--
           runner.refCount--
           if (runner.refCount <= 0) armTimer(runner)
         },
