@@ -400,6 +400,32 @@ describe('the stand-in follows Ollama’s own rules', () => {
     )
   })
 
+  test('GraphSize: a hybrid with a per-layer head_count_kv caches only its attention layers, plus f32 recurrent state', () => {
+    // granitehybrid-shaped (40 blocks, 4 with KV heads, mamba2 state in the others), as ggml.go reads it
+    const headsKV = Array.from({ length: 40 }, (_, i) => ([9, 19, 29, 39].includes(i) ? 4 : 0))
+    const hybrid = memory.kvView({
+      vocab: 100352,
+      show: {
+        model_info: {
+          'general.architecture': 'granitehybrid',
+          'granitehybrid.block_count': 40,
+          'granitehybrid.embedding_length': 1536,
+          'granitehybrid.attention.head_count': 12,
+          'granitehybrid.attention.head_count_kv': null,
+          'granitehybrid.ssm.conv_kernel': 4,
+          'granitehybrid.ssm.group_count': 1,
+          'granitehybrid.ssm.inner_size': 3072,
+          'granitehybrid.ssm.state_size': 128,
+        },
+      },
+      verbose_arrays: { 'granitehybrid.attention.head_count_kv': headsKV },
+    })
+    const attention = 4 * 4 * (128 + 128) * 8192 * 2
+    const recurrent = 36 * ((4 - 1) * (3072 + 2 * 128) + 128 * 3072) * 4
+    const g = memory.graphSize(hybrid, 8192, 512, 1, 'q8_0')
+    expect(g.kvTotal).toBe(attention / 2 + recurrent)
+  })
+
   test('/api/ps size is the estimate, grows with num_ctx, and a different num_ctx reloads the runner', async () => {
     const f = await startFakeOllama()
     try {
@@ -504,7 +530,11 @@ describe('the stand-in follows Ollama’s own rules', () => {
     const answer = (f: FakeOllama) =>
       fetch(`${f.url}/api/chat`, {
         method: 'POST',
-        body: JSON.stringify({ model: 'qwen3:1.7b', stream: false, messages: [{ role: 'user', content: 'a b c d e' }] }),
+        body: JSON.stringify({
+          model: 'qwen3:1.7b',
+          stream: false,
+          messages: [{ role: 'user', content: 'a b c d e' }],
+        }),
       }).then(async (r) => {
         await r.arrayBuffer()
         return Date.now()

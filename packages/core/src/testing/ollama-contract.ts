@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { request } from 'node:http'
 import type { TestFn } from './conformance'
 
 /**
@@ -140,6 +141,30 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       const empty = await post('/api/chat', '')
       assert.equal(empty.status, 400)
       assert.deepEqual(await json(empty), { error: 'missing request body' })
+    },
+  )
+
+  t(
+    'bound to loopback, a request whose Host is not local is an empty 403 (routes.go allowedHostsMiddleware)',
+    async () => {
+      const url = new URL(base())
+      const status = (host: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(
+            { hostname: url.hostname, port: url.port, path: '/api/version', headers: { host } },
+            (res) => {
+              res.resume()
+              resolve(res.statusCode ?? 0)
+            },
+          )
+          req.on('error', reject)
+          req.end()
+        })
+      assert.equal(await status('evil.example.com'), 403)
+      assert.equal(await status('8.8.8.8:11434'), 403)
+      for (const ok of ['localhost:11434', 'sharedllm.local', '192.168.1.20:11434', '127.0.0.1']) {
+        assert.equal(await status(ok), 200, ok)
+      }
     },
   )
 

@@ -3,6 +3,8 @@
 // recording. See README.md.
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
+import { isIP } from 'node:net'
+import { hostname, networkInterfaces } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
@@ -152,6 +154,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (!ready) await readyP
 
     if (recording) recordRequest(req, url, raw)
+    if (!hostAllowed(req.headers.host ?? '')) {
+      res.writeHead(403)
+      return res.end()
+    }
     if (mode.name === 'hang') return // the socket stays open, nothing is ever written
     if (mode.name === 'slow') await sleep(mode.ms)
 
@@ -228,6 +234,24 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       if (err instanceof GoJsonError || err instanceof Error) throw new HttpError(400, err.message)
       throw err
     }
+  }
+
+  /**
+   * routes.go allowedHostsMiddleware: bound to a loopback address, Ollama answers only requests whose Host is
+   * an IP that is loopback, private, unspecified or its own, `localhost`, its hostname, or *.localhost,
+   * *.local, *.internal (DNS-rebinding protection); others get an empty 403.
+   */
+  function hostAllowed(hostHeader) {
+    const bound = server.address()?.address ?? ''
+    if (!isLoopback(bound)) return true
+    let host = hostHeader
+    const m = /^\[([^\]]+)\](?::\d+)?$/.exec(host) ?? /^([^:]+):\d+$/.exec(host)
+    if (m) host = m[1]
+    if (isIP(host))
+      return isLoopback(host) || isPrivate(host) || host === '0.0.0.0' || host === '::' || ownAddress(host)
+    host = host.toLowerCase()
+    if (host === '' || host === 'localhost' || host === hostname().toLowerCase()) return true
+    return ['.localhost', '.local', '.internal'].some((tld) => host.endsWith(tld))
   }
 
   function fakeControl(req, res, path, raw) {
@@ -986,6 +1010,20 @@ export async function startServer({ host, port, version, env = {}, log = () => {
   server.discovered = discovered
   server.unloadAll = () => sched?.unloadAll()
   return server
+}
+
+function isLoopback(ip) {
+  return /^127\./.test(ip) || ip === '::1' || ip === '::ffff:127.0.0.1'
+}
+
+function isPrivate(ip) {
+  return /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(ip) || /^f[cd]/i.test(ip)
+}
+
+function ownAddress(ip) {
+  return Object.values(networkInterfaces())
+    .flat()
+    .some((i) => i?.address === ip)
 }
 
 /** The captured head, then completed counts for its layer in `steps`, then the captured tail. */
