@@ -37,7 +37,14 @@ export function foldName(s) {
  */
 export function decodeStruct(value, schema, path = schema.goType.split('.').pop()) {
   if (value === null) return null
-  if (typeof value !== 'object' || Array.isArray(value)) throw typeError(value, path, schema.goType)
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    // the request itself is not an object: Go names the type, not a field
+    if (!path.includes('.'))
+      throw new GoJsonError(
+        `json: cannot unmarshal ${jsonKind(value)} into Go value of type ${schema.goType}`,
+      )
+    throw typeError(value, path, schema.goType)
+  }
   const byFold = new Map(Object.keys(schema.fields).map((k) => [foldName(k), k]))
   const out = {}
   // JSON.parse already keeps only the last of two identical keys; folded duplicates are resolved here,
@@ -83,9 +90,14 @@ function decodeValue(v, type, path) {
     case 'think':
       // api.ThinkValue accepts a bool or "high" | "medium" | "low" | "max" (api/types.go ThinkValue)
       if (typeof v === 'boolean') return v
-      if (typeof v === 'string' && ['high', 'medium', 'low', 'max'].includes(v)) return v
+      if (typeof v === 'string') {
+        if (['high', 'medium', 'low', 'max'].includes(v)) return v
+        throw new GoJsonError(
+          `invalid think value: ${JSON.stringify(v)} (must be "high", "medium", "low", "max", true, or false)`,
+        )
+      }
       throw new GoJsonError(
-        `invalid think value: ${JSON.stringify(v)} (must be "high", "medium", "low", "max", true, or false)`,
+        'think must be a boolean or string ("high", "medium", "low", "max", true, or false)',
       )
     default:
       return v
