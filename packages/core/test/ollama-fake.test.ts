@@ -316,6 +316,7 @@ const asset = (name: string) => join(fakeOllamaDir, name)
 const gojson = await import(asset('gojson.mjs'))
 const memory = await import(asset('memory.mjs'))
 const names = await import(asset('names.mjs'))
+const server = await import(asset('server.mjs'))
 const catalog = JSON.parse(readFileSync(asset('fixtures/models/catalog.json'), 'utf8')) as Array<{
   name: string
 }>
@@ -367,6 +368,15 @@ describe('the stand-in follows Ollama’s own rules', () => {
       gojson.ChatRequest,
     )
     expect(decoded).toEqual({ model: 'b', stream: false, options: { Num_Ctx: 1 } })
+  })
+
+  test('OLLAMA_HOST is read like envconfig.Host', () => {
+    expect(server.parseHost('')).toEqual({ host: '127.0.0.1', port: 11434 })
+    expect(server.parseHost('0.0.0.0')).toEqual({ host: '0.0.0.0', port: 11434 })
+    expect(server.parseHost(':8080')).toEqual({ host: '0.0.0.0', port: 8080 })
+    expect(server.parseHost('http://example.lan')).toEqual({ host: 'example.lan', port: 80 })
+    expect(server.parseHost('https://[::1]:9000/path')).toEqual({ host: '::1', port: 9000 })
+    expect(server.parseHost('"127.0.0.1:99999"')).toEqual({ host: '127.0.0.1', port: 11434 })
   })
 
   test('names: source suffixes, defaults, DisplayShortest, case-insensitive parts', () => {
@@ -445,6 +455,20 @@ describe('the stand-in follows Ollama’s own rules', () => {
       const [second] = await f.runners()
       expect(second!.pid).not.toBe(first!.pid)
       await vi.waitFor(() => expect(alive(first!.pid)).toBe(false))
+    } finally {
+      await f.stop()
+    }
+  })
+
+  test('while a model loads /api/ps shows it at its file size; loaded, at the estimate', async () => {
+    const f = await startFakeOllama({ loadMs: 600 })
+    try {
+      const pending = load(f, 'qwen3:1.7b')
+      await vi.waitFor(async () => expect(await psOf(f, 'qwen3:1.7b')).toBeDefined())
+      expect((await psOf(f, 'qwen3:1.7b'))!.size).toBe(1359293444)
+      await pending
+      const e = memory.estimate(entry('qwen3:1.7b'), { numCtx: 4096, numParallel: 1, kvCacheType: 'f16' })
+      expect((await psOf(f, 'qwen3:1.7b'))!.size).toBe(e.total)
     } finally {
       await f.stop()
     }
