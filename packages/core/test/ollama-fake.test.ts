@@ -638,6 +638,46 @@ describe('the stand-in follows Ollama’s own rules', () => {
     }
   })
 
+  test('an orphaned runner keeps holding memory on the shared simulated GPU (FAKE_OLLAMA_GPU_ID)', async () => {
+    const gpu = { vram: '8GiB', env: { FAKE_OLLAMA_GPU_ID: `t${process.pid}${Date.now()}` } }
+    const first = await startFakeOllama(gpu)
+    let orphan = 0
+    try {
+      await load(first, 'qwen3:8b')
+      orphan = (await first.runners())[0]!.pid
+      process.kill(first.pid, 'SIGKILL')
+      await vi.waitFor(() => expect(alive(first.pid)).toBe(false))
+      const second = await startFakeOllama(gpu)
+      try {
+        await load(second, 'qwen3:8b')
+        const row = (await psOf(second, 'qwen3:8b'))!
+        // 8 GiB minus the orphan's share: the new runner is only partly on the GPU
+        expect(Number(row.size_vram)).toBeLessThan(Number(row.size))
+        expect(Number(row.size_vram)).toBe(8 * 1024 ** 3 - Number(row.size))
+      } finally {
+        await second.stop()
+      }
+    } finally {
+      if (orphan && alive(orphan)) process.kill(orphan, 'SIGTERM')
+      await vi.waitFor(() => expect(orphan === 0 || !alive(orphan)).toBe(true))
+      await first.stop()
+    }
+  })
+
+  test('OLLAMA_MAX_LOADED_MODELS: loading one more unloads the idle runner that expires first', async () => {
+    const f = await startFakeOllama({ ollamaEnv: { OLLAMA_MAX_LOADED_MODELS: '1' } })
+    try {
+      await load(f, 'qwen3:1.7b')
+      const [a] = await f.runners()
+      await load(f, 'deepseek-r1:1.5b')
+      const { models } = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: { name: string }[] }
+      expect(models.map((m) => m.name)).toEqual(['deepseek-r1:1.5b'])
+      await vi.waitFor(() => expect(alive(a!.pid)).toBe(false))
+    } finally {
+      await f.stop()
+    }
+  })
+
   test('a clean stop unloads every runner (SIGTERM → unloadAllRunners)', async () => {
     const f = await startFakeOllama()
     await load(f, 'qwen3:1.7b')

@@ -4,16 +4,13 @@
 // parent: a SIGKILL of `ollama serve` leaves it running and holding its memory (ollama/ollama#5642). So that
 // test machines do not fill up with orphans, an orphaned stand-in runner exits after
 // FAKE_OLLAMA_ORPHAN_TTL_MS (default 120000; the real one never does).
+import { unlinkSync } from 'node:fs'
 import { createServer } from 'node:http'
+import { join } from 'node:path'
 
-const args = Object.fromEntries(
-  process.argv
-    .slice(2)
-    .join(' ')
-    .split('--')
-    .filter(Boolean)
-    .map((kv) => kv.trim().split(/\s+/)),
-)
+const args = {}
+for (let i = 2; i + 1 < process.argv.length; i += 2)
+  args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1]
 const parent = process.ppid
 const orphanTtl = Number(process.env.FAKE_OLLAMA_ORPHAN_TTL_MS ?? 120_000)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -56,6 +53,13 @@ server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`runner listening on ${server.address().port}\n`)
 })
 process.stdout.on('error', () => {}) // the parent may be gone
+// its claim on the shared simulated GPU (FAKE_OLLAMA_GPU_ID) ends with the process
+process.on('exit', () => {
+  if (!args['gpu-dir']) return
+  try {
+    unlinkSync(join(args['gpu-dir'], `${process.pid}.json`))
+  } catch {}
+})
 process.on('SIGTERM', () => process.exit(0))
 process.on('SIGINT', () => process.exit(0))
 

@@ -3,7 +3,8 @@
 // needsReload, keep-alive timers, the pending queue) and server/images.go / manifest (the installed models).
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { keepAliveFromEnv, trimEnv } from './gojson.mjs'
@@ -66,6 +67,8 @@ export function loadConfig(env, warn = () => {}) {
     loadMs: Number(env.FAKE_OLLAMA_LOAD_MS ?? 0) || 0,
     extraModels: trimEnv(env.FAKE_OLLAMA_EXTRA_MODELS),
     registry: trimEnv(env.FAKE_OLLAMA_REGISTRY) || 'open',
+    // stand-ins with the same id share one simulated GPU: a runner left by a killed server still holds memory
+    gpuId: trimEnv(env.FAKE_OLLAMA_GPU_ID).replace(/[^A-Za-z0-9_-]/g, ''),
     // `model`: a thinking model thinks unless told not to, as in Ollama; `off`: only when asked (think:true)
     thinkDefault: trimEnv(env.FAKE_OLLAMA_THINK_DEFAULT) || 'model',
   }
@@ -209,6 +212,20 @@ export function createStore(config) {
   }
 }
 
+/** Running and not a zombie (/proc/<pid>/stat state Z). */
+function processAlive(pid) {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+}
+
 /** One loaded model: a real child process plus the scheduler's bookkeeping (sched.go runnerRef). */
 class Runner {
   constructor(model, opts) {
@@ -289,8 +306,25 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     )
   }
 
-  function usedVram(except) {
+  const gpuDir = config.gpuId ? join(tmpdir(), `fake-ollama-gpu-${config.gpuId}`) : undefined
+
+  /** Memory held on the shared simulated GPU by runners this server does not own (orphans of a killed one). */
+  function foreignVram() {
+    if (!gpuDir || !existsSync(gpuDir)) return 0
+    const own = new Set([...loaded.values()].map((r) => r.child?.pid))
     let n = 0
+    for (const f of readdirSync(gpuDir)) {
+      const pid = Number.parseInt(f, 10)
+      if (own.has(pid) || !processAlive(pid)) continue
+      try {
+        n += JSON.parse(readFileSync(join(gpuDir, f), 'utf8')).vram ?? 0
+      } catch {}
+    }
+    return n
+  }
+
+  function usedVram(except) {
+    let n = foreignVram()
     for (const r of loaded.values()) if (r !== except) n += r.sizeVram
     return n
   }
@@ -307,6 +341,7 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
           String(runnerOpts.numCtx * runnerOpts.numParallel),
           '--parallel',
           String(runnerOpts.numParallel),
+          ...(gpuDir ? ['--gpu-dir', gpuDir] : []),
         ],
         { stdio: ['ignore', 'pipe', 'ignore'], env: process.env },
       )
@@ -379,6 +414,13 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     // now llama-server has logged its buffers: the size is the estimate (llm/llama_server.go MemorySize)
     runner.sizeTotal = mem.total
     runner.sizeVram = Math.min(mem.total, free)
+    if (gpuDir) {
+      mkdirSync(gpuDir, { recursive: true })
+      writeFileSync(
+        join(gpuDir, `${runner.child.pid}.json`),
+        JSON.stringify({ vram: runner.sizeVram, model: model.display }),
+      )
+    }
     runner.contextLength =
       model.details?.format === 'safetensors' ? Math.min(numCtx, trainContext(model) || numCtx) : numCtx
     runner.loading = false
