@@ -639,7 +639,7 @@ describe('the stand-in follows Ollama’s own rules', () => {
   })
 
   test('an orphaned runner keeps holding memory on the shared simulated GPU (FAKE_OLLAMA_GPU_ID)', async () => {
-    const gpu = { vram: '8GiB', env: { FAKE_OLLAMA_GPU_ID: `t${process.pid}${Date.now()}` } }
+    const gpu = { vram: '8GiB', gpuId: `t${process.pid}${Date.now()}` }
     const first = await startFakeOllama(gpu)
     let orphan = 0
     try {

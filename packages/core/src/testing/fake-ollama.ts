@@ -35,6 +35,8 @@ export interface FakeOllamaOptions {
   discoveryMs?: number
   /** Extra time a model load takes after its runner process started (FAKE_OLLAMA_LOAD_MS). @default 0 */
   loadMs?: number
+  /** Stand-ins with the same id share one simulated GPU, orphaned runners included (FAKE_OLLAMA_GPU_ID). */
+  gpuId?: string
   /** Catalog models installed besides the 16 captured ones: names or `'all'` (FAKE_OLLAMA_EXTRA_MODELS). */
   extraModels?: string[] | 'all'
   /** `open`: any valid name can be pulled; `catalog`: only catalog models, like a real registry (FAKE_OLLAMA_REGISTRY). @default 'open' */
@@ -128,6 +130,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       ? { FAKE_OLLAMA_EXTRA_MODELS: opts.extraModels === 'all' ? 'all' : opts.extraModels.join(',') }
       : {}),
     ...(opts.registry !== undefined ? { FAKE_OLLAMA_REGISTRY: opts.registry } : {}),
+    ...(opts.gpuId !== undefined ? { FAKE_OLLAMA_GPU_ID: opts.gpuId } : {}),
     FAKE_OLLAMA_THINK_DEFAULT: opts.thinking ?? process.env.FAKE_OLLAMA_THINK_DEFAULT ?? 'off',
     // an orphaned runner (after a SIGKILL of the fake) goes away soon in tests
     FAKE_OLLAMA_ORPHAN_TTL_MS: process.env.FAKE_OLLAMA_ORPHAN_TTL_MS ?? '10000',
