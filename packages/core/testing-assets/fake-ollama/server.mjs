@@ -479,7 +479,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     try {
       r = resolveName(requested ?? '', store.fullNames())
     } catch (err) {
-      throw new HttpError(400, err.message)
+      // writeModelRefParseError: only the :local/:cloud conflict has its own message
+      throw new HttpError(400, err.kind === 'conflict' ? err.message : 'invalid model name')
     }
     // modelref.NormalizePullName: `x:cloud` pulls the cloud stub `x-cloud` / `x:cloud`
     let full = r.full
