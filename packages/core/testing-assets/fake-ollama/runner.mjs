@@ -31,17 +31,18 @@ const server = createServer(async (req, res) => {
     } = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}')
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     const perToken = tokensPerSecond > 0 ? 1000 / tokensPerSecond : 0
+    let written = Promise.resolve()
     for (let i = 0; i < pieces.length; i++) {
       if (i === crashAfter) {
-        // the "runner crash" switch: the process dies mid-answer, after what it wrote has left
-        res.socket?.once('drain', () => process.exit(3))
-        setTimeout(() => process.exit(3), 50)
+        // the "runner crash" switch: the process dies mid-answer, once what it wrote has left
+        await written
+        setTimeout(() => process.exit(3), 20)
         return
       }
       const wait = perToken + pieceDelayMs
       if (wait > 0) await sleep(wait)
       if (res.destroyed) return
-      res.write(`${JSON.stringify({ content: pieces[i] })}\n`)
+      written = new Promise((r) => res.write(`${JSON.stringify({ content: pieces[i] })}\n`, r))
     }
     return res.end(`${JSON.stringify({ done: true })}\n`)
   }
