@@ -137,6 +137,7 @@ export class Hub {
         default_context_tokens: this.settings.get('default_context_tokens'),
         cloud_models_enabled: this.settings.get('cloud_models_enabled'),
         ollama_kv_cache_type: this.settings.get('ollama_kv_cache_type'),
+        ollama_num_parallel: this.settings.get('ollama_num_parallel'),
         ollama_start_timeout_ms: this.settings.get('ollama_start_timeout_ms'),
       }),
     })

@@ -208,7 +208,7 @@ describe('forwarding to the fake Ollama', () => {
     expect(ps.json().models.map((m: { name: string }) => m.name)).toContain('qwen3:1.7b')
     const show = await post(`${h.url}/ollama/api/show`, user.key, { name: 'qwen3:1.7b' })
     expect(show.status).toBe(200)
-    expect(show.json().model_info['llama.block_count']).toBe(32)
+    expect(show.json().model_info['qwen3.block_count']).toBe(28)
     // A model too big for the slice can still be shown (metadata), unlike run.
     expect((await post(`${h.url}/ollama/api/show`, user.key, { model: 'hermes3:8b' })).status).toBe(200)
   })

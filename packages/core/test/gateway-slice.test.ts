@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { GATEWAY_ROUTES } from '../src/index'
 import { resolveModelName } from '../src/ollama/index'
 import {
   ADMIN_SECRET,
@@ -210,19 +209,20 @@ describe('names, cloud models, loaded sizes and statuses', () => {
       const res = await post(`${h.url}/ollama/api/chat`, user, chat('gpt-oss:120b-cloud'))
       expect(res.status).toBe(403)
       expect(res.json().error).toMatch(/role 'user' may not use cloud models \(allow_cloud\)/)
-      // A role with allow_cloud (the role field of the fair-share migration; read when present) may.
-      const principal = await h.hub.access.authenticate(user)
-      if (principal?.kind !== 'device') throw new Error('no device principal')
-      const cloudy = { ...principal, role: { ...principal.role, allow_cloud: true } }
-      const a = await h.hub.policy.admit(
-        cloudy,
-        GATEWAY_ROUTES.get('/ollama/api/chat')!,
-        chat('gpt-oss:120b-cloud'),
-      )
-      // Forwarded as named; no num_ctx (nothing loads here) and no fit check against the slice.
-      expect(a.outgoing.model).toBe('gpt-oss:120b-cloud')
-      expect(a.outgoing.options).toBeUndefined()
-      a.release()
+      // A role with allow_cloud (migration 008) may: forwarded as named, with no num_ctx (nothing loads
+      // here) and no fit check against the slice; listed to it, marked.
+      await h.hub.roles.update('role-user', { allow_cloud: true })
+      const ok = await post(`${h.url}/ollama/api/chat`, user, chat('gpt-oss:120b-cloud'))
+      expect(ok.status).toBe(200)
+      expect(forwarded.at(-1)?.body.model).toBe('gpt-oss:120b-cloud')
+      expect(forwarded.at(-1)?.body.options?.num_ctx).toBeUndefined()
+      const me = await h.hub.policy.me((await h.hub.access.authenticate(user))!)
+      expect(me.models.find((m) => m.name === 'gpt-oss:120b-cloud')).toMatchObject({
+        cloud: true,
+        cloud_note: 'cloud, leaves the network',
+      })
+      await h.hub.roles.update('role-user', { allow_cloud: false })
+      forwarded.length = 0
       const views = await h.hub.policy.modelViews()
       expect(views.find((v) => v.name === 'gpt-oss:120b-cloud')).toMatchObject({
         cloud: true,

@@ -5,6 +5,8 @@ import type { Device, DeviceSource, DeviceStatus } from '../protocol/types'
 import {
   type AddDeviceInput,
   addDeviceSchema,
+  type DeviceLimitsInput,
+  deviceLimitsSchema,
   deviceNameSchema,
   memoryMbSchema,
   parseInput,
@@ -82,6 +84,10 @@ export class DevicesService {
       status: 'pending',
       role_id: null,
       allocation_mb: 0,
+      token_budget_day: null,
+      token_budget_week: null,
+      token_budget_month: null,
+      allowed_hours: null,
       online: input.source !== 'manual',
       last_seen: input.source === 'manual' ? null : now,
       instance_id: input.instance_id ?? null,
@@ -310,6 +316,23 @@ export class DevicesService {
 
   allocationHistory(id: string) {
     return devicesRepo.allocationHistory(this.ctx.db(), id)
+  }
+
+  /** Sets the device's own token budgets and allowed hours (null: its role's apply). */
+  async setLimits(id: string, input: DeviceLimitsInput | unknown, actor: Actor = 'admin'): Promise<Device> {
+    const patch = parseInput(deviceLimitsSchema, input, 'limits')
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      const now = this.ctx.now()
+      const next: Device = { ...device, ...patch, updated_at: now }
+      await devicesRepo.update(trx, id, { ...patch, updated_at: now })
+      const before = Object.fromEntries(Object.keys(patch).map((k) => [k, device[k as keyof Device]]))
+      await audit(trx, this.ctx, actor, 'device.limits', id, before, patch)
+      return next
+    })
+    this.ctx.bus.emit('device_updated', { device })
+    return device
   }
 
   /** Sum of approved devices' allocations in MiB. */

@@ -80,9 +80,9 @@ function resolvedSource(name: string): string {
   }
 }
 
-/** The role field `allow_cloud` (added by the fair-share migration); absent means no. */
+/** The role field `allow_cloud` (migration 008); a role read before it existed counts as no. */
 export function roleAllowsCloud(role: Role): boolean {
-  return (role as Role & { allow_cloud?: unknown }).allow_cloud === true
+  return role.allow_cloud === true
 }
 
 /** Largest body the owner (admin secret or session) may send; a device's role says its own. */
@@ -509,17 +509,13 @@ export class GatewayPolicy {
     return shape ?? undefined
   }
 
-  /** num_parallel and KV cache type of the Ollama in use (owned: what we started it with; attached: settings). */
+  /**
+   * num_parallel and KV cache type of the Ollama in use: the settings, which an Ollama sharedLLM starts
+   * is given as OLLAMA_NUM_PARALLEL and OLLAMA_KV_CACHE_TYPE, and which describe an attached one.
+   */
   private runtime(): { numParallel: number; kvCacheType: string } {
-    const get = this.o.settings.get as (k: string) => unknown
-    let parallel: unknown
-    try {
-      parallel = get.call(this.o.settings, 'ollama_num_parallel')
-    } catch {
-      parallel = undefined
-    }
     return {
-      numParallel: typeof parallel === 'number' && parallel > 0 ? parallel : 1,
+      numParallel: this.o.settings.get('ollama_num_parallel'),
       kvCacheType: this.o.settings.get('ollama_kv_cache_type'),
     }
   }

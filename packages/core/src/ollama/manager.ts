@@ -38,6 +38,8 @@ export interface OllamaManagerSettings {
   cloud_models_enabled?: boolean
   /** OLLAMA_KV_CACHE_TYPE for an Ollama we start. */
   ollama_kv_cache_type?: string
+  /** OLLAMA_NUM_PARALLEL for an Ollama we start (fit estimates and the scheduler assume it). */
+  ollama_num_parallel?: number
   /** How long a started Ollama may take to answer (GPU discovery). */
   ollama_start_timeout_ms?: number
 }
@@ -81,6 +83,9 @@ export function ownedOllamaEnv(
   if (!settings.cloud_models_enabled) env.OLLAMA_NO_CLOUD = '1'
   if (settings.ollama_kv_cache_type && settings.ollama_kv_cache_type !== 'f16') {
     env.OLLAMA_KV_CACHE_TYPE = settings.ollama_kv_cache_type
+  }
+  if (settings.ollama_num_parallel && settings.ollama_num_parallel > 1) {
+    env.OLLAMA_NUM_PARALLEL = String(settings.ollama_num_parallel)
   }
   if (store) env.OLLAMA_MODELS = store
   return env

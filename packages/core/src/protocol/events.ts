@@ -5,6 +5,8 @@ import type {
   OllamaStatus,
   Peer,
   PullProgress,
+  QueuePositionEvent,
+  QuotaCrossing,
   Role,
   RunningModel,
   UsageRecord,
@@ -45,6 +47,13 @@ export interface EventMap {
   peer_updated: { peer: Peer }
   /** A background discovery step failed (socket, store); discovery keeps running. */
   discovery_error: { message: string }
+  /**
+   * A request of this device waits in the fair-share queue (`FairScheduler.positions()`). Not forwarded to
+   * WS clients yet: the gateway integration adds it to the wire list with the device filter.
+   */
+  queue_position: QueuePositionEvent & { device_id: string }
+  /** A device's usage passed 80 % or 100 % of a token budget (`quotaCrossings`). Not forwarded yet. */
+  quota: QuotaCrossing
 }
 
 export type EventType = keyof EventMap

@@ -30,6 +30,20 @@ export interface SettingsValues {
   allowed_hosts: string[]
   /** Port of the HTTPS listener; 0 turns HTTPS off. @default 8443 */
   https_port: number
+  /** Days per-request usage rows are kept. @default 30 */
+  usage_raw_retention_days: number
+  /** Days hourly usage rollups are kept; monthly budgets and charts read them. @default 400 */
+  usage_rollup_retention_days: number
+  /**
+   * Seconds the fair-share queue keeps preferring requests for a loaded model before a waiting request for
+   * another model may make Ollama switch. @default 20
+   */
+  model_switch_wait_s: number
+  /**
+   * Requests an attached Ollama runs at once per loaded model: its `OLLAMA_NUM_PARALLEL` (Ollama's default
+   * is 1, envconfig/config.go). An Ollama sharedLLM starts uses its own value. @default 1
+   */
+  ollama_num_parallel: number
   /**
    * Let roles with `allow_cloud` run Ollama's cloud models (`…:cloud`, `…-cloud`, a model with a remote
    * host): their prompts leave the LAN and spend the owner's ollama.com account. An Ollama sharedLLM

@@ -119,6 +119,27 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     default: 8443,
     description: 'HTTPS port; 0 turns HTTPS off (from the next start)',
   },
+  usage_raw_retention_days: {
+    schema: z.number().int('must be a whole number of days').min(1).max(3650),
+    default: 30,
+    description: 'Days per-request usage rows are kept',
+  },
+  usage_rollup_retention_days: {
+    schema: z.number().int('must be a whole number of days').min(1).max(3650),
+    default: 400,
+    description: 'Days hourly usage rollups are kept (charts and monthly budgets read them)',
+  },
+  model_switch_wait_s: {
+    schema: z.number().int('must be a whole number of seconds').min(0).max(3600),
+    default: 20,
+    description:
+      'How long the queue keeps serving a loaded model before a request for another may make Ollama switch',
+  },
+  ollama_num_parallel: {
+    schema: z.number().int('must be a whole number').min(1).max(256),
+    default: 1,
+    description: 'Requests an attached Ollama runs at once per model (its OLLAMA_NUM_PARALLEL, 1 by default)',
+  },
   cloud_models_enabled: {
     schema: z.boolean(),
     default: false,

@@ -3,6 +3,7 @@ import {
   allocationSchema,
   approveSchema,
   type DeviceDetailResponse,
+  deviceLimitsSchema,
   type DeviceResponse,
   type DevicesResponse,
   deviceStatusSchema,
@@ -104,6 +105,16 @@ export const deviceRoutes: AnyRoute[] = [
     body: approveSchema,
     handler: async ({ hub, params, body, actor }): Promise<DeviceResponse> => ({
       device: await hub.devices.setRole(params.id!, body.role_id, actor),
+    }),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/devices/:id/limits',
+    access: 'admin',
+    summary: "Set a device's own token budgets and allowed hours (null: its role's)",
+    body: deviceLimitsSchema,
+    handler: async ({ hub, params, body, actor }): Promise<DeviceResponse> => ({
+      device: await hub.devices.setLimits(params.id!, body, actor),
     }),
   }),
   route({

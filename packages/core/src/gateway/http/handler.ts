@@ -174,7 +174,8 @@ class Gateway {
           await forward({
             upstream: this.hub.ollama.client,
             api: route.api,
-            method: req.method === 'HEAD' ? 'HEAD' : 'GET',
+            // HEAD is answered from a GET (node sends no body for HEAD); only the table's methods go upstream.
+            method: 'GET',
             path: route.upstream,
             headers: passHeaders(req),
             res,
