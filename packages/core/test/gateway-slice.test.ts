@@ -139,8 +139,18 @@ describe('names, cloud models, loaded sizes and statuses', () => {
     expect(resolveModelName('registry.ollama.ai/library/llama3.3:70b').display).toBe('llama3.3:70b')
     expect(resolveModelName('library/Llama3.3:70B').display).toBe('llama3.3:70b')
     expect(resolveModelName('llama3.2:local')).toMatchObject({ source: 'local', display: 'llama3.2:latest' })
-    expect(resolveModelName('gpt-oss:120b-cloud')).toMatchObject({ source: 'cloud', base: 'gpt-oss:120b' })
-    expect(resolveModelName('gpt-oss:20b:cloud')).toMatchObject({ source: 'cloud', base: 'gpt-oss:20b' })
+    expect(resolveModelName('gpt-oss:120b-cloud')).toMatchObject({
+      source: 'cloud',
+      base: 'gpt-oss:120b',
+      display: 'gpt-oss:120b-cloud',
+    })
+    expect(resolveModelName('gpt-oss:20b:cloud')).toMatchObject({
+      source: 'cloud',
+      display: 'gpt-oss:20b-cloud',
+    })
+    expect(resolveModelName('kimi-k2:cloud').display).toBe('kimi-k2:cloud')
+    // The cloud stub is not the local model of the same base name.
+    expect(resolveModelName('gpt-oss:20b').display).toBe('gpt-oss:20b')
     expect(resolveModelName('qwen3-coder:480b:CLOUD').source).toBe('cloud')
     expect(resolveModelName('hf.co/bartowski/Qwen:Q4_K_M')).toMatchObject({
       host: 'hf.co',

@@ -501,3 +501,29 @@ exec ${JSON.stringify(fakeOllamaBin)} "$@"
     })
   })
 })
+
+describe('OllamaManager: the stand-in’s runners', () => {
+  test('no runner survives a stop', async () => {
+    const { manager } = await setup({}, { stopGraceMs: 2000 })
+    await manager.start()
+    expect(manager.status()).toMatchObject({ state: 'running', owned: true })
+    const base = manager.client.host
+    // Two models loaded: two runner processes (llm/server.go starts one per model).
+    for (const model of ['qwen3:1.7b', 'gemma3:4b']) {
+      const res = await fetch(`${base}/api/generate`, {
+        method: 'POST',
+        body: JSON.stringify({ model, keep_alive: -1 }),
+      })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+    }
+    const runners = (await (await fetch(`${base}/__fake/runners`)).json()) as { pid: number }[]
+    expect(runners).toHaveLength(2)
+    for (const r of runners) expect(isProcessGone(r.pid)).toBe(false)
+    const pid = manager.status().pid!
+    await manager.stop()
+    expect(isProcessGone(pid)).toBe(true)
+    for (const r of runners) expect(isProcessGone(r.pid), `runner ${r.pid}`).toBe(true)
+    expect(groupMembers(pid)).toEqual([])
+  })
+})

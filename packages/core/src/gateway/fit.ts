@@ -51,7 +51,27 @@ export interface KvShape {
   embeddingOnly: boolean
   /** Values that were missing and were filled conservatively. */
   guessed: string[]
+  /**
+   * Loaded with one sequence whatever OLLAMA_NUM_PARALLEL says (server/sched.go load): embedding models
+   * (no `completion` capability) and the architectures that do not support parallel requests.
+   */
+  singleSequence: boolean
 }
+
+/** server/sched.go load: families Ollama loads with num_parallel 1 (ollama/ollama#4165). */
+export const SINGLE_SEQUENCE_FAMILIES: ReadonlySet<string> = new Set([
+  'mllama',
+  'qwen3vl',
+  'qwen3vlmoe',
+  'qwen35',
+  'qwen35moe',
+  'qwen3next',
+  'lfm2',
+  'lfm2moe',
+  'nemotron_h',
+  'nemotron_h_moe',
+  'nemotron_h_omni',
+])
 
 const num = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined
@@ -127,6 +147,7 @@ export function kvShapeFromModelInfo(info: Record<string, unknown> | undefined |
     vision: Object.keys(info).some((key) => key.startsWith(`${arch}.vision.`) || key.startsWith('clip.')),
     embeddingOnly: k('pooling_type') !== undefined,
     guessed,
+    singleSequence: SINGLE_SEQUENCE_FAMILIES.has(arch),
   }
 }
 
@@ -145,37 +166,78 @@ export function kvCacheBytes(shape: KvShape, p: EstimateParams): number {
   const ctx = p.contextTokens * parallel
   const bpe = kvBytesPerElement(p.kvCacheType ?? 'f16')
   const perToken = (shape.keyLength + shape.valueLength) * bpe
+  // The sliding-window special cases use HeadCountKVMax for every layer, as GraphSize does.
+  const kvMax = Math.max(0, ...shape.kvHeads)
+  const gptoss = shape.architecture === 'gptoss' || shape.architecture === 'gpt-oss'
   let total = 0
   for (let i = 0; i < shape.layers; i++) {
     const h = shape.kvHeads[i] ?? 0
+    if (gptoss) {
+      total += perToken * kvMax * (i % 2 === 0 ? parallel * 4096 + batch : ctx)
+      continue
+    }
     if (h === 0) {
       total += shape.recurrentElements * 4 // recurrent state is f32 (GraphSize)
       continue
     }
-    let tokens = ctx
     if (shape.architecture === 'gemma3' && shape.slidingWindow && (i + 1) % 6 !== 0) {
-      tokens = Math.min(ctx, parallel * shape.slidingWindow + batch)
-    } else if ((shape.architecture === 'gptoss' || shape.architecture === 'gpt-oss') && i % 2 === 0) {
-      tokens = Math.min(ctx, parallel * 4096 + batch)
+      total += (parallel * shape.slidingWindow + batch) * perToken * kvMax
+      continue
     }
-    total += tokens * perToken * h
+    total += ctx * perToken * h
   }
   return total
 }
 
 /**
- * The compute graph GraphSize reserves on a full offload: the larger of the output logits
- * (`4 × batch × (embedding + vocab)`) and the attention scratch (`4 × batch × (1 + 4·embedding +
- * context·(1 + heads))`, the llama form; the other architectures' forms are within it).
+ * The compute graph GraphSize reserves on a full offload (`fullOffload`), per architecture as
+ * fs/ggml/ggml.go has it (llama, gemma*, command-r, qwen2, phi2, stablelm, deepseek2). GraphSize has no
+ * formula for the others (qwen3, granite, mistral3, …; Ollama measures what llama-server allocates); there
+ * the rule it uses for gpt-oss's graph is taken, without its factor 2: the GQA ratio × the KV cache / 6,
+ * which grows with the context as the real graph does. The measured ratio per digest corrects the rest.
  */
 export function graphBytes(shape: KvShape, p: EstimateParams): number {
   const batch = p.batch ?? DEFAULT_BATCH
-  const ctx = p.contextTokens * Math.max(1, p.numParallel ?? 1)
+  const parallel = Math.max(1, p.numParallel ?? 1)
+  const ctx = p.contextTokens * parallel
   const vocab = shape.vocab ?? CONSERVATIVE_VOCAB
-  return Math.max(
-    4 * batch * (shape.embedding + vocab),
-    4 * batch * (1 + 4 * shape.embedding + ctx * (1 + shape.heads)),
-  )
+  const emb = shape.embedding
+  const heads = shape.heads
+  const kvMax = Math.max(1, ...shape.kvHeads)
+  const kvMin = Math.max(1, Math.min(...shape.kvHeads.filter((h) => h > 0)))
+  const logits = 4 * batch * (emb + vocab)
+  switch (shape.architecture) {
+    case 'llama':
+    case 'llama4':
+      return Math.max(4 * batch * (1 + 4 * emb + ctx * (1 + heads)), logits)
+    case 'gemma':
+    case 'gemma2':
+    case 'gemma3':
+    case 'gemma3n': {
+      const g = Math.max(logits, 4 * batch * (2 + ctx + ctx * heads + 2 * emb + 2 * shape.keyLength * heads))
+      return shape.architecture === 'gemma3n' ? g * 4 : g
+    }
+    case 'command-r':
+      return Math.max(logits, 4 * batch * (2 + 4 * emb + ctx * (1 + heads)))
+    case 'qwen2':
+      return Math.max(logits, 4 * batch * (1 + 2 * emb + ctx + ctx * heads))
+    case 'phi2':
+      return Math.max(logits, 4 * batch * (1 + 4 * emb + ctx + ctx * heads))
+    case 'stablelm':
+      return 4 * batch * (ctx * (1 + heads) + 3 * emb + 2)
+    case 'deepseek2':
+      return Math.max(
+        4 * batch * (3 * emb + vocab),
+        4 * batch * (3 * emb + 2 + ctx * (1 + kvMax) + 2 * shape.keyLength * kvMax),
+      )
+    case 'gptoss':
+    case 'gpt-oss':
+      // GraphSize's kvTotal is the default per-layer sum (every layer at the full context), taken before
+      // the gpt-oss case shrinks the sliding layers.
+      return Math.floor((((2 * heads) / kvMin) * kvCacheBytes({ ...shape, architecture: '' }, p)) / 6)
+    default:
+      return Math.floor((heads / kvMin) * (kvCacheBytes(shape, p) / 6))
+  }
 }
 
 export interface FitEstimate {
@@ -198,7 +260,8 @@ export function estimateFit(
   params: EstimateParams | number,
   ratio = 1,
 ): FitEstimate {
-  const p = typeof params === 'number' ? { contextTokens: params } : params
+  const given = typeof params === 'number' ? { contextTokens: params } : params
+  const p = shape?.singleSequence ? { ...given, numParallel: 1 } : given
   let kvBytes: number
   let overhead: number
   let conservative = false

@@ -15,6 +15,7 @@ import {
   type KvShape,
   MiB,
   needsVerboseShow,
+  SINGLE_SEQUENCE_FAMILIES,
   toMiB,
 } from './fit'
 import { clampKeepAlive } from './keep-alive'
@@ -39,7 +40,10 @@ import {
 export interface ModelCatalog {
   list(): Promise<ModelInfo[]>
   running(): Promise<RunningModel[]>
-  show(name: string, opts?: { verbose?: boolean }): Promise<{ model_info?: Record<string, unknown> | null }>
+  show(
+    name: string,
+    opts?: { verbose?: boolean },
+  ): Promise<{ model_info?: Record<string, unknown> | null; capabilities?: string[] | undefined }>
 }
 
 /**
@@ -502,6 +506,18 @@ export class GatewayPolicy {
       shown = (await catalog.show(model.name, { verbose: true }).catch(() => undefined)) ?? shown
     }
     const shape = kvShapeFromModelInfo(shown?.model_info ?? undefined) ?? null
+    if (shape) {
+      // server/sched.go: a model without the completion capability (embedding) loads one sequence;
+      // so do the families that do not support parallel requests (ModelFamily, our details.family).
+      const caps = shown?.capabilities
+      const family = model.details?.family
+      if (
+        (Array.isArray(caps) && !caps.includes('completion')) ||
+        (family && SINGLE_SEQUENCE_FAMILIES.has(family))
+      ) {
+        shape.singleSequence = true
+      }
+    }
     if (shown) {
       if (this.shapes.size > 500) this.shapes.clear()
       this.shapes.set(key, shape)
@@ -575,7 +591,11 @@ export class GatewayPolicy {
    * estimate, scaled by the ratio measured on an earlier load of this digest. Undefined when the model is
    * not installed.
    */
-  async estimate(name: string, contextTokens: number): Promise<FitEstimate | undefined> {
+  async estimate(
+    name: string,
+    contextTokens: number,
+    opts: { measured?: boolean } = {},
+  ): Promise<FitEstimate | undefined> {
     const wanted = normaliseModelName(name)
     let models: ModelInfo[]
     try {
@@ -584,7 +604,7 @@ export class GatewayPolicy {
       return undefined
     }
     const loaded = (await this.running()).find((m) => normaliseModelName(m.name) === wanted)
-    if (loaded && loaded.size > 0 && loaded.context_length === contextTokens) {
+    if (opts.measured !== false && loaded && loaded.size > 0 && loaded.context_length === contextTokens) {
       return {
         weightsBytes: loaded.size,
         kvBytes: null,
@@ -598,7 +618,7 @@ export class GatewayPolicy {
     }
     const model = models.find((m) => normaliseModelName(m.name) === wanted)
     if (!model) return undefined
-    const measured = await this.ratioFor(model.digest)
+    const measured = opts.measured === false ? undefined : await this.ratioFor(model.digest)
     // A ratio far from 1 means something else is off (a partial offload, another runner): ignore it.
     const ratio = measured && measured.ratio > 0.5 && measured.ratio < 2 ? measured.ratio : 1
     return estimateFit(model.size, await this.shape(model), { contextTokens, ...this.runtime() }, ratio)

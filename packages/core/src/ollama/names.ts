@@ -63,11 +63,13 @@ export interface ResolvedName {
   namespace: string
   model: string
   tag: string
-  /** Case-folded `host/namespace/model:tag`: two names of one model share it (`Name.EqualFold`). */
+  /** Case-folded `host/namespace/model:tag` of the base name (`Name.EqualFold`). */
   key: string
   /**
    * Ollama's `DisplayShortest` (the form `/api/tags` lists), lower-cased: `llama3.2:latest`,
-   * `library/llama3.2` and `registry.ollama.ai/library/llama3.2:latest` all give `llama3.2:latest`.
+   * `library/llama3.2` and `registry.ollama.ai/library/llama3.2:latest` all give `llama3.2:latest`. A
+   * cloud name keeps its cloud form (`gpt-oss:20b:cloud` and `gpt-oss:20b-cloud` give
+   * `gpt-oss:20b-cloud`), so it never stands for the local model of the same base name.
    */
   display: string
 }
@@ -149,6 +151,12 @@ export function resolveModelName(raw: unknown): ResolvedName {
   if (lower(host) !== DEFAULT_HOST) display = `${host}/${namespace}/${model}:${tag}`
   else if (lower(namespace) !== DEFAULT_NAMESPACE) display = `${namespace}/${model}:${tag}`
   else display = `${model}:${tag}`
+  if (source === 'cloud') {
+    // One name for a cloud model however it is written: the legacy stub name Ollama pulls it as
+    // (modelref.NormalizePullName: `x:20b` → `x:20b-cloud`, `x` → `x:cloud`), never the local model's.
+    const explicitTag = base.lastIndexOf(':') > base.lastIndexOf('/')
+    display = explicitTag ? `${display}-cloud` : display.replace(/:latest$/, ':cloud')
+  }
   return { original, source, base, host, namespace, model, tag, key, display: lower(display) }
 }
 
