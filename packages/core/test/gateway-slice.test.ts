@@ -246,6 +246,10 @@ describe('names, cloud models, loaded sizes and statuses', () => {
     const owner = await post(`${h.url}/ollama/api/chat`, ADMIN_SECRET, chat('gpt-oss:120b-cloud'))
     expect(owner.status).toBe(403)
     expect(forwarded).toEqual([])
+    // Nor pulled (a cloud pull makes a stub that runs on ollama.com).
+    const pull = await post(`${h.url}/ollama/api/pull`, user, { model: 'kimi-k2:cloud' })
+    expect(pull.status).toBe(403)
+    expect(pull.json().error).toMatch(/cloud model/)
     // Not listed to the device either.
     const tags = await get(`${h.url}/ollama/api/tags`, user)
     expect(tags.json().models.map((m: Json) => m.name)).not.toContain('gpt-oss:120b-cloud')

@@ -265,6 +265,19 @@ export class GatewayPolicy {
         }
         this.checkAllowed(role, model)
       }
+      // A cloud model's pull makes a stub that runs on ollama.com: the same rule as running one.
+      if (resolvedSource(model) === 'cloud') {
+        const role = principal.kind === 'device' ? principal.role : undefined
+        if (!this.o.settings.get('cloud_models_enabled') || (role && !roleAllowsCloud(role))) {
+          this.reject(
+            'cloud_model',
+            new SharedLLMError(
+              'FORBIDDEN',
+              `model '${model}' is a cloud model: it runs on ollama.com and the prompt leaves the network; pulling it needs cloud_models_enabled and a role with allow_cloud`,
+            ),
+          )
+        }
+      }
       const outgoing: Record<string, unknown> = { model }
       if (typeof picked.stream === 'boolean') outgoing.stream = picked.stream
       return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }

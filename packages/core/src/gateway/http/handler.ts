@@ -199,7 +199,7 @@ class Gateway {
                   res,
                   signal,
                   // A non-streaming answer has its headers only at the end: no deadline but the client's own.
-                  headersTimeoutMs: admission.outgoing.stream === false ? 0 : this.headersTimeoutMs,
+                  headersTimeoutMs: answersAtTheEnd(route, admission) ? 0 : this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
                   ...(admission.reply
                     ? {
@@ -367,6 +367,15 @@ class Gateway {
       signal.removeEventListener('abort', stop)
     }
   }
+}
+
+/**
+ * Whether Ollama sends this answer's headers only when it is complete: `stream: false`, and the embedding
+ * routes, which never stream (server/routes.go EmbedHandler, EmbeddingsHandler).
+ */
+function answersAtTheEnd(route: GatewayRoute, admission: Admission): boolean {
+  if (admission.outgoing.stream === false) return true
+  return route.body === 'embed' || route.body === 'embeddings' || route.translate === 'embed'
 }
 
 /** One line of Ollama's pull stream from the manager's progress (summed over layers). */
