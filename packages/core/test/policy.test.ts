@@ -390,6 +390,20 @@ describe('gateway policy', () => {
     ).toBe('VALIDATION')
   })
 
+  test('a model whose shape cannot be read is estimated conservatively, and says so', async () => {
+    const cat = { ...catalog(), show: async () => ({ model_info: { 'general.architecture': 'mystery' } }) }
+    const hub = await hubWith(cat)
+    const admin = await device(hub, 'role-admin', 16384)
+    const me = await hub.policy.me(admin)
+    const small = me.models.find((m) => m.name === 'qwen3:1.7b')
+    expect(small).toMatchObject({ verdict: 'fits', conservative: true })
+    const views = await hub.policy.modelViews()
+    expect(views.find((v) => v.name === 'qwen3:1.7b')?.fits.every((f) => f.conservative)).toBe(true)
+    const user = await device(hub, 'role-user')
+    const err = await rejection(hub.policy.admit(user, CHAT, { model: 'dolphin3:8b' }))
+    expect(err.message).toMatch(/estimated conservatively/)
+  })
+
   test('show is asked once per model, not per request', async () => {
     const cat = catalog()
     const hub = await hubWith(cat)

@@ -114,17 +114,26 @@ function toolCallsIn(calls: unknown): Record<string, unknown>[] | undefined {
   })
 }
 
-function nameFromToolCallId(messages: Record<string, unknown>[], id: string): string {
-  for (let i = messages.length - 1; i >= 0; i--) {
-    const calls = messages[i]?.tool_calls
-    if (!Array.isArray(calls)) continue
-    for (const tc of calls) {
-      if (isObj(tc) && tc.id === id && isObj(tc.function) && typeof tc.function.name === 'string') {
-        return tc.function.name
+/**
+ * openai.go nameFromToolCallID, as one pass: the function name of every tool call id, the last one
+ * winning (Ollama scans backwards per tool message; a map keeps a long history linear).
+ */
+function toolNamesById(messages: Record<string, unknown>[]): Map<string, string> {
+  const names = new Map<string, string>()
+  for (const m of messages) {
+    if (!Array.isArray(m.tool_calls)) continue
+    for (const tc of m.tool_calls) {
+      if (
+        isObj(tc) &&
+        typeof tc.id === 'string' &&
+        isObj(tc.function) &&
+        typeof tc.function.name === 'string'
+      ) {
+        names.set(tc.id, tc.function.name)
       }
     }
   }
-  return ''
+  return names
 }
 
 function thinkFromEffort(effort: string): unknown {
@@ -171,6 +180,7 @@ export function translateChat(body: Record<string, unknown>): TranslatedRequest 
     return m
   })
   const messages: Record<string, unknown>[] = []
+  let toolNames: Map<string, string> | undefined
   for (const msg of msgs) {
     const role = typeof msg.role === 'string' ? msg.role : ''
     const reasoning = typeof msg.reasoning === 'string' && msg.reasoning ? { thinking: msg.reasoning } : {}
@@ -178,7 +188,10 @@ export function translateChat(body: Record<string, unknown>): TranslatedRequest 
     let toolName = ''
     if (role.toLowerCase() === 'tool') {
       toolName = typeof msg.name === 'string' ? msg.name : ''
-      if (!toolName && toolCallId) toolName = nameFromToolCallId(msgs, toolCallId)
+      if (!toolName && toolCallId) {
+        toolNames ??= toolNamesById(msgs)
+        toolName = toolNames.get(toolCallId) ?? ''
+      }
     }
     const extra = {
       ...(toolName ? { tool_name: toolName } : {}),

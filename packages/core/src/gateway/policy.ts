@@ -555,6 +555,8 @@ export class GatewayPolicy {
     if (this.ratios.has(digest)) return this.ratios.get(digest) ?? undefined
     const row = await fitRatiosRepo.get(this.o.ctx.db(), digest).catch(() => undefined)
     this.ratios.set(digest, row ?? null)
+    // A measurement from before a restart is exported again once the model is looked at.
+    if (row) this.o.metrics.fitRatio.set({ model: row.model }, Math.round(row.ratio * 1000) / 1000)
     return row
   }
 
