@@ -22,6 +22,9 @@ export function keepAliveSeconds(value: unknown): number | undefined {
   return consumed === s.length && consumed > 0 ? total : undefined
 }
 
+/** Ollama's default keep_alive (envconfig/config.go KeepAlive: 5 min) when OLLAMA_KEEP_ALIVE is unset. */
+export const OLLAMA_DEFAULT_KEEP_ALIVE_S = 300
+
 /**
  * The keep_alive to forward, always as a number of seconds (api/types.go Duration: a JSON number is
  * seconds, a string goes through time.ParseDuration, so `"300"` would be a 400 from Ollama): the

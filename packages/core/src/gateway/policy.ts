@@ -18,7 +18,7 @@ import {
   SINGLE_SEQUENCE_FAMILIES,
   toMiB,
 } from './fit'
-import { clampKeepAlive } from './keep-alive'
+import { clampKeepAlive, OLLAMA_DEFAULT_KEEP_ALIVE_S } from './keep-alive'
 import type { GatewayMetrics } from './metrics'
 import { runningVisibleTo, type Viewer } from '../protocol/visibility'
 import { SharedCache } from './cache'
@@ -342,9 +342,10 @@ export class GatewayPolicy {
     }
     if (Object.keys(opts).length > 0) outgoing.options = opts
     if (keepAliveField) {
-      const keepAlive = clampKeepAlive(native.keep_alive, r.max_keep_alive_s)
-      if (keepAlive === undefined) delete outgoing.keep_alive
-      else outgoing.keep_alive = keepAlive
+      // A role without a maximum still sends one when the request names none: Ollama's documented
+      // default (envconfig/config.go KeepAlive, 5 min), never the attached Ollama's OLLAMA_KEEP_ALIVE.
+      const keepAlive = clampKeepAlive(native.keep_alive, r.max_keep_alive_s) ?? OLLAMA_DEFAULT_KEEP_ALIVE_S
+      outgoing.keep_alive = keepAlive
     }
     if (!target.cloud) {
       const fit = await this.estimate(model, ctxTokens)
