@@ -280,7 +280,7 @@ describe('the outgoing body is built from Ollama’s exact field names', () => {
         CHAT({ options: { num_gpu: 10, num_batch: 256, num_predict: -1 } }),
       )
       expect(res.status).toBe(200)
-      const body = (await sent('/api/chat'))[0]
+      const body = (await sent('/api/chat'))[0] as { keep_alive?: unknown }
       expect(body).toMatchObject({ options: { num_gpu: 10, num_batch: 256, num_predict: -1, num_ctx: 4096 } })
       // The admin role has no keep_alive maximum: Ollama's documented 5 min is sent, not the attached
       // Ollama's OLLAMA_KEEP_ALIVE; the owner's own requests leave it to the owner's Ollama.

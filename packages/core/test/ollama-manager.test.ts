@@ -527,3 +527,30 @@ describe('OllamaManager: the stand-in’s runners', () => {
     expect(groupMembers(pid)).toEqual([])
   })
 })
+
+describe('OllamaManager: GPU discovery', () => {
+  const env = (ms: number) => ({
+    ...process.env,
+    PATH: `${fakeOllamaDir}${delimiter}${process.env.PATH}`,
+    FAKE_OLLAMA_DISCOVERY_MS: String(ms),
+  })
+
+  test('a start that takes a while is waited for, saying why, up to ollama_start_timeout_ms', async () => {
+    const { manager, seen } = await setup({ ollama_start_timeout_ms: 10_000 }, { env: env(1200) })
+    await manager.start()
+    expect(manager.status()).toMatchObject({ state: 'running', owned: true })
+    expect(seen.find((s) => s.state === 'starting')?.detail).toBe('starting (GPU discovery)')
+  })
+
+  test('past the deadline it is stopped and reported', async () => {
+    const { manager } = await setup(
+      { ollama_start_timeout_ms: 400 },
+      {
+        env: env(5000),
+        backoff: { initialMs: 60_000, maxMs: 60_000, resetAfterMs: 60_000, maxRestarts: 1, windowMs: 60_000 },
+      },
+    )
+    await manager.start()
+    await until(() => /did not answer within 400 ms/.test(manager.status().last_error ?? ''), 'the deadline')
+  })
+})
