@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { GATEWAY_ROUTES } from '../src/index'
 import { resolveModelName } from '../src/ollama/index'
 import {
   ADMIN_SECRET,
@@ -180,6 +181,14 @@ describe('names, cloud models, loaded sizes and statuses', () => {
         expect(res.status, name).toBe(200)
       }
       expect(forwarded.map((f) => f.body.model)).toEqual(Array(4).fill('llama3.2:latest'))
+      // Usage is recorded under the one resolved name too.
+      await expect
+        .poll(async () => (await h.hub.policy.usageReport()).recent.filter((u) => u.status === 200).length)
+        .toBeGreaterThanOrEqual(4)
+      const models = new Set(
+        (await h.hub.policy.usageReport()).recent.filter((u) => u.status === 200).map((u) => u.model),
+      )
+      expect(models).toEqual(new Set(['llama3.2:latest']))
     } finally {
       await h.hub.roles.update('role-guest', { allowed_models: [] })
     }
@@ -380,5 +389,23 @@ describe('names, cloud models, loaded sizes and statuses', () => {
       },
     ])
     expect((await h.hub.models.running())[0]?.context_length).toBeNull()
+  })
+
+  it('the delete guard sees the resolved name: a model in use under an alias cannot be deleted under another', async () => {
+    const principal = (await h.hub.access.authenticate(user))!
+    const held = await h.hub.policy.admit(
+      principal,
+      GATEWAY_ROUTES.get('/ollama/api/chat')!,
+      chat('library/llama3.2'),
+    )
+    expect(held.model).toBe('llama3.2:latest')
+    try {
+      for (const name of ['llama3.2', 'registry.ollama.ai/library/llama3.2:latest', 'LLAMA3.2:latest']) {
+        await expect(h.hub.models.delete(name), name).rejects.toMatchObject({ code: 'MODEL_IN_USE' })
+      }
+    } finally {
+      held.release()
+    }
+    expect(h.hub.policy.modelInUse('llama3.2')).toBe(false)
   })
 })
