@@ -40,8 +40,13 @@ export interface HubOptions {
   capacityMb?: () => number | undefined
   /** Free memory in MiB for "can it load now" when no memory providers are running (embedding, tests). */
   freeMb?: () => number | undefined
-  /** Setting values that win over the stored ones for this run (CLI flags) until the owner sets that key; not persisted. */
+  /**
+   * Setting values that win over the stored ones for this run (CLI flags, the config file) until the owner
+   * sets that key; not persisted. The only way to set `ollama_bin` and `extra_providers`.
+   */
   settings?: Partial<SettingsValues>
+  /** `--allow-remote-ollama`: `ollama_host` may leave this machine. @default false (loopback only) */
+  allowRemoteOllama?: boolean
   /**
    * Memory providers. Default: the five built-in packages (where installed) plus the `extra_providers`
    * setting, resolved from `providerResolveFrom` and the working directory. `false`: no probe loop.
@@ -107,7 +112,9 @@ export class Hub {
       now,
       capacityMb: () => this.capacityMb(),
     }
-    this.settings = new SettingsService(this.ctx, options.settings)
+    this.settings = new SettingsService(this.ctx, options.settings, {
+      allowRemoteOllama: options.allowRemoteOllama === true,
+    })
     this.roles = new RolesService(this.ctx, this.settings)
     this.devices = new DevicesService(this.ctx, this.settings)
     this.admin = new AdminAuth(this.ctx)

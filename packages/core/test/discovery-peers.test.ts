@@ -26,6 +26,8 @@ async function setup(
     discovery: false,
     providers: false,
     ollama: false,
+    // Off by default now (the owner is asked first); these tests are about what happens when it is on.
+    ...(opts.settings ? { settings: { auto_join_discovered_hosts: true } } : {}),
     ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
   })
   const now = Date.now()

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { type Hub, isAdmin, type Principal, SharedLLMError } from '@sharedllm/core'
+import { type Hub, isAdmin, isOwner, type Principal, SharedLLMError } from '@sharedllm/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { isSameOrigin } from './host-check'
 
@@ -123,6 +123,21 @@ function guard(check: (result: AuthResult) => void): RequestHandler {
 export const requireAdmin: RequestHandler = guard((result) => {
   if (!isAdmin(result.principal)) {
     throw new SharedLLMError('FORBIDDEN', 'this needs the host admin; a device key is not enough')
+  }
+})
+
+/**
+ * The owner (secret or session), or an admin-role device the owner granted "manage": settings, roles and
+ * other devices' keys. An admin-role device without the grant gets 403.
+ */
+export const requireOwner: RequestHandler = guard((result) => {
+  if (!isOwner(result.principal)) {
+    throw new SharedLLMError(
+      'FORBIDDEN',
+      isAdmin(result.principal)
+        ? 'this needs the host\'s owner (admin secret or owner session); an admin-role device needs the owner\'s "manage" grant'
+        : 'this needs the host admin; a device key is not enough',
+    )
   }
 })
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 import { z } from 'zod'
 import type { DomainContext } from '../domain/context'
-import { audit, notFound } from '../domain/context'
+import { audit, notFound, securityChanged } from '../domain/context'
 import type { DevicesService } from '../domain/devices'
 import { SharedLLMError } from '../errors'
 import type { ClaimResponse, JoinResponse, PairingResponse, UsageTotals } from '../protocol/api'
@@ -24,9 +24,17 @@ import {
 
 export type Principal = { kind: 'admin' } | { kind: 'device'; device: Device; role: Role; keyHint: string }
 
-/** The owner, or a device whose role is the admin role. */
+/** The owner, or a device whose role is the admin role: may manage devices and models. */
 export function isAdmin(p: Principal | null | undefined): boolean {
   return !!p && (p.kind === 'admin' || p.role.id === 'role-admin')
+}
+
+/**
+ * The owner (admin secret or owner session), or an admin-role device the owner granted "manage": may change
+ * settings and roles and other devices' keys. An admin-role device alone may not.
+ */
+export function isOwner(p: Principal | null | undefined): boolean {
+  return !!p && (p.kind === 'admin' || (p.role.id === 'role-admin' && p.device.can_manage))
 }
 
 export const joinSchema = z.strictObject({
@@ -137,6 +145,7 @@ export class AccessService {
       return key
     })
     this.ctx.bus.emit('device_keys_revoked', { device_id: deviceId })
+    securityChanged(this.ctx, actor, 'device.rotate_key', deviceId)
     return key
   }
 

@@ -33,6 +33,16 @@ export interface EventMap {
   admin_sessions_ended: { session_hash: string | null }
   role_changed: { action: 'created' | 'updated' | 'deleted'; role: Role }
   setting_changed: { key: string; value: unknown }
+  /**
+   * An owner-level change (a setting, a device granted or refused "manage", another device's key rotated),
+   * also in the audit log. Admin sockets only.
+   */
+  security_changed: { actor: string; action: string; target: string | null; at: number }
+  /**
+   * Join requests arrived faster than the dashboard should toast them: the first few in a window come as
+   * `device_pending_approval`, the rest of that window as one notice with how many and the latest few.
+   */
+  join_requests_coalesced: { count: number; first_at: number; last_at: number; devices: Device[] }
   ollama_status: OllamaStatus
   model_pull_progress: PullProgress
   model_pulled: { name: string }
@@ -65,6 +75,8 @@ export const WIRE_EVENT_TYPES = [
   'allocation_changed',
   'role_changed',
   'setting_changed',
+  'security_changed',
+  'join_requests_coalesced',
   'ollama_status',
   'model_pull_progress',
   'model_pulled',

@@ -21,6 +21,11 @@ export interface Device {
   last_seen: number | null
   /** sharedLLM instance id of a peer host (mDNS or peer join); null for phones and laptops. */
   instance_id: string | null
+  /**
+   * The owner granted this admin-role device "manage": it may change settings and roles and other devices'
+   * keys, as the owner does. Only the owner grants it; it ends when the device leaves the admin role.
+   */
+  can_manage: boolean
   created_at: number
   updated_at: number
 }

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
 import { hostname as osHostname, networkInterfaces } from 'node:os'
 import { SharedLLMError } from '../errors'
 
@@ -24,12 +24,90 @@ export function lanAddresses(interfaces = networkInterfaces()): string[] {
   return [...out]
 }
 
-/** One spelling per address (`::1`, not `0:0:…:1`), so SAN sets compare by string; null if not an IP. */
+/**
+ * One spelling per address (`::1`, not `0:0:…:1` or `::0:1`), so addresses compare by string; an IPv4-mapped
+ * IPv6 address (`::ffff:7f00:1`, `::ffff:127.0.0.1`) becomes the IPv4 address it is; null if not an IP.
+ * A zone id (`fe80::1%eth0`) is dropped.
+ */
 export function canonicalIp(address: string): string | null {
-  const family = isIP(address)
+  if (typeof address !== 'string' || address.length > 64) return null
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address
+  const noZone = bare.includes('%') ? bare.slice(0, bare.indexOf('%')) : bare
+  const family = isIP(noZone)
   if (family === 0) return null
-  const host = new URL(`http://${family === 6 ? `[${address}]` : address}/`).hostname
-  return family === 6 ? host.slice(1, -1) : host
+  const host = new URL(`http://${family === 6 ? `[${noZone}]` : noZone}/`).hostname
+  if (family === 4) return host
+  const v6 = host.slice(1, -1)
+  // WHATWG URL prints a mapped address as `::ffff:7f00:1`.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6)
+  if (mapped) {
+    const hi = Number.parseInt(mapped[1] as string, 16)
+    const lo = Number.parseInt(mapped[2] as string, 16)
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  }
+  return v6
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+const LINK_LOCAL = new BlockList()
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4')
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6')
+
+/** Addresses a peer can never usefully advertise: unspecified, multicast, broadcast, mapped leftovers. */
+const UNUSABLE = new BlockList()
+UNUSABLE.addSubnet('0.0.0.0', 8, 'ipv4')
+UNUSABLE.addSubnet('224.0.0.0', 3, 'ipv4') // multicast and reserved, broadcast included
+UNUSABLE.addAddress('::', 'ipv6')
+UNUSABLE.addSubnet('ff00::', 8, 'ipv6')
+UNUSABLE.addSubnet('::ffff:0:0', 96, 'ipv6')
+
+function family(ip: string): 'ipv4' | 'ipv6' {
+  return isIP(ip) === 4 ? 'ipv4' : 'ipv6'
+}
+
+/** Loopback in any spelling (`127.0.0.2`, `0:0:0:0:0:0:0:1`, `::0:1`, `::ffff:7f00:1`). */
+export function isLoopbackIp(address: string): boolean {
+  const ip = canonicalIp(address)
+  return ip !== null && LOOPBACK.check(ip, family(ip))
+}
+
+export type AddressKind = 'loopback' | 'link-local' | 'unusable' | 'lan'
+
+/** What an address is, after canonicalising it; null when it is not an IP address. */
+export function addressKind(address: string): AddressKind | null {
+  const ip = canonicalIp(address)
+  if (ip === null) return null
+  const f = family(ip)
+  if (LOOPBACK.check(ip, f)) return 'loopback'
+  if (LINK_LOCAL.check(ip, f)) return 'link-local'
+  if (UNUSABLE.check(ip, f)) return 'unusable'
+  return 'lan'
+}
+
+/**
+ * The key a per-source limit counts under: the IPv4 address, or the /64 of an IPv6 address (one host on a
+ * LAN gets a whole /64 and picks addresses in it freely, so counting per address would count nothing).
+ */
+export function sourceKey(address: string): string {
+  const ip = canonicalIp(address)
+  if (ip === null) return `other:${String(address).slice(0, 64)}`
+  if (isIP(ip) === 4) return ip
+  const groups = expandV6(ip).slice(0, 4)
+  return `${groups.join(':')}::/64`
+}
+
+function expandV6(ip: string): string[] {
+  const [head = '', tail = ''] = ip.includes('::') ? ip.split('::') : [ip, '']
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  // A trailing dotted quad (`::1.2.3.4`) is two groups.
+  const last = t.length ? t[t.length - 1] : h[h.length - 1]
+  const quad = last?.includes('.') ? 1 : 0
+  const fill = Array(8 - h.length - t.length - quad).fill('0')
+  return (ip.includes('::') ? [...h, ...fill, ...t] : h).map((g) => g.padStart(4, '0'))
 }
 
 function isLinkLocalV6(ip: string): boolean {

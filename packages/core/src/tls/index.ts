@@ -1,4 +1,13 @@
-export { canonicalIp, desiredSans, lanAddresses, type SanSet } from './addresses'
+export {
+  type AddressKind,
+  addressKind,
+  canonicalIp,
+  desiredSans,
+  isLoopbackIp,
+  lanAddresses,
+  type SanSet,
+  sourceKey,
+} from './addresses'
 export { CA_VALIDITY_DAYS } from './ca'
 export { type EnsureHostCertificatesOptions, ensureHostCertificates, type HostCertificates } from './ensure'
 export { certificateFingerprint, normalizeFingerprint, spkiSha256Base64 } from './fingerprint'
