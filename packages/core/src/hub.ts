@@ -1,5 +1,5 @@
-import { AccessService } from './access/access'
-import { AdminAuth } from './access/admin'
+import { AccessService, type AccessOptions } from './access/access'
+import { AdminAuth, type AdminAuthOptions } from './access/admin'
 import { hostname } from 'node:os'
 import { Discovery } from './discovery/discovery'
 import { PeersService } from './discovery/peers'
@@ -47,6 +47,10 @@ export interface HubOptions {
   settings?: Partial<SettingsValues>
   /** `--allow-remote-ollama`: `ollama_host` may leave this machine. @default false (loopback only) */
   allowRemoteOllama?: boolean
+  /** Limits on join requests, claims and pairing codes (defaults suit a household LAN). */
+  access?: Omit<AccessOptions, 'trust'>
+  /** Session lifetimes and the backoff on failed admin authentication. */
+  adminAuth?: AdminAuthOptions
   /**
    * Memory providers. Default: the five built-in packages (where installed) plus the `extra_providers`
    * setting, resolved from `providerResolveFrom` and the working directory. `false`: no probe loop.
@@ -117,8 +121,9 @@ export class Hub {
     })
     this.roles = new RolesService(this.ctx, this.settings)
     this.devices = new DevicesService(this.ctx, this.settings)
-    this.admin = new AdminAuth(this.ctx)
+    this.admin = new AdminAuth(this.ctx, options.adminAuth)
     this.access = new AccessService(this.ctx, this.devices, this.admin, {
+      ...options.access,
       trust: () => ({
         enabled: this.settings.get('trust_local_network'),
         roleId: this.settings.get('default_role'),
@@ -201,6 +206,7 @@ export class Hub {
       await this.roles.seed()
       await this.settings.load()
       this.instanceId = await getInstanceId(this.db)
+      await this.access.expirePending()
       await this.startServices()
     } catch (err) {
       await this.stopServices()
@@ -275,6 +281,7 @@ export class Hub {
   }
 
   private async stopServices(): Promise<void> {
+    this.access.stop()
     this.offOllamaSettings?.()
     this.offOllamaSettings = undefined
     await this.discovery?.stop().catch((err) => this.log.warn({ err }, 'stopping discovery failed'))

@@ -15,7 +15,7 @@ import { peerRoutes } from './routes/peers'
 import { roleRoutes } from './routes/roles'
 import { settingRoutes } from './routes/settings'
 import { systemRoutes } from './routes/system'
-import { cors, securityHeaders } from './security'
+import { bodyDeadline, cors, securityHeaders } from './security'
 import { NO_FALLBACK, staticRouter } from './static'
 import { type HostTls, sanHosts, tlsRoutes } from './tls'
 import { WsHub, type WsOptions } from './ws'
@@ -29,6 +29,8 @@ export interface AppOptions {
   corsOrigins?: string[]
   /** Largest JSON body of an /api request. @default '100kb' */
   bodyLimit?: string | number
+  /** An /api request must arrive in full (headers and body) within this many ms, else 408. @default 60_000 */
+  apiRequestTimeoutMs?: number
   /** Directory of the built PWA. @default `distDir` of `@sharedllm/pwa` */
   pwaDir?: string
   /** Logs unexpected errors. @default the hub's logger */
@@ -78,6 +80,7 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
     res.setHeader('Cache-Control', 'no-store')
     next()
   })
+  app.use('/api', bodyDeadline(options.apiRequestTimeoutMs ?? 60_000))
   app.use('/api', express.json({ limit: options.bodyLimit ?? '100kb', strict: false }))
 
   const routes: AnyRoute[] = [

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { type Hub, isAdmin, isOwner, type Principal, SharedLLMError } from '@sharedllm/core'
+import { canonicalIp, type Hub, isAdmin, isOwner, type Principal, SharedLLMError } from '@sharedllm/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { isSameOrigin } from './host-check'
 
@@ -19,6 +19,12 @@ const UNAUTHORIZED_MESSAGE =
 /** Missing and wrong credentials get this same answer, so a caller cannot tell which it was. */
 export function unauthorized(): SharedLLMError {
   return new SharedLLMError('UNAUTHORIZED', UNAUTHORIZED_MESSAGE)
+}
+
+/** The caller's address in one spelling (IPv4-mapped IPv6 as IPv4), for limits, backoff and records. */
+export function sourceOf(req: IncomingMessage): string {
+  const ip = req.socket.remoteAddress ?? ''
+  return canonicalIp(ip) ?? 'unknown'
 }
 
 export function bearerOf(req: IncomingMessage): string | undefined {
@@ -52,7 +58,7 @@ export function cookieOf(req: IncomingMessage, name: string): string | undefined
 export async function authenticateWith(hub: Hub, req: IncomingMessage): Promise<AuthResult | null> {
   const bearer = bearerOf(req)
   if (bearer !== undefined || req.headers.authorization) {
-    const principal = bearer ? await hub.access.authenticate(bearer) : null
+    const principal = bearer ? await hub.access.authenticate(bearer, sourceOf(req)) : null
     if (!principal) return null
     return { principal, via: principal.kind === 'admin' ? 'bearer' : 'device' }
   }

@@ -1,4 +1,6 @@
+import { SharedLLMError } from '@sharedllm/core'
 import type { RequestHandler } from 'express'
+import { sendError } from './errors'
 
 // naive-ui injects its styles at runtime, hence 'unsafe-inline' for styles only; scripts stay 'self'.
 const CSP = [
@@ -49,6 +51,39 @@ export function cors(origins: string[]): RequestHandler {
       res.status(204).end()
       return
     }
+    next()
+  }
+}
+
+/**
+ * A request must arrive in full within `ms` (headers and body): a slow-body connection that trickles a byte
+ * now and then is answered 408 and closed. Only the request is timed, never the answer, so streams and
+ * pulls run as long as they need.
+ */
+export function bodyDeadline(ms: number): RequestHandler {
+  return (req, res, next) => {
+    if (req.complete) return next()
+    const timer = setTimeout(() => {
+      if (req.complete) return
+      res.setHeader('Connection', 'close')
+      if (!res.headersSent) {
+        sendError(
+          res,
+          new SharedLLMError(
+            'REQUEST_TIMEOUT',
+            `the request did not arrive within ${Math.round(ms / 1000)} s`,
+          ),
+        )
+      }
+      // The rest of the body will never be read: drop the connection once the answer is out.
+      res.once('finish', () => req.socket.destroy())
+      setTimeout(() => req.socket.destroy(), 1000).unref()
+    }, ms)
+    timer.unref()
+    const done = () => clearTimeout(timer)
+    req.once('end', done)
+    req.once('close', done)
+    res.once('close', done)
     next()
   }
 }

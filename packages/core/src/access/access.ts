@@ -8,10 +8,13 @@ import { SharedLLMError } from '../errors'
 import type { ClaimResponse, JoinResponse, PairingResponse, UsageTotals } from '../protocol/api'
 import type { Device, Role } from '../protocol/types'
 import { deviceNameSchema, hasControlCharacters, parseInput } from '../schemas'
-import { joinRepo, keysRepo, pairingRepo, usageRepo } from '../store/access'
+import { joinRepo, keysRepo, pairingRepo, pendingRepo, usageRepo } from '../store/access'
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
+import { sourceKey } from '../tls/addresses'
 import type { AdminAuth } from './admin'
+import { AuthBackoff, type BackoffOptions } from './backoff'
+import { type JoinNoticeOptions, JoinNotices } from './notices'
 import { RateLimiter } from './rate-limit'
 import {
   DEVICE_KEY_PREFIX,
@@ -19,6 +22,7 @@ import {
   newPairingCode,
   newToken,
   normalisePairingCode,
+  pairingIdOf,
   sameHash,
 } from './tokens'
 
@@ -52,25 +56,41 @@ export const joinSchema = z.strictObject({
     .optional(),
 })
 
+/** What `newToken(DEVICE_KEY_PREFIX)` makes; the admin secret has its own prefix. */
+const DEVICE_KEY_SHAPE = new RegExp(`^${DEVICE_KEY_PREFIX}(?!admin_)[A-Za-z0-9_-]{43}$`)
+
 export const PAIRING_TTL_MS = 10 * 60_000
 export const PAIRING_ATTEMPTS = 5
 
 export interface AccessOptions {
-  /** Join requests per IP per minute. @default 10 */
+  /** Join requests per source (an IPv4 address or an IPv6 /64) per minute. @default 10 */
   joinsPerMinute?: number
+  /** Join requests from the whole LAN per minute. @default 60 */
+  globalJoinsPerMinute?: number
+  /** Join requests waiting for the owner at once; more are refused until some are decided. @default 200 */
+  maxPending?: number
+  /** A join request still pending after this long is removed. @default one day */
+  pendingTtlMs?: number
+  /** How join notices are coalesced for the dashboard. */
+  notices?: JoinNoticeOptions
+  /** Wrong pairing codes: backoff per source and over the LAN. */
+  pairingBackoff?: BackoffOptions
   /**
    * Whether discovered hosts are approved on sight (`trust_local_network`) and with which role: a host approved
    * that way keeps its approval when its first join request arrives. @default never trusted
    */
   trust?: () => { enabled: boolean; roleId: string }
-  /** Claim polls per IP per minute. @default 60 */
+  /** Claim polls per source per minute. @default 60 */
   claimsPerMinute?: number
 }
 
 /** Device keys, join requests and their claims, pairing codes, and who a bearer token belongs to. */
 export class AccessService {
   readonly joinLimiter: RateLimiter
+  readonly globalJoinLimiter: RateLimiter
   readonly claimLimiter: RateLimiter
+  readonly pairingBackoff: AuthBackoff
+  readonly notices: JoinNotices
   private readonly cache = new Map<string, { principal: Principal; at: number }>()
 
   constructor(
@@ -80,7 +100,16 @@ export class AccessService {
     private readonly opts: AccessOptions = {},
   ) {
     this.joinLimiter = new RateLimiter(opts.joinsPerMinute ?? 10, 60_000, ctx.now)
+    this.globalJoinLimiter = new RateLimiter(opts.globalJoinsPerMinute ?? 60, 60_000, ctx.now)
     this.claimLimiter = new RateLimiter(opts.claimsPerMinute ?? 60, 60_000, ctx.now)
+    this.pairingBackoff = new AuthBackoff({
+      what: 'pairing code',
+      globalPerMinute: 30,
+      log: ctx.log,
+      now: ctx.now,
+      ...opts.pairingBackoff,
+    })
+    this.notices = new JoinNotices(ctx.bus, { now: ctx.now, ...opts.notices })
     // Any change to a device or role may change what a key is allowed: drop cached principals.
     const clear = () => this.cache.clear()
     for (const type of [
@@ -97,21 +126,32 @@ export class AccessService {
     }
   }
 
-  /** Who presents this bearer token: the admin, an approved device with a live key, or nobody. */
-  async authenticate(token: string | undefined | null): Promise<Principal | null> {
+  /**
+   * Who presents this bearer token: an approved device with a live key, the admin, or nobody. A token that
+   * is not a live device key is a guess at the admin secret from `source` (its address): failures back off
+   * per source and over the LAN (RATE_LIMITED while waiting), and are logged.
+   */
+  async authenticate(token: string | undefined | null, source = 'unknown'): Promise<Principal | null> {
     if (!token || token.length > 512) return null
-    if (await this.admin.verifySecret(token)) return { kind: 'admin' }
-    if (!token.startsWith(DEVICE_KEY_PREFIX)) return null
+    const device = token.startsWith(DEVICE_KEY_PREFIX) ? await this.deviceOf(token) : undefined
+    if (device) return device
+    // A device key that no longer works (revoked, rotated) is not a guess at the admin secret.
+    if (DEVICE_KEY_SHAPE.test(token)) return null
+    if (await this.admin.verifySecretFrom(token, source)) return { kind: 'admin' }
+    return null
+  }
+
+  private async deviceOf(token: string): Promise<Principal | undefined> {
     const hash = hashToken(token)
     const cached = this.cache.get(hash)
     if (cached && this.ctx.now() - cached.at < 5_000) return cached.principal
     const db = this.ctx.db()
     const key = await keysRepo.findLive(db, hash)
-    if (!key || !sameHash(hash, key.key_hash)) return null
+    if (!key || !sameHash(hash, key.key_hash)) return undefined
     const device = await devicesRepo.get(db, key.device_id)
-    if (device?.status !== 'approved' || !device.role_id) return null
+    if (device?.status !== 'approved' || !device.role_id) return undefined
     const role = await rolesRepo.get(db, device.role_id)
-    if (!role) return null
+    if (!role) return undefined
     const principal: Principal = { kind: 'device', device, role, keyHint: key.hint }
     if (this.cache.size > 1000) this.cache.clear()
     this.cache.set(hash, { principal, at: this.ctx.now() })
@@ -153,13 +193,50 @@ export class AccessService {
     return keysRepo.liveHint(this.ctx.db(), deviceId)
   }
 
-  private limit(limiter: RateLimiter, ip: string, what: string): void {
-    const retryAfter = limiter.hit(ip)
+  /** Counts a hit for the source's key (an IPv6 host counts as its /64) and for the LAN. */
+  private limit(limiter: RateLimiter, ip: string, what: string, global?: RateLimiter): void {
+    const key = sourceKey(ip)
+    const retryAfter = limiter.hit(key)
     if (retryAfter > 0) {
-      throw new SharedLLMError('RATE_LIMITED', `too many ${what} from ${ip}; try again in ${retryAfter} s`, {
+      throw new SharedLLMError('RATE_LIMITED', `too many ${what} from ${key}; try again in ${retryAfter} s`, {
         details: { retry_after: retryAfter },
       })
     }
+    const all = global?.hit('lan') ?? 0
+    if (all > 0) {
+      this.ctx.log.warn({ what }, 'the global limit on join requests was reached')
+      throw new SharedLLMError(
+        'RATE_LIMITED',
+        `too many ${what} on this network right now; try again in ${all} s`,
+        { details: { retry_after: all } },
+      )
+    }
+  }
+
+  /** Removes join requests that waited longer than a day for the owner (audited, `device_removed`). */
+  async expirePending(): Promise<number> {
+    const before = this.ctx.now() - (this.opts.pendingTtlMs ?? 24 * 3600_000)
+    const ids = await pendingRepo.expired(this.ctx.db(), before)
+    let removed = 0
+    for (const id of ids) {
+      const device = await this.ctx.db().transaction(async (trx) => {
+        const d = await devicesRepo.get(trx, id)
+        if (d?.status !== 'pending') return undefined
+        await devicesRepo.delete(trx, id)
+        await audit(trx, this.ctx, 'system', 'device.expire', id, d, null)
+        return d
+      })
+      if (device) {
+        removed++
+        this.ctx.bus.emit('device_removed', { device })
+      }
+    }
+    if (removed > 0) this.ctx.log.info({ removed }, 'join requests older than a day expired')
+    return removed
+  }
+
+  stop(): void {
+    this.notices.stop()
   }
 
   /**
@@ -175,7 +252,7 @@ export class AccessService {
    * device and inherits nothing. The answer names only the requester's own device.
    */
   async join(input: unknown, ip: string, bearer?: string): Promise<JoinResponse> {
-    this.limit(this.joinLimiter, ip, 'join requests')
+    this.limit(this.joinLimiter, ip, 'join requests', this.globalJoinLimiter)
     const data = parseInput(joinSchema, input, 'join request')
     const claimSecret = newToken()
     const requestId = randomUUID()
@@ -191,11 +268,23 @@ export class AccessService {
         'pairing_code: the pairing code is wrong, used or expired; ask the host for a new one, or join without a code and wait for approval',
         { details: { field: 'pairing_code' } },
       )
+    if (codeHash) {
+      const wait = this.pairingBackoff.retryAfter(ip)
+      if (wait > 0) {
+        throw new SharedLLMError('RATE_LIMITED', `too many wrong pairing codes; try again in ${wait} s`, {
+          details: { retry_after: wait, field: 'pairing_code' },
+        })
+      }
+    }
     if (codeHash && !(await pairingRepo.findActive(this.ctx.db(), codeHash, now))) {
+      // Counted per source, and against the one live code the try names by its id (never every code).
       // Outside any transaction, so the spent attempt is not rolled back with the refused join.
-      await pairingRepo.spendAttempt(this.ctx.db(), now)
+      this.pairingBackoff.fail(ip)
+      const code = normalisePairingCode(data.pairing_code as string)
+      await pairingRepo.spendAttempt(this.ctx.db(), pairingIdOf(code), now)
       throw badCode()
     }
+    await this.expirePending()
     const device = await this.ctx.db().transaction(async (trx) => {
       const code = codeHash ? await pairingRepo.findActive(trx, codeHash, now) : undefined
       if (codeHash && !code) throw badCode() // used by a concurrent join a moment ago
@@ -203,6 +292,14 @@ export class AccessService {
       let device = known && (await this.mayJoinAs(trx, known, bearer)) ? known : undefined
       if (known && !device) impersonated = known.id
       if (!device) {
+        // A pairing code is the owner's own approval: it is not held back by requests nobody decided yet.
+        if (!code && (await pendingRepo.countWaiting(trx)) >= (this.opts.maxPending ?? 200)) {
+          throw new SharedLLMError(
+            'RATE_LIMITED',
+            'too many join requests are waiting for the owner; try again later, or ask the owner for a pairing code',
+            { details: { retry_after: 600 } },
+          )
+        }
         device = await this.devices.insert(
           trx,
           {
@@ -232,8 +329,10 @@ export class AccessService {
       }
       return device
     })
-    if (approvedByCode) this.ctx.bus.emit('device_approved', { device })
-    else if (device.status === 'pending') this.ctx.bus.emit('device_pending_approval', { device })
+    if (approvedByCode) {
+      this.pairingBackoff.succeed(ip)
+      this.ctx.bus.emit('device_approved', { device })
+    } else if (device.status === 'pending') this.notices.announce(device)
     if (impersonated) {
       this.ctx.log.warn(
         { device: device.id, claimed_instance_of: impersonated, ip },
@@ -296,8 +395,8 @@ export class AccessService {
     if (typeof roleId !== 'string' || roleId.length === 0 || roleId.length > 100) {
       throw new SharedLLMError('VALIDATION', 'role_id: must name a role', { details: { field: 'role_id' } })
     }
-    const code = newPairingCode()
     const now = this.ctx.now()
+    const code = newPairingCode(await pairingRepo.liveIds(this.ctx.db(), now))
     const expiresAt = now + PAIRING_TTL_MS
     await this.ctx.db().transaction(async (trx) => {
       if (!(await rolesRepo.get(trx, roleId))) {
@@ -307,6 +406,7 @@ export class AccessService {
       }
       await pairingRepo.insert(trx, {
         code_hash: hashToken(code),
+        code_id: pairingIdOf(code),
         role_id: roleId,
         attempts_left: PAIRING_ATTEMPTS,
         created_at: now,
