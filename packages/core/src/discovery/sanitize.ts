@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { addressKind, canonicalIp } from '../tls/addresses'
 
 /** Longest device/peer name kept from an advert (the device name limit). */
 export const MAX_NAME_LENGTH = 64
@@ -78,33 +79,29 @@ export function parseTxt(data: unknown): AdvertTxt | null {
 
 /**
  * Orders the addresses an advert resolved to: the packet's source first (it is the one that reached us),
- * then IPv4, then global IPv6; link-local IPv6 last (it needs a zone to be usable). Invalid, loopback,
- * unspecified, multicast and broadcast addresses are dropped, so a spoofed advert cannot point the join
- * client at this machine's own loopback services.
+ * then IPv4, then IPv6. Each is canonicalised first (`::ffff:7f00:1` is 127.0.0.1, `0:0:0:0:0:0:0:1` is
+ * `::1`), then loopback, link-local (169.254/16, fe80::/10), unspecified, multicast and broadcast addresses
+ * and this host's own addresses are dropped, so a spoofed advert cannot point the join client at this
+ * machine's own services.
  */
-export function orderAddresses(addresses: unknown[], source: string | null, limit = 8): string[] {
+export function orderAddresses(
+  addresses: unknown[],
+  source: string | null,
+  limit = 8,
+  own: ReadonlySet<string> = new Set(),
+): string[] {
   const valid = new Set<string>()
+  const first = typeof source === 'string' ? canonicalIp(source) : null
   for (const a of [source, ...addresses]) {
     if (typeof a !== 'string') continue
-    const bare = a.split('%')[0] ?? ''
-    if (isUnicastAddress(bare)) valid.add(bare)
+    const ip = canonicalIp(a)
+    if (ip !== null && addressKind(ip) === 'lan' && !own.has(ip)) valid.add(ip)
   }
-  const rank = (a: string) => (a === source ? 0 : isIP(a) === 4 ? 1 : /^fe[89ab]/i.test(a) ? 3 : 2)
+  const rank = (a: string) => (a === first ? 0 : isIP(a) === 4 ? 1 : 2)
   return [...valid].sort((x, y) => rank(x) - rank(y)).slice(0, limit)
 }
 
-/** A unicast address a peer can really have: not loopback, unspecified, multicast or broadcast. */
+/** A unicast LAN address a peer can really have: not loopback, link-local, unspecified, multicast or broadcast. */
 export function isUnicastAddress(a: string): boolean {
-  const family = isIP(a)
-  if (family === 4) {
-    const [first = 0] = a.split('.').map(Number)
-    return first !== 0 && first !== 127 && first < 224
-  }
-  if (family === 6) {
-    const lower = a.toLowerCase()
-    if (lower === '::' || lower === '::1' || lower.startsWith('ff')) return false
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-    return mapped ? isUnicastAddress(mapped[1] ?? '') : true
-  }
-  return false
+  return addressKind(a) === 'lan'
 }

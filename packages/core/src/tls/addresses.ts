@@ -62,7 +62,8 @@ UNUSABLE.addSubnet('0.0.0.0', 8, 'ipv4')
 UNUSABLE.addSubnet('224.0.0.0', 3, 'ipv4') // multicast and reserved, broadcast included
 UNUSABLE.addAddress('::', 'ipv6')
 UNUSABLE.addSubnet('ff00::', 8, 'ipv6')
-UNUSABLE.addSubnet('::ffff:0:0', 96, 'ipv6')
+// IPv4-mapped IPv6 (::ffff:0:0/96) needs no rule of its own: BlockList matches a mapped address against
+// the IPv4 rules above, and canonicalIp turns it into IPv4 before anything compares strings.
 
 function family(ip: string): 'ipv4' | 'ipv6' {
   return isIP(ip) === 4 ? 'ipv4' : 'ipv6'

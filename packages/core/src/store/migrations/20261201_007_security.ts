@@ -15,6 +15,11 @@ export async function up(knex: Knex): Promise<void> {
     // A new address from an advert, kept aside until it answers with the pinned certificate.
     t.text('proposed_addresses').nullable()
   })
+  // A peer we already hold a secret for was paired at the addresses it has now.
+  await knex('peers')
+    .whereNotNull('device_key')
+    .orWhereNotNull('claim_secret')
+    .update({ paired_addresses: knex.ref('addresses') })
   // Settings that run code are no longer web settings: a value an older version stored from the API goes.
   await knex('settings').whereIn('key', ['ollama_bin', 'extra_providers']).delete()
   await knex('settings')
