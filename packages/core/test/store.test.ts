@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, test } from 'vitest'
@@ -20,6 +20,24 @@ describe('store', () => {
       expect(busy.timeout).toBe(5000)
       expect(statSync(store.file).mode & 0o777).toBe(0o600)
       expect(statSync(dir).mode & 0o777).toBe(0o700)
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('an existing data directory is made 0700 at every start; the database, WAL and SHM 0600', async () => {
+    const dir = tempDir()
+    const first = await openStore(dir)
+    await first.close()
+    chmodSync(dir, 0o755)
+    chmodSync(join(dir, DB_FILE_NAME), 0o644)
+    const store = await openStore(dir)
+    try {
+      await store.knex('settings').insert({ key: 'probe', value: '1', updated_at: 0 })
+      expect(statSync(dir).mode & 0o777).toBe(0o700)
+      for (const f of [DB_FILE_NAME, `${DB_FILE_NAME}-wal`, `${DB_FILE_NAME}-shm`]) {
+        expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600)
+      }
     } finally {
       await store.close()
     }

@@ -271,6 +271,8 @@ async function join(args: Parsed): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Before anything is written: every file and directory this process makes is the owner's alone.
+  process.umask(0o077)
   // `npm start -- --port 9000` habits: pnpm passes the `--` on, which would make every option a positional.
   const args = parse(argv[0] === '--' ? argv.slice(1) : argv)
   if (args.values.help) {

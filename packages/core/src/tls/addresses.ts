@@ -115,6 +115,30 @@ function isLinkLocalV6(ip: string): boolean {
   return /^fe[89ab][0-9a-f]?:/i.test(ip)
 }
 
+/**
+ * The address ranges the host CA may vouch for (its nameConstraints): loopback, the private IPv4 ranges,
+ * shared address space (100.64/10, used by CGNAT and overlay VPNs) and IPv6 unique-local addresses. A public
+ * address is never in a host certificate, so the CA's key can never be used to impersonate a public site.
+ */
+export const SERVED_RANGES: ReadonlyArray<{ network: string; prefix: number }> = [
+  { network: '127.0.0.0', prefix: 8 },
+  { network: '10.0.0.0', prefix: 8 },
+  { network: '172.16.0.0', prefix: 12 },
+  { network: '192.168.0.0', prefix: 16 },
+  { network: '100.64.0.0', prefix: 10 },
+  { network: '::1', prefix: 128 },
+  { network: 'fc00::', prefix: 7 },
+]
+
+const SERVED = new BlockList()
+for (const r of SERVED_RANGES) SERVED.addSubnet(r.network, r.prefix, isIP(r.network) === 4 ? 'ipv4' : 'ipv6')
+
+/** Whether the host CA's constraints cover this address (see `SERVED_RANGES`). */
+export function isServedAddress(address: string): boolean {
+  const ip = canonicalIp(address)
+  return ip !== null && SERVED.check(ip, family(ip))
+}
+
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
 
 function isDnsName(name: string): boolean {
@@ -123,8 +147,9 @@ function isDnsName(name: string): boolean {
 
 /**
  * The names and addresses the server certificate must cover: localhost and loopback, the hostname, its
- * mDNS name (`<first label>.local`) and the given addresses. An explicit bad hostname or address is a
- * VALIDATION error; an odd OS hostname (spaces, underscores) is skipped, since browsers could not use it.
+ * mDNS name (`<first label>.local`) and the given addresses within `SERVED_RANGES` (a public address is
+ * left out: the CA may not vouch for it). An explicit bad hostname or address is a VALIDATION error; an odd
+ * OS hostname (spaces, underscores) is skipped, since browsers could not use it.
  */
 export function desiredSans(o: { hostname?: string; addresses: string[] }): SanSet {
   const dns = new Set(['localhost'])
@@ -146,7 +171,7 @@ export function desiredSans(o: { hostname?: string; addresses: string[] }): SanS
         details: { field: 'addresses' },
       })
     }
-    ip.add(c)
+    if (isServedAddress(c)) ip.add(c)
   }
   return { dns: [...dns], ip: [...ip] }
 }
@@ -156,4 +181,12 @@ export function missingSans(have: SanSet, wanted: SanSet): string[] {
   const dns = new Set(have.dns.map((d) => d.toLowerCase()))
   const ip = new Set(have.ip)
   return [...wanted.dns.filter((d) => !dns.has(d)), ...wanted.ip.filter((a) => !ip.has(a))]
+}
+
+/** The address as bytes (4 for IPv4, 16 for IPv6), for certificate extensions. */
+export function ipBytes(address: string): Buffer {
+  const ip = canonicalIp(address)
+  if (ip === null) throw new SharedLLMError('VALIDATION', `'${address}' is not an IP address`)
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number))
+  return Buffer.from(expandV6(ip).flatMap((g) => [Number.parseInt(g, 16) >> 8, Number.parseInt(g, 16) & 255]))
 }

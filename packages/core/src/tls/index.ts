@@ -4,8 +4,10 @@ export {
   canonicalIp,
   desiredSans,
   isLoopbackIp,
+  isServedAddress,
   lanAddresses,
   type SanSet,
+  SERVED_RANGES,
   sourceKey,
 } from './addresses'
 export { CA_VALIDITY_DAYS } from './ca'
