@@ -286,6 +286,42 @@ describe('join and claim', () => {
     expect(payload.devices).toHaveLength(5)
   })
 
+  test('join names: bidi controls refused; \\p{C} removed; NFKC; nothing printable is empty', async () => {
+    const hub = await startHub()
+    const bidi = await hub.access.join({ name: 'invoice\u202Egnp.exe' }, '10.8.0.1').catch((e: unknown) => e)
+    expect(isSharedLLMError(bidi, 'VALIDATION')).toBe(true)
+    expect((bidi as Error).message).toMatch(/^name: must not contain bidirectional control/)
+    expect(await codeOf(hub.access.join({ name: 'x', platform: 'ios\u2067' }, '10.8.0.1'))).toBe('VALIDATION')
+    expect(await codeOf(hub.access.join({ name: '\uFEFF\u200B\u200D' }, '10.8.0.1'))).toBe('VALIDATION')
+    const a = await hub.access.join({ name: '\uFEFFAn\u200Bna\u00AD’s <b>phone</b>' }, '10.8.0.2')
+    const b = await hub.access.join({ name: 'Ｐｉｘｅｌ\u00A0８' }, '10.8.0.3')
+    expect((await hub.devices.get(a.device_id)).name).toBe('Anna’s bphone/b')
+    expect((await hub.devices.get(b.device_id)).name).toBe('Pixel 8')
+  })
+
+  test("a join that copies a known name is flagged with the other device's address, platform and time", async () => {
+    const hub = await startHub()
+    const events = recordEvents(hub)
+    const real = await hub.access.join({ name: "Anna's phone", platform: 'ios' }, '10.8.1.5')
+    await hub.devices.approve(real.device_id, 'role-user')
+    // Cyrillic А and о, other case and spacing: reads the same.
+    await hub.access.join({ name: "Аnna's  PHОNE", platform: 'android' }, '10.8.1.66')
+    const notices = events.filter((e) => e.type === 'device_pending_approval')
+    expect(notices[0]?.payload).not.toHaveProperty('duplicates')
+    const flagged = notices[1]?.payload as { device: { ip: string }; duplicates: unknown[] }
+    expect(flagged.device.ip).toBe('10.8.1.66')
+    expect(flagged.duplicates).toEqual([
+      {
+        id: real.device_id,
+        name: "Anna's phone",
+        ip: '10.8.1.5',
+        platform: 'ios',
+        status: 'approved',
+        created_at: expect.any(Number),
+      },
+    ])
+  })
+
   test('claim polls are rate limited per IP (60 a minute)', async () => {
     const hub = await startHub()
     const res = await hub.access.join({ name: 'phone' }, 'ip1')

@@ -30,9 +30,13 @@ const [announce, goodbye] = packets as [Captured, Captured]
 describe('sanitising untrusted names', () => {
   test('drops control, bidi and markup characters and collapses whitespace', () => {
     expect(sanitizeName('  kitchen\u0000\u001b[31m-pc \n\t laptop ')).toBe('kitchen [31m-pc laptop')
-    expect(sanitizeName('evil\u202Egnp.exe')).toBe('evil gnp.exe')
+    // Format characters (\p{Cf}: bidi, zero-width, BOM) are removed, not turned into spaces.
+    expect(sanitizeName('evil\u202Egnp.exe')).toBe('evilgnp.exe')
+    expect(sanitizeName('\uFEFFbo\u2066m\u2069')).toBe('bom')
+    // NFKC: fullwidth and compatibility forms are the plain letters.
+    expect(sanitizeName('ｋｉｔｃｈｅｎ\uFB01')).toBe('kitchenfi')
     expect(sanitizeName('<script>alert("x")</script>')).toBe('scriptalert(x)/script')
-    expect(sanitizeName('zero\u200Bwidth')).toBe('zero width')
+    expect(sanitizeName('zero\u200Bwidth')).toBe('zerowidth')
     expect(sanitizeName('Küche 💻')).toBe('Küche 💻')
   })
 

@@ -6,7 +6,8 @@ import { audit, notFound, securityChanged } from '../domain/context'
 import type { DevicesService } from '../domain/devices'
 import { SharedLLMError } from '../errors'
 import type { ClaimResponse, JoinResponse, PairingResponse, UsageTotals } from '../protocol/api'
-import type { Device, Role } from '../protocol/types'
+import type { Device, DuplicateName, Role } from '../protocol/types'
+import { hasBidiControls, nameSkeleton, sanitizeName } from '../discovery/sanitize'
 import { deviceNameSchema, hasControlCharacters, parseInput } from '../schemas'
 import { joinRepo, keysRepo, pairingRepo, pendingRepo, usageRepo } from '../store/access'
 import { devicesRepo } from '../store/devices'
@@ -41,13 +42,21 @@ export function isOwner(p: Principal | null | undefined): boolean {
   return !!p && (p.kind === 'admin' || (p.role.id === 'role-admin' && p.device.can_manage))
 }
 
-export const joinSchema = z.strictObject({
-  name: deviceNameSchema,
-  platform: z
+/** A name from anyone on the LAN: bidi controls refused, then the same sanitizer as mDNS names. */
+const lanText = (max: number) =>
+  z
     .string()
-    .trim()
-    .max(64, 'must be at most 64 characters')
-    .refine((s) => !hasControlCharacters(s), 'must contain only printable characters')
+    .max(max * 4, `must be at most ${max} characters`)
+    .refine(
+      (s) => !hasBidiControls(s),
+      'must not contain bidirectional control characters (they make a name read differently from what it is)',
+    )
+    .transform((s) => sanitizeName(s, max))
+
+export const joinSchema = z.strictObject({
+  name: lanText(64).pipe(deviceNameSchema),
+  platform: lanText(64)
+    .pipe(z.string().refine((s) => !hasControlCharacters(s), 'must contain only printable characters'))
     .optional(),
   pairing_code: z.string().trim().min(1).max(32, 'must be at most 32 characters').optional(),
   instance_id: z
@@ -332,7 +341,7 @@ export class AccessService {
     if (approvedByCode) {
       this.pairingBackoff.succeed(ip)
       this.ctx.bus.emit('device_approved', { device })
-    } else if (device.status === 'pending') this.notices.announce(device)
+    } else if (device.status === 'pending') this.notices.announce(device, await this.duplicatesOf(device))
     if (impersonated) {
       this.ctx.log.warn(
         { device: device.id, claimed_instance_of: impersonated, ip },
@@ -340,6 +349,27 @@ export class AccessService {
       )
     } else if (!created) this.ctx.log.info({ device: device.id }, 'join request for a known peer device')
     return { request_id: requestId, claim_secret: claimSecret, device_id: device.id, status: device.status }
+  }
+
+  /**
+   * Other devices whose names read the same as this one's (case, spacing, look-alike letters folded), with
+   * what tells them apart: the owner sees them beside the approval.
+   */
+  private async duplicatesOf(device: Device): Promise<DuplicateName[]> {
+    const skeleton = nameSkeleton(device.name)
+    if (!skeleton) return []
+    const all = await devicesRepo.list(this.ctx.db())
+    return all
+      .filter((d) => d.id !== device.id && nameSkeleton(d.name) === skeleton)
+      .slice(-10)
+      .map((d) => ({
+        id: d.id,
+        name: d.name,
+        ip: d.ip,
+        platform: d.platform,
+        status: d.status,
+        created_at: d.created_at,
+      }))
   }
 
   /** Whether a join request naming `device`'s instance id may be filed on that device (see `join`). */

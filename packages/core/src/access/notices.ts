@@ -1,5 +1,5 @@
 import type { EventBus } from '../events'
-import type { Device } from '../protocol/types'
+import type { Device, DuplicateName } from '../protocol/types'
 
 export interface JoinNoticeOptions {
   /** Join notices toasted one by one per window; the rest of the window is one coalesced notice. @default 3 */
@@ -36,7 +36,7 @@ export class JoinNotices {
     this.now = o.now ?? Date.now
   }
 
-  announce(device: Device): void {
+  announce(device: Device, duplicates: DuplicateName[] = []): void {
     const now = this.now()
     if (now - this.windowStart >= this.windowMs) {
       this.flush()
@@ -45,7 +45,7 @@ export class JoinNotices {
     }
     this.inWindow++
     if (this.inWindow <= this.individual) {
-      this.bus.emit('device_pending_approval', { device })
+      this.bus.emit('device_pending_approval', duplicates.length ? { device, duplicates } : { device })
       return
     }
     if (!this.held) {

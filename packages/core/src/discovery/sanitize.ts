@@ -5,21 +5,80 @@ import { addressKind, canonicalIp } from '../tls/addresses'
 export const MAX_NAME_LENGTH = 64
 
 /**
- * Turns an untrusted name from the LAN into a display-safe one: no control or format characters (bidi
- * overrides, zero-width), no markup characters, whitespace collapsed, NFC, at most `max` characters.
- * Returns '' when nothing printable is left.
+ * Turns an untrusted name from the LAN (an mDNS advert, a join request) into a display-safe one: NFKC
+ * (fullwidth and other compatibility forms become the plain letters), no control, format, private-use or
+ * unassigned characters (`\p{C}`: bidi overrides, zero-width, BOM are removed; tabs and line breaks become
+ * spaces), no markup characters, whitespace collapsed, at most `max` characters. '' when nothing is left.
  */
 export function sanitizeName(input: unknown, max = MAX_NAME_LENGTH): string {
   if (typeof input !== 'string') return ''
   // Bound the work before the regexes run: a TXT value is at most 255 bytes, but callers may pass more.
   const bounded = input.slice(0, max * 8)
   const cleaned = bounded
-    .normalize('NFC')
-    .replace(/[\p{C}\p{Zl}\p{Zp}]/gu, ' ')
-    .replace(/[<>"'`\\]/g, '')
+    .normalize('NFKC')
+    .replace(/[\p{Cc}\p{Zl}\p{Zp}]/gu, ' ')
+    .replace(/\p{C}/gu, '')
+    .replace(/[<>"`\\]/g, '')
     .replace(/\s+/g, ' ')
     .trim()
   return Array.from(cleaned).slice(0, max).join('').trim()
+}
+
+// Bidirectional controls (Unicode TR9): embeddings, overrides, isolates and the implicit marks.
+const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u
+
+/** Whether a name carries bidirectional controls: a join request with one is refused, not cleaned. */
+export function hasBidiControls(input: string): boolean {
+  return BIDI.test(input)
+}
+
+// Letters that look like Latin ones in common fonts (Cyrillic, Greek): enough to flag "Аnna's phone".
+const CONFUSABLE: Record<string, string> = {
+  а: 'a',
+  в: 'b',
+  е: 'e',
+  ё: 'e',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  с: 'c',
+  т: 't',
+  у: 'y',
+  х: 'x',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  ѕ: 's',
+  ԁ: 'd',
+  ɡ: 'g',
+  α: 'a',
+  β: 'b',
+  ε: 'e',
+  η: 'n',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ο: 'o',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
+  '0': 'o',
+  '1': 'l',
+  '|': 'l',
+}
+
+/**
+ * What two names that a person would read as the same have in common: sanitised, case-folded, look-alike
+ * letters folded, spaces and punctuation dropped. Used to flag a join request that copies a known name.
+ */
+export function nameSkeleton(input: string): string {
+  return Array.from(sanitizeName(input).toLowerCase().normalize('NFD').replace(/\p{M}/gu, ''))
+    .map((c) => CONFUSABLE[c] ?? c)
+    .join('')
+    .replace(/[^\p{L}\p{N}]/gu, '')
 }
 
 /** An mDNS instance label (`Name (abcd1234)`) back into a name: DNS escapes are undone first. */

@@ -1,5 +1,6 @@
 import type {
   Device,
+  DuplicateName,
   MemoryStats,
   ModelInfo,
   OllamaStatus,
@@ -17,7 +18,11 @@ import type {
 export interface EventMap {
   memory_stats: MemoryStats
   provider_error: { provider: string; message: string; stale: boolean }
-  device_pending_approval: { device: Device }
+  /**
+   * A device waits for approval. `duplicates`: known devices whose names read the same (look-alike letters
+   * and case folded), with their address, platform and time, so the owner can tell a copy from the real one.
+   */
+  device_pending_approval: { device: Device; duplicates?: DuplicateName[] }
   device_discovered: { device: Device; addresses: string[] }
   device_approved: { device: Device }
   device_denied: { device: Device }

@@ -30,6 +30,16 @@ export interface Device {
   updated_at: number
 }
 
+/** A known device whose name reads the same as a new join request's, with what tells them apart. */
+export interface DuplicateName {
+  id: string
+  name: string
+  ip: string | null
+  platform: string | null
+  status: DeviceStatus
+  created_at: number
+}
+
 export interface Role {
   id: string
   name: string
