@@ -15,7 +15,7 @@ import { peerRoutes } from './routes/peers'
 import { roleRoutes } from './routes/roles'
 import { settingRoutes } from './routes/settings'
 import { systemRoutes } from './routes/system'
-import { bodyDeadline, cors, securityHeaders } from './security'
+import { bodyDeadline, cors, httpsOnlyGuard, securityHeaders } from './security'
 import { NO_FALLBACK, staticRouter } from './static'
 import { type HostTls, sanHosts, tlsRoutes } from './tls'
 import { WsHub, type WsOptions } from './ws'
@@ -41,6 +41,12 @@ export interface AppOptions {
    * name the certificate covers in Host. Without it those routes say HTTPS is off.
    */
   tls?: HostTls
+  /**
+   * `--https-only`: over plain HTTP only the join flow (the PWA shell, `/api/join`, its claim poll) and the
+   * certificate (`/api/tls`, `/ca.crt`, `/ca.mobileconfig`) are served; everything else answers 403 with the
+   * HTTPS address. Needs `tls`. @default false
+   */
+  httpsOnly?: boolean
 }
 
 export interface SharedLLMApp extends Express {
@@ -75,6 +81,10 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
     )
   })
   app.use(securityHeaders)
+  if (options.httpsOnly) {
+    if (!tls) throw new SharedLLMError('VALIDATION', 'httpsOnly needs the host certificates (tls)')
+    app.use(httpsOnlyGuard(tls))
+  }
   if (options.corsOrigins?.length) app.use(cors(options.corsOrigins))
   app.use('/api', (_req, res, next) => {
     res.setHeader('Cache-Control', 'no-store')

@@ -28,6 +28,7 @@ Options (serve):
   --port <n>               HTTP port                          env SHAREDLLM_PORT        default 8080
   --https-port <n>         HTTPS port (0: off)                env SHAREDLLM_HTTPS_PORT  default 8443
   --no-https               serve HTTP only (no certificates are made)
+  --https-only             over HTTP serve only joining and the CA certificate; the rest needs HTTPS
   --host <address>         bind address                       env SHAREDLLM_HOST        default 0.0.0.0
   --data-dir <dir>         where the database lives           env SHAREDLLM_DATA_DIR    default ~/.sharedllm
   --ollama-host <url>      Ollama to talk to (loopback only)  env SHAREDLLM_OLLAMA_HOST default http://127.0.0.1:11434
@@ -53,6 +54,10 @@ Environment:
 
 class UsageError extends Error {}
 
+function httpsPortIsOff(value: string | undefined): boolean {
+  return value !== undefined && value.trim() === '0'
+}
+
 function intOption(value: string | undefined, name: string, min: number, max: number): number | undefined {
   if (value === undefined || value === '') return undefined
   const n = Number(value)
@@ -70,6 +75,7 @@ function parse(argv: string[]) {
       port: { type: 'string' },
       'https-port': { type: 'string' },
       'no-https': { type: 'boolean' },
+      'https-only': { type: 'boolean' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       'ollama-host': { type: 'string' },
@@ -100,6 +106,11 @@ async function serve(args: Parsed): Promise<void> {
   // Port 0 (a free port, for tests) is for this run only: not a value of the setting.
   if (port !== undefined && port > 0) overrides.api_port = port
   const httpsPort = intOption(values['https-port'] ?? env.SHAREDLLM_HTTPS_PORT, '--https-port', 0, 65535)
+  if (
+    values['https-only'] &&
+    (values['no-https'] || httpsPortIsOff(values['https-port'] ?? env.SHAREDLLM_HTTPS_PORT))
+  )
+    throw new UsageError('--https-only needs HTTPS: drop --no-https or give --https-port a port')
   if (values['no-https']) overrides.https_port = 0
   else if (httpsPort !== undefined) overrides.https_port = httpsPort
   const ollamaHost = values['ollama-host'] ?? env.SHAREDLLM_OLLAMA_HOST
@@ -145,15 +156,18 @@ async function serve(args: Parsed): Promise<void> {
   }
   let running: Awaited<ReturnType<typeof listen>>
   try {
+    if (values['https-only'] && !tls)
+      throw new UsageError('--https-only needs HTTPS, but the https_port setting is 0')
     running = await listen(hub, {
       ...listenOptions,
       ...(tls ? { https: { tls, port: hub.settings.get('https_port') } } : {}),
+      ...(values['https-only'] ? { httpsOnly: true } : {}),
     })
   } catch (err) {
     // HTTPS is an extra: when its port was not asked for and is taken, serve HTTP and say so.
     const e = err as NodeJS.ErrnoException & { port?: number }
     const httpsTaken = e.code === 'EADDRINUSE' && e.port === hub.settings.get('https_port')
-    if (!tls || httpsPort !== undefined || !httpsTaken) throw err
+    if (!tls || httpsPort !== undefined || !httpsTaken || values['https-only']) throw err
     log.warn(
       { port: hub.settings.get('https_port') },
       'the HTTPS port is in use; serving HTTP only (pick another with --https-port)',

@@ -83,7 +83,8 @@ export async function listen(hub: Hub, options: ListenOptions = {}): Promise<Run
   const app = createApp(hub, { ...options, ...(tls ? { tls } : {}) })
   const SERVER_OPTIONS = serverOptions(options.requestTimeoutMs ?? 300_000)
   const server = createServer(SERVER_OPTIONS, app)
-  app.ws.attach(server)
+  // --https-only: no WebSocket over plain HTTP (an upgrade there reaches the app, which refuses it).
+  if (!options.httpsOnly) app.ws.attach(server)
   const port = options.port ?? hub.settings.get('api_port')
   const host = options.host ?? '0.0.0.0'
   const actual = await bind(server, port, host)

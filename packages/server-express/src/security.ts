@@ -1,4 +1,6 @@
 import { SharedLLMError } from '@sharedllm/core'
+import type { HostTls } from './tls'
+import { httpsUrls } from './tls'
 import type { RequestHandler } from 'express'
 import { sendError } from './errors'
 
@@ -85,5 +87,39 @@ export function bodyDeadline(ms: number): RequestHandler {
     req.once('close', done)
     res.once('close', done)
     next()
+  }
+}
+
+/** What plain HTTP still serves with `--https-only`: getting a device to trust the host, and joining. */
+const HTTP_ALLOWED: Array<{ method: string; path: RegExp }> = [
+  { method: 'POST', path: /^\/api\/join$/ },
+  { method: 'GET', path: /^\/api\/join\/[^/]+$/ },
+  { method: 'GET', path: /^\/api\/tls$/ },
+  { method: 'GET', path: /^\/ca\.(crt|mobileconfig)$/ },
+  { method: 'GET', path: /^\/healthz$/ },
+]
+// The PWA shell and its assets (the join page lives there); never the API, the gateway, the socket or /login.
+const NOT_SHELL = /^\/(api|ollama|v1|ws|login)(\/|$)/
+
+/**
+ * `--https-only`: a request over plain HTTP gets only the join flow and the certificate; anything else is a
+ * 403 naming the HTTPS address, before authentication runs (no credential crosses the LAN in the clear).
+ */
+export function httpsOnlyGuard(tls: HostTls): RequestHandler {
+  return (req, res, next) => {
+    if (req.secure) return next()
+    const method = req.method === 'HEAD' ? 'GET' : req.method
+    const path = req.path
+    if (HTTP_ALLOWED.some((a) => a.method === method && a.path.test(path))) return next()
+    if ((method === 'GET' || req.method === 'OPTIONS') && !NOT_SHELL.test(path)) return next()
+    const url = httpsUrls(tls, req.headers.host)[0]
+    sendError(
+      res,
+      new SharedLLMError(
+        'FORBIDDEN',
+        `this host serves ${path.slice(0, 100)} over HTTPS only${url ? `: use ${url}` : ''} (install the host CA from /ca.crt first)`,
+        url ? { details: { https_url: url } } : {},
+      ),
+    )
   }
 }
