@@ -66,6 +66,11 @@ export class AdminAuth {
   private secretReadAt = 0
   /** SHA-256 of the last secret that matched `secretHash`, so a bearer admin pays scrypt once, not per request. */
   private verified: { stored: string; digest: string } | undefined
+  /**
+   * SHA-256 of recent wrong tries against `stored`: the same wrong token again (a misconfigured script
+   * retrying) costs a hash, not another scrypt. A new guess still pays in full.
+   */
+  private rejected: { stored: string; digests: Set<string> } = { stored: '', digests: new Set() }
   private readonly sessionTtlMs: number
   private readonly loginLinkTtlMs: number
   readonly backoff: AuthBackoff
@@ -170,7 +175,13 @@ export class AdminAuth {
     if (stored === undefined) return false
     const digest = hashToken(secret)
     if (this.verified?.stored === stored && sameHash(digest, this.verified.digest)) return true
-    if (!(await secretMatches(secret, stored))) return false
+    if (this.rejected.stored !== stored) this.rejected = { stored, digests: new Set() }
+    if (this.rejected.digests.has(digest)) return false
+    if (!(await secretMatches(secret, stored))) {
+      if (this.rejected.digests.size >= 256) this.rejected.digests.clear()
+      this.rejected.digests.add(digest)
+      return false
+    }
     let current = stored
     if (isLegacyHash(stored)) {
       // First success with an older version's unsalted hash: store it salted and slow from now on.
