@@ -358,6 +358,29 @@ describe('join and claim', () => {
       return { device, key: claimed.device_key as string }
     }
 
+    test("a discovered host's first request must come from where it was discovered: an eavesdropper's is new", async () => {
+      const hub = await startHub({
+        capacityMb: () => 50_000,
+        settings: { trust_local_network: true, default_role: 'role-user' },
+      })
+      const device = await discoveredPeer(hub)
+      await hub.devices.approve(device.id, 'role-user') // as trust_local_network does on sight
+      // Someone else on the LAN heard the advert (the instance id is in its TXT record) and asks first.
+      const early = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.66')
+      expect(early.device_id).not.toBe(device.id)
+      expect(early.status).toBe('pending')
+      expect(await hub.access.claim(early.request_id, early.claim_secret, '10.0.0.66')).toEqual({
+        status: 'pending',
+        device_id: early.device_id,
+      })
+      // The host itself, from its discovered address, still gets its trusted approval.
+      const real = await hub.access.join({ name: 'gpu-box', instance_id }, '10.0.0.7')
+      expect(real).toMatchObject({ device_id: device.id, status: 'approved' })
+      expect((await hub.access.claim(real.request_id, real.claim_secret, '10.0.0.7')).device_key).toMatch(
+        /^sllm_/,
+      )
+    })
+
     test('an approved peer: a join naming its instance id is a new pending device that gets no key', async () => {
       const hub = await startHub({ capacityMb: () => 50_000 })
       const peer = await joinedPeer(hub)

@@ -12,7 +12,8 @@ import { deviceNameSchema, hasControlCharacters, parseInput } from '../schemas'
 import { joinRepo, keysRepo, pairingRepo, pendingRepo, usageRepo } from '../store/access'
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
-import { sourceKey } from '../tls/addresses'
+import { peersRepo } from '../store/peers'
+import { canonicalIp, sourceKey } from '../tls/addresses'
 import type { AdminAuth } from './admin'
 import { AuthBackoff, type BackoffOptions } from './backoff'
 import { type JoinNoticeOptions, JoinNotices } from './notices'
@@ -298,7 +299,7 @@ export class AccessService {
       const code = codeHash ? await pairingRepo.findActive(trx, codeHash, now) : undefined
       if (codeHash && !code) throw badCode() // used by a concurrent join a moment ago
       const known = data.instance_id ? await devicesRepo.findByInstanceId(trx, data.instance_id) : undefined
-      let device = known && (await this.mayJoinAs(trx, known, bearer)) ? known : undefined
+      let device = known && (await this.mayJoinAs(trx, known, bearer, ip)) ? known : undefined
       if (known && !device) impersonated = known.id
       if (!device) {
         // A pairing code is the owner's own approval: it is not held back by requests nobody decided yet.
@@ -372,18 +373,38 @@ export class AccessService {
       }))
   }
 
-  /** Whether a join request naming `device`'s instance id may be filed on that device (see `join`). */
-  private async mayJoinAs(trx: Knex, device: Device, bearer: string | undefined): Promise<boolean> {
+  /**
+   * Whether a join request naming `device`'s instance id may be filed on that device (see `join`). A
+   * discovered host's first request must also come from an address it was discovered at: its instance id is
+   * in every mDNS advert, so without that check anyone who heard the advert first would be the request the
+   * owner approves (or, with `trust_local_network`, would be handed the trusted host's key at once).
+   */
+  private async mayJoinAs(
+    trx: Knex,
+    device: Device,
+    bearer: string | undefined,
+    ip: string,
+  ): Promise<boolean> {
     if (bearer?.startsWith(DEVICE_KEY_PREFIX) && bearer.length <= 512) {
       const key = await keysRepo.findLive(trx, hashToken(bearer))
       if (key?.device_id === device.id) return true
     }
     if (await joinRepo.existsFor(trx, device.id)) return false
     if (await keysRepo.everIssued(trx, device.id)) return false
+    if (!(await this.seenAt(trx, device, ip))) return false
     if (device.status === 'pending' || device.status === 'denied') return true
     if (device.status !== 'approved') return false
     const trust = this.opts.trust?.()
     return !!trust?.enabled && trust.roleId !== 'role-admin' && device.role_id === trust.roleId
+  }
+
+  /** Whether `ip` is an address the device was discovered at (its record, or its peer row's addresses). */
+  private async seenAt(trx: Knex, device: Device, ip: string): Promise<boolean> {
+    const source = canonicalIp(ip)
+    if (source === null) return false
+    const peer = device.instance_id ? await peersRepo.findByInstanceId(trx, device.instance_id) : undefined
+    const known = [device.ip, ...(peer?.addresses ?? [])].map((a) => (a ? canonicalIp(a) : null))
+    return known.includes(source)
   }
 
   /** The waiting device polls this; once approved, the key is handed over exactly once. */
