@@ -57,6 +57,9 @@ describe.skipIf(!built)('sharedllm CLI (built)', () => {
     const dashed = run(['--', '--version'])
     expect(await dashed.exited).toBe(0)
     expect(dashed.output().trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    const httpsOnly = run(['--https-only', '--no-https'])
+    expect(await httpsOnly.exited).toBe(2)
+    expect(httpsOnly.output()).toContain('--https-only needs HTTPS')
     const unknown = run(['serv'])
     expect(await unknown.exited).toBe(2)
     expect(unknown.output()).toContain(
