@@ -7,12 +7,13 @@ import {
   unauthorized as coreUnauthorized,
   type Hub,
   isAdmin,
+  isOwner,
   type Principal,
   SharedLLMError,
 } from '@sharedllm/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
-export { type AuthResult, type AuthVia, cookieOf, SESSION_COOKIE } from '@sharedllm/core'
+export { type AuthResult, type AuthVia, cookieOf, SESSION_COOKIE, sourceOf } from '@sharedllm/core'
 
 /** The REST API's 401 (the one `unauthorized` of core, worded for the dashboard). */
 export function unauthorized(): SharedLLMError {
@@ -73,6 +74,21 @@ function guard(check: (result: AuthResult) => void): RequestHandler {
 export const requireAdmin: RequestHandler = guard((result) => {
   if (!isAdmin(result.principal)) {
     throw new SharedLLMError('FORBIDDEN', 'this needs the host admin; a device key is not enough')
+  }
+})
+
+/**
+ * The owner (secret or session), or an admin-role device the owner granted "manage": settings, roles and
+ * other devices' keys. An admin-role device without the grant gets 403.
+ */
+export const requireOwner: RequestHandler = guard((result) => {
+  if (!isOwner(result.principal)) {
+    throw new SharedLLMError(
+      'FORBIDDEN',
+      isAdmin(result.principal)
+        ? 'this needs the host\'s owner (admin secret or owner session); an admin-role device needs the owner\'s "manage" grant'
+        : 'this needs the host admin; a device key is not enough',
+    )
   }
 })
 

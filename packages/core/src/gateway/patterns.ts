@@ -8,8 +8,16 @@ export function normaliseModelName(name: string): string {
   return canonicalModelName(name)
 }
 
+/**
+ * `*` matches within one path segment (never a `/`), so `smollm2*` cannot admit
+ * `smollm2-attacker/backdoored-model`; `**` matches across segments (`hf.co/**`).
+ */
 function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')
+  const escaped = pattern
+    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    .split('**')
+    .map((part) => part.replace(/\*/g, '[^/]*'))
+    .join('.*')
   return new RegExp(`^${escaped}$`, 'i')
 }
 

@@ -26,6 +26,11 @@ export interface Device {
   allowed_hours: AllowedHours | null
   /** sharedLLM instance id of a peer host (mDNS or peer join); null for phones and laptops. */
   instance_id: string | null
+  /**
+   * The owner granted this admin-role device "manage": it may change settings and roles and other devices'
+   * keys, as the owner does. Only the owner grants it; it ends when the device leaves the admin role.
+   */
+  can_manage: boolean
   created_at: number
   updated_at: number
 }
@@ -42,6 +47,15 @@ export interface AllowedHoursWindow {
 }
 /** A weekly schedule; the device may use the gateway inside any window. */
 export type AllowedHours = AllowedHoursWindow[]
+/** A known device whose name reads the same as a new join request's, with what tells them apart. */
+export interface DuplicateName {
+  id: string
+  name: string
+  ip: string | null
+  platform: string | null
+  status: DeviceStatus
+  created_at: number
+}
 
 export interface Role {
   id: string

@@ -1,14 +1,16 @@
 import type { Knex } from 'knex'
 import type { AllocationChange, Device, DeviceStatus } from '../protocol/types'
 
-interface DeviceRow extends Omit<Device, 'online'> {
+interface DeviceRow extends Omit<Device, 'online' | 'can_manage'> {
   online: number | boolean
+  can_manage: number | boolean
 }
 
 function toDevice(row: DeviceRow): Device {
   return {
     ...row,
     online: Boolean(row.online),
+    can_manage: Boolean(row.can_manage),
     last_seen: row.last_seen === null ? null : Number(row.last_seen),
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),

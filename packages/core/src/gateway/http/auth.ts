@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls'
 import type { AccessService, Principal } from '../../access/access'
 import type { AdminAuth } from '../../access/admin'
 import { SharedLLMError } from '../../errors'
+import { canonicalIp } from '../../tls/addresses'
 
 /** The owner's dashboard session cookie (HttpOnly, SameSite=Strict). */
 export const SESSION_COOKIE = 'sllm_session'
@@ -54,6 +55,11 @@ export function cookieOf(req: IncomingMessage, name: string): string | undefined
   return undefined
 }
 
+/** The caller's address in one spelling (IPv4-mapped IPv6 as IPv4), for limits, backoff and records. */
+export function sourceOf(req: IncomingMessage): string {
+  return canonicalIp(req.socket?.remoteAddress ?? '') ?? 'unknown'
+}
+
 /** Whether `origin` is this host as the client reached it (scheme, name and port). */
 export function isSameOrigin(origin: string, host: string | undefined, secure: boolean): boolean {
   if (!host) return false
@@ -94,7 +100,8 @@ export async function authenticateRequest(
 ): Promise<AuthResult | null> {
   if (req.headers.authorization !== undefined) {
     const token = bearerToken(req)
-    const principal = token ? await hub.access.authenticate(token) : null
+    // The caller's address keys the backoff on failed admin-secret guesses (per source, then LAN-wide).
+    const principal = token ? await hub.access.authenticate(token, sourceOf(req)) : null
     if (!principal) return null
     return { principal, via: principal.kind === 'admin' ? 'bearer' : 'device' }
   }

@@ -8,6 +8,7 @@ export {
   isSameOrigin,
   isSecure,
   SESSION_COOKIE,
+  sourceOf,
   unauthorized,
 } from './auth'
 export { BodyMeter, parseObject, readJsonObject } from './body'

@@ -5,6 +5,7 @@ import * as discovery from './20261127_004_discovery'
 import * as peerTls from './20261127_005_peer_tls'
 import * as gateway from './20261201_006_gateway'
 import * as fairshareQuotas from './20261201_008_fairshare_quotas'
+import * as security from './20261201_007_security'
 import * as fitRatio from './20261201_010_fit_ratio'
 
 interface Migration {
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   '20261127_005_peer_tls': peerTls,
   '20261201_006_gateway': gateway,
   '20261201_008_fairshare_quotas': fairshareQuotas,
+  '20261201_007_security': security,
   '20261201_010_fit_ratio': fitRatio,
 }
 
