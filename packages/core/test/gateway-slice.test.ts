@@ -259,6 +259,8 @@ describe('names, cloud models, loaded sizes and statuses', () => {
     const pull = await post(`${h.url}/ollama/api/pull`, user, { model: 'kimi-k2:cloud' })
     expect(pull.status).toBe(403)
     expect(pull.json().error).toMatch(/cloud model/)
+    const show = await post(`${h.url}/ollama/api/show`, user, { model: 'kimi-k2:cloud' })
+    expect(show.status).toBe(403)
     // Not listed to the device either.
     const tags = await get(`${h.url}/ollama/api/tags`, user)
     expect(tags.json().models.map((m: Json) => m.name)).not.toContain('gpt-oss:120b-cloud')

@@ -266,18 +266,7 @@ export class GatewayPolicy {
         this.checkAllowed(role, model)
       }
       // A cloud model's pull makes a stub that runs on ollama.com: the same rule as running one.
-      if (resolvedSource(model) === 'cloud') {
-        const role = principal.kind === 'device' ? principal.role : undefined
-        if (!this.o.settings.get('cloud_models_enabled') || (role && !roleAllowsCloud(role))) {
-          this.reject(
-            'cloud_model',
-            new SharedLLMError(
-              'FORBIDDEN',
-              `model '${model}' is a cloud model: it runs on ollama.com and the prompt leaves the network; pulling it needs cloud_models_enabled and a role with allow_cloud`,
-            ),
-          )
-        }
-      }
+      this.checkCloudName(principal, model, 'pulling')
       const outgoing: Record<string, unknown> = { model }
       if (typeof picked.stream === 'boolean') outgoing.stream = picked.stream
       return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
@@ -286,6 +275,8 @@ export class GatewayPolicy {
       const model = requestModel(picked.model)
       const outgoing: Record<string, unknown> = { ...picked, model }
       if (principal.kind === 'device') this.checkAllowed(principal.role, model)
+      // Ollama answers a cloud model's show from ollama.com (server/routes.go ShowHandler).
+      this.checkCloudName(principal, model, 'showing')
       return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
     }
     // OpenAI routes become native ones here (openai.ts), so that everything below applies to them too.
@@ -367,6 +358,20 @@ export class GatewayPolicy {
     }
     const untrack = this.track(model)
     return { deviceId, model, outgoing, stripUsageEvent, reply, release: both(untrack, slot) }
+  }
+
+  /** A name with a cloud suffix, for the routes that do not look the model up (pull, show). */
+  private checkCloudName(principal: Principal, model: string, doing: string): void {
+    if (resolvedSource(model) !== 'cloud') return
+    const role = principal.kind === 'device' ? principal.role : undefined
+    if (this.o.settings.get('cloud_models_enabled') && (!role || roleAllowsCloud(role))) return
+    this.reject(
+      'cloud_model',
+      new SharedLLMError(
+        'FORBIDDEN',
+        `model '${model}' is a cloud model: it runs on ollama.com and the prompt leaves the network; ${doing} it needs cloud_models_enabled and a role with allow_cloud`,
+      ),
+    )
   }
 
   /**
