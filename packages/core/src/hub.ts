@@ -252,7 +252,15 @@ export class Hub {
       this.models.start()
       // A new address (or way to start Ollama) takes effect now: ours on the old address is stopped.
       this.offOllamaSettings = this.bus.on('setting_changed', ({ key }) => {
-        if (key === 'ollama_host' || key === 'ollama_bin' || key === 'auto_start_ollama')
+        // …and an Ollama we started reads cloud, KV cache type and num_parallel only at its start.
+        if (
+          key === 'ollama_host' ||
+          key === 'ollama_bin' ||
+          key === 'auto_start_ollama' ||
+          key === 'cloud_models_enabled' ||
+          key === 'ollama_kv_cache_type' ||
+          key === 'ollama_num_parallel'
+        )
           void this.ollama.reconfigure()
       })
     }

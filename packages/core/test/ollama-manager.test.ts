@@ -554,3 +554,21 @@ describe('OllamaManager: GPU discovery', () => {
     await until(() => /did not answer within 400 ms/.test(manager.status().last_error ?? ''), 'the deadline')
   })
 })
+
+describe('OllamaManager: settings an owned Ollama reads at start', () => {
+  test('turning cloud models on restarts ours without OLLAMA_NO_CLOUD', async () => {
+    const { manager, settings } = await setup({ cloud_models_enabled: false })
+    await manager.start()
+    const first = manager.status().pid!
+    expect(procEnv(first)).toContain('OLLAMA_NO_CLOUD=1')
+    settings.cloud_models_enabled = true
+    await manager.reconfigure()
+    await until(() => manager.status().state === 'running' && manager.status().pid !== first, 'the restart')
+    expect(isProcessGone(first)).toBe(true)
+    expect(procEnv(manager.status().pid!)).not.toContain('OLLAMA_NO_CLOUD=1')
+    // Nothing that matters changed: no restart.
+    const second = manager.status().pid
+    await manager.reconfigure()
+    expect(manager.status().pid).toBe(second)
+  })
+})

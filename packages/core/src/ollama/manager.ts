@@ -92,6 +92,19 @@ export function ownedOllamaEnv(
 }
 
 /**
+ * The settings whose change needs an Ollama we started to be restarted (it reads them only at start):
+ * cloud models on or off, the KV cache type, num_parallel. The default context is left out: the gateway
+ * sends num_ctx with every request anyway.
+ */
+function restartEnvKey(s: OllamaManagerSettings): string {
+  return JSON.stringify([
+    !!s.cloud_models_enabled,
+    s.ollama_kv_cache_type ?? 'f16',
+    s.ollama_num_parallel ?? 1,
+  ])
+}
+
+/**
  * Keeps an Ollama answering at `ollama_host`: attaches to one that already runs (monitored, never stopped),
  * or, with `auto_start_ollama`, spawns `ollama serve` on loopback and owns it: restarts it with exponential
  * backoff when it dies or stops answering, gives up after too many restarts, and never leaves it orphaned.
@@ -114,6 +127,8 @@ export class OllamaManager {
   private child: ChildProcess | null = null
   /** The `ollama_host` the owned child was started for. */
   private childHost: string | null = null
+  /** The settings-derived environment it was started with (cloud, KV cache type, num_parallel). */
+  private childEnvKey: string | null = null
   private killReason: string | null = null
   private loopTimer: NodeJS.Timeout | null = null
   private restartTimer: NodeJS.Timeout | null = null
@@ -204,14 +219,18 @@ export class OllamaManager {
   reconfigure(): Promise<void> {
     if (!this.active) return Promise.resolve()
     return this.serialize(async () => {
-      const host = this.o.settings().ollama_host
+      const settings = this.o.settings()
+      const host = settings.ollama_host
       const child = this.child
-      if (child && this.childHost !== host) {
+      const envChanged = child !== null && this.childEnvKey !== restartEnvKey(settings)
+      if (child && (this.childHost !== host || envChanged)) {
         this.child = null // its exit is not a crash to restart from
         this.childHost = null
         this.log.info(
           { pid: child.pid, from: this.current.host, to: host },
-          'ollama_host changed: stopping ours',
+          envChanged
+            ? 'cloud models, KV cache type or num_parallel changed: restarting ours'
+            : 'ollama_host changed: stopping ours',
         )
         await terminate(child, this.graceMs)
       }
@@ -336,6 +355,7 @@ export class OllamaManager {
     const child = spawnOllama(bin.path, listen.value, this.env, extra)
     this.child = child
     this.childHost = settings.ollama_host
+    this.childEnvKey = restartEnvKey(settings)
     this.killReason = null
     this.set({
       state: 'starting',
