@@ -137,6 +137,7 @@ describe('gateway policy', () => {
 
   test('a model that does not fit the allocation is refused with what it needs and what the device has', async () => {
     const hub = await hubWith(catalog())
+    await hub.roles.update('role-user', { max_memory_mb: 4096 })
     const p = await device(hub, 'role-user') // 4096 MiB
     const err = await rejection(hub.policy.admit(p, { endpoint: 'ollama:/api/chat', model: 'dolphin3:8b' }))
     expect(err.code).toBe('FORBIDDEN')
@@ -308,7 +309,7 @@ describe('gateway policy', () => {
     const me = await hub.policy.me(p)
     expect(me.usage).toEqual({ requests: 1, prompt_tokens: 12, completion_tokens: 34 })
     expect(me.models.find((m) => m.name === 'qwen3:1.7b')?.verdict).toBe('fits')
-    expect(me.models.find((m) => m.name === 'dolphin3:8b')?.verdict).toBe('exceeds_allocation')
+    expect(me.models.find((m) => m.name === 'dolphin3:8b')?.verdict).toBe('fits') // an 8B Q4 fits the user role's 8 GiB
     const report = await hub.policy.usageReport()
     expect(report.by_device_model[0]).toMatchObject({
       model: 'qwen3:1.7b',

@@ -13,8 +13,9 @@ export interface AuthResult {
   via: AuthVia
 }
 
+// Devices see this too (a revoked key gets it), so it names no admin credential: a device uses its key.
 const UNAUTHORIZED_MESSAGE =
-  'admin credential required: log in on the dashboard, or send Authorization: Bearer <admin secret>'
+  'not signed in, or the key is no longer valid: a device sends its key (Authorization: Bearer <key>); the host owner logs in on the dashboard'
 
 /** Missing and wrong credentials get this same answer, so a caller cannot tell which it was. */
 export function unauthorized(): SharedLLMError {

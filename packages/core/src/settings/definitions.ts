@@ -9,7 +9,11 @@ interface SettingDefinition<K extends SettingKey> {
   secret?: boolean
 }
 
-const port = z.number({ error: 'must be a number' }).int('must be a whole number').min(1).max(65535)
+const port = z
+  .number({ error: 'must be a port number from 1 to 65535' })
+  .int('must be a whole number from 1 to 65535')
+  .min(1, 'must be a port number from 1 to 65535')
+  .max(65535, 'must be a port number from 1 to 65535')
 const hostName = z
   .string()
   .trim()
@@ -115,7 +119,11 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     description: 'Extra names accepted in the Host header',
   },
   https_port: {
-    schema: z.number().int().min(0).max(65535),
+    schema: z
+      .number({ error: 'must be a port number from 1 to 65535, or 0 for off' })
+      .int('must be a port number from 1 to 65535, or 0 for off')
+      .min(0, 'must be a port number from 1 to 65535, or 0 for off')
+      .max(65535, 'must be a port number from 1 to 65535, or 0 for off'),
     default: 8443,
     description: 'HTTPS port; 0 turns HTTPS off (from the next start)',
   },

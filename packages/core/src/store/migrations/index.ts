@@ -3,6 +3,7 @@ import * as init from './20261127_001_init'
 import * as access from './20261127_003_access'
 import * as discovery from './20261127_004_discovery'
 import * as peerTls from './20261127_005_peer_tls'
+import * as householdRoles from './20261201_009_household_roles'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '20261127_003_access': access,
   '20261127_004_discovery': discovery,
   '20261127_005_peer_tls': peerTls,
+  '20261201_009_household_roles': householdRoles,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
