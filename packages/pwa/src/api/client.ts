@@ -16,6 +16,7 @@ import type {
   PullStreamLine,
   Role,
   RoleResponse,
+  RotateKeyResponse,
   RolesResponse,
   RunningModelsResponse,
   SessionResponse,
@@ -34,7 +35,8 @@ const enc = encodeURIComponent
 
 /** Every REST call the PWA makes, typed from `@sharedllm/core/protocol`. */
 export const api = {
-  session: () => request<SessionResponse>('/api/auth/session'),
+  session: (bearer?: string) =>
+    request<SessionResponse>('/api/auth/session', bearer === undefined ? {} : { bearer }),
   login: (secret: string) =>
     request<SessionResponse | undefined>('/api/auth/login', {
       method: 'POST',
@@ -56,6 +58,8 @@ export const api = {
   remove: (id: string) => request<DeviceResponse>(`/api/devices/${enc(id)}`, { method: 'DELETE' }),
   setAllocation: (id: string, memory_mb: number) =>
     request<DeviceResponse>(`/api/devices/${enc(id)}/memory`, { method: 'PATCH', body: { memory_mb } }),
+  rotateKey: (id: string) =>
+    request<RotateKeyResponse>(`/api/devices/${enc(id)}/rotate-key`, { method: 'POST' }),
   setRole: (id: string, role_id: string) =>
     request<DeviceResponse>(`/api/devices/${enc(id)}/role`, { method: 'PATCH', body: { role_id } }),
 

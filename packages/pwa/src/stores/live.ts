@@ -51,11 +51,16 @@ export const useLiveStore = defineStore('live', () => {
       case 'device_revoked':
         devices.upsert(msg.device)
         approvals.settle(msg.device.id)
-        if (session.device?.id === msg.device.id) session.device = msg.device
+        if (session.device?.id === msg.device.id) {
+          // The server tells a device before it closes its socket; this is how the phone learns at once.
+          if (msg.type === 'device_approved') session.device = msg.device
+          else session.endDevice(msg.type === 'device_denied' ? 'denied' : 'revoked')
+        }
         return
       case 'device_removed':
         devices.drop(msg.device.id)
         approvals.settle(msg.device.id)
+        if (session.device?.id === msg.device.id) session.endDevice('removed')
         return
       case 'device_discovered':
       case 'device_updated':
