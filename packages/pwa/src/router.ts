@@ -50,7 +50,8 @@ export const routes: RouteRecordRaw[] = [
       {
         path: 'chat',
         name: 'chat',
-        component: () => import('./views/device/ChatView.vue'),
+        component: () => import('./views/ChatView.vue'),
+        props: { mode: 'device' },
         meta: { area: 'device', title: 'Chat' },
       },
       {
@@ -71,6 +72,13 @@ export const routes: RouteRecordRaw[] = [
         name: 'dashboard',
         component: () => import('./views/admin/DashboardView.vue'),
         meta: { area: 'admin', title: 'Dashboard' },
+      },
+      {
+        path: 'chat',
+        name: 'owner-chat',
+        component: () => import('./views/ChatView.vue'),
+        props: { mode: 'owner' },
+        meta: { area: 'admin', title: 'Chat' },
       },
       {
         path: 'devices',
