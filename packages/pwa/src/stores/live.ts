@@ -117,6 +117,11 @@ export const useLiveStore = defineStore('live', () => {
         protocols: () => (session.deviceKey ? ['sharedllm', `bearer.${session.deviceKey}`] : undefined),
         onMessage: apply,
         onState: connection.setState,
+        // 4001: the key was revoked or replaced. Ask the host who we are now; a dead key is then
+        // forgotten with a notice, instead of reconnecting with it forever.
+        onClose: (code) => {
+          if (code === 4001 && session.kind === 'device') session.resolve().catch(() => {})
+        },
       })
     }
     socket.start()

@@ -62,7 +62,8 @@ export const useSessionStore = defineStore('session', () => {
       if (deviceKey.value) {
         // The stored key no longer works (revoked or removed): forget it and ask again as nobody.
         forgetKey()
-        notice.value = 'This device’s access was revoked or removed. You can request access again.'
+        notice.value =
+          'This device’s key no longer works: the owner revoked it, removed the device, or issued a new key. If they gave you a new key, use it under Request access › “I already have a key”; else request access again.'
         return resolve()
       }
       kind.value = 'anonymous'
