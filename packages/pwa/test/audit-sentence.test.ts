@@ -35,7 +35,10 @@ describe('audit sentences', () => {
   })
   it('uses the name kept in the entry for a removed device, and lists what a role update changed', () => {
     expect(
-      auditSentence(entry({ action: 'device.remove', target: 'gone', before: { name: 'Old tablet' } }), names),
+      auditSentence(
+        entry({ action: 'device.remove', target: 'gone', before: { name: 'Old tablet' } }),
+        names,
+      ),
     ).toBe('The owner removed “Old tablet”.')
     expect(
       auditSentence(
@@ -50,7 +53,12 @@ describe('audit sentences', () => {
     ).toBe('The owner changed role “user”: memory 4 GiB → 8 GiB.')
     expect(
       auditSentence(
-        entry({ action: 'setting.set', target: 'host_reserve_mb', before: { value: 2048 }, after: { value: 4096 } }),
+        entry({
+          action: 'setting.set',
+          target: 'host_reserve_mb',
+          before: { value: 2048 },
+          after: { value: 4096 },
+        }),
         names,
       ),
     ).toBe('The owner set host_reserve_mb to 4096 (was 2048).')

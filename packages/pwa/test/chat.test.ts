@@ -10,7 +10,9 @@ afterEach(() => {
 
 describe('renderMarkdown', () => {
   it('renders markdown, highlights a known language and gives code blocks a copy button', () => {
-    const html = renderMarkdown('**bold** and `x`\n\n```js\nconst a = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |')
+    const html = renderMarkdown(
+      '**bold** and `x`\n\n```js\nconst a = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |',
+    )
     expect(html).toContain('<strong>bold</strong>')
     expect(html).toContain('<code>x</code>')
     expect(html).toMatch(/<span class="hljs-keyword">const<\/span>/)
@@ -18,7 +20,9 @@ describe('renderMarkdown', () => {
     expect(html).toContain('<table>')
   })
   it('never passes markup or script URLs through', () => {
-    const html = renderMarkdown('<img src=x onerror=alert(1)> <script>alert(2)</script> [x](javascript:alert(3))')
+    const html = renderMarkdown(
+      '<img src=x onerror=alert(1)> <script>alert(2)</script> [x](javascript:alert(3))',
+    )
     expect(html).not.toMatch(/<img|<script|href="javascript:/i)
     const doc = new DOMParser().parseFromString(html, 'text/html')
     expect(doc.querySelector('img, script, [onerror]')).toBeNull()
@@ -52,7 +56,12 @@ describe('streamChat', () => {
       onDelta: () => {},
       onThinking: (t) => thinking.push(t),
     })
-    expect(res).toMatchObject({ content: 'Hi', thinking: 'Let me think.', completion_tokens: 3, stopped: false })
+    expect(res).toMatchObject({
+      content: 'Hi',
+      thinking: 'Let me think.',
+      completion_tokens: 3,
+      stopped: false,
+    })
     expect(thinking).toEqual(['Let me ', 'think.'])
     expect(sent).toMatchObject({ model: 'qwen3:1.7b', stream: true, options: { temperature: 0.3 } })
   })
@@ -75,7 +84,11 @@ describe('approval suggestion', () => {
     const m = (name: string, required_mb: number | null, verdict = 'fits') =>
       ({ name, fits: [{ role_id: 'role-guest', verdict, required_mb }] }) as never
     expect(
-      modelsFitting([m('small', 1500), m('big', 5000, 'exceeds_allocation'), m('no', 10, 'not_allowed'), m('?', null)], 'role-guest', 2048),
+      modelsFitting(
+        [m('small', 1500), m('big', 5000, 'exceeds_allocation'), m('no', 10, 'not_allowed'), m('?', null)],
+        'role-guest',
+        2048,
+      ),
     ).toEqual(['small'])
   })
 })

@@ -48,7 +48,10 @@ describe('live store', () => {
     // Another device's revocation changes nothing here.
     live.apply({ type: 'device_revoked', device: { ...device(), status: 'revoked' } })
     expect(session.kind).toBe('device')
-    live.apply({ type: 'device_revoked', device: { ...me, status: 'revoked', updated_at: me.updated_at + 1 } })
+    live.apply({
+      type: 'device_revoked',
+      device: { ...me, status: 'revoked', updated_at: me.updated_at + 1 },
+    })
     expect(session.kind).toBe('anonymous')
     expect(session.deviceKey).toBeNull()
     expect(localStorage.getItem('sharedllm.device_key')).toBeNull()

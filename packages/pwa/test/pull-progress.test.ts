@@ -45,7 +45,9 @@ describe('PullProgress', () => {
     expect(w.emitted('dismiss')).toEqual([['llama3.2:3b']])
   })
   it('shows a pull cancelled elsewhere as cancelled, not as a red failure', () => {
-    const w = mount(PullProgress, { props: { pull: pull({ cancelled: true, status: 'cancelled', own: false }) } })
+    const w = mount(PullProgress, {
+      props: { pull: pull({ cancelled: true, status: 'cancelled', own: false }) },
+    })
     expect(w.get('[data-field="status"]').text()).toBe('cancelled')
     expect(w.find('[role="alert"]').exists()).toBe(false)
     expect(w.find('[data-action="dismiss"]').exists()).toBe(true)

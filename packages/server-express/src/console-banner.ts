@@ -72,7 +72,8 @@ export function bannerLines(input: BannerInput): string[] {
 
 /** One line on what Ollama is doing, or null when there is nothing new for the console. */
 export function ollamaLine(status: OllamaStatus, autoStart: boolean): string | null {
-  if (status.running) return `  Ollama ${status.version ? `${status.version} ` : ''}is running at ${status.host}`
+  if (status.running)
+    return `  Ollama ${status.version ? `${status.version} ` : ''}is running at ${status.host}`
   if (status.state === 'starting' || status.state === 'unknown') return null
   const why = status.last_error ? ` (${status.last_error})` : ''
   const fix = autoStart

@@ -31,7 +31,12 @@ describe('console banner', () => {
   })
 
   it('says when no phone can reach a loopback-only host', () => {
-    const text = bannerLines({ ...base, host: '127.0.0.1', urls: ['http://127.0.0.1:8080'], https: undefined }).join('\n')
+    const text = bannerLines({
+      ...base,
+      host: '127.0.0.1',
+      urls: ['http://127.0.0.1:8080'],
+      https: undefined,
+    }).join('\n')
     expect(text).toContain('none can reach it')
     expect(text).toContain('http://localhost:8080/login?token=tok_123')
   })
@@ -50,7 +55,9 @@ describe('console banner', () => {
       last_error: 'ollama binary not found',
       checked_at: 1,
     } as OllamaStatus
-    expect(ollamaLine(down, true)).toMatch(/not answering at http:\/\/127\.0\.0\.1:11434 \(ollama binary not found\): install it/)
+    expect(ollamaLine(down, true)).toMatch(
+      /not answering at http:\/\/127\.0\.0\.1:11434 \(ollama binary not found\): install it/,
+    )
     expect(ollamaLine(down, false)).toMatch(/turn on auto_start_ollama/)
     expect(ollamaLine({ ...down, state: 'running', running: true, version: '0.33.0' }, true)).toBe(
       '  Ollama 0.33.0 is running at http://127.0.0.1:11434',

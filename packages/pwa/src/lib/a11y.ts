@@ -4,7 +4,8 @@
  * level 2 (cards sit under the page's h1). A MutationObserver catches cards rendered later.
  */
 export function fixLibraryHeadings(root: ParentNode = document): void {
-  for (const el of root.querySelectorAll<HTMLElement>('.n-card-header[role="heading"]')) el.removeAttribute('role')
+  for (const el of root.querySelectorAll<HTMLElement>('.n-card-header[role="heading"]'))
+    el.removeAttribute('role')
   for (const el of root.querySelectorAll<HTMLElement>('[role="heading"]:not([aria-level])'))
     el.setAttribute('aria-level', '2')
 }

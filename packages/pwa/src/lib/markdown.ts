@@ -54,7 +54,9 @@ md.renderer.rules.fence = (tokens, idx) => {
   const token = tokens[idx]!
   const lang = token.info.trim().split(/\s+/)[0]?.toLowerCase() ?? ''
   const known = lang && hljs.getLanguage(lang)
-  const body = known ? hljs.highlight(token.content, { language: lang, ignoreIllegals: true }).value : escapeHtml(token.content)
+  const body = known
+    ? hljs.highlight(token.content, { language: lang, ignoreIllegals: true }).value
+    : escapeHtml(token.content)
   return (
     `<div class="code-block"><div class="code-head"><span>${escapeHtml(lang || 'text')}</span>` +
     '<button type="button" class="copy-code" data-copy-code>Copy</button></div>' +
@@ -75,9 +77,39 @@ function purify(html: string): string {
   }
   return DOMPurify.sanitize(html, {
     ALLOWED_TAGS: [
-      'a', 'b', 'blockquote', 'br', 'button', 'code', 'del', 'div', 'em', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6',
-      'hr', 'i', 'li', 'ol', 'p', 'pre', 's', 'span', 'strong', 'sub', 'sup', 'table', 'tbody', 'td', 'th',
-      'thead', 'tr', 'ul',
+      'a',
+      'b',
+      'blockquote',
+      'br',
+      'button',
+      'code',
+      'del',
+      'div',
+      'em',
+      'h1',
+      'h2',
+      'h3',
+      'h4',
+      'h5',
+      'h6',
+      'hr',
+      'i',
+      'li',
+      'ol',
+      'p',
+      'pre',
+      's',
+      'span',
+      'strong',
+      'sub',
+      'sup',
+      'table',
+      'tbody',
+      'td',
+      'th',
+      'thead',
+      'tr',
+      'ul',
     ],
     ALLOWED_ATTR: ['href', 'title', 'class', 'type', 'tabindex', 'data-copy-code', 'align', 'start'],
     ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,

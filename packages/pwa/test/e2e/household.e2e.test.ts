@@ -59,15 +59,36 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
       for (const size of opts.sizes ?? (['desktop', 'phone'] as const)) {
         await page.setViewportSize(size === 'desktop' ? DESKTOP : PHONE)
         // The theme follows the emulated scheme (the toggle is on "system"); let transitions settle.
-        await page.waitForFunction((dark) => document.documentElement.classList.contains(dark ? 'dark' : 'light'), scheme === 'dark')
+        await page.waitForFunction(
+          (dark) => document.documentElement.classList.contains(dark ? 'dark' : 'light'),
+          scheme === 'dark',
+        )
         if ((await page.evaluate(() => typeof (window as { axe?: unknown }).axe)) === 'undefined') {
           await page.addScriptTag({ path: axePath })
           // Colours are measured at rest: naive-ui animates colour changes for 0.3 s after a theme switch.
-          await page.addStyleTag({ content: '*, *::before, *::after { transition: none !important; animation: none !important; }' })
+          await page.addStyleTag({
+            content: '*, *::before, *::after { transition: none !important; animation: none !important; }',
+          })
         }
         await page.waitForTimeout(150)
         const violations = await page.evaluate(async () => {
-          const axe = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: string[] }> }> }> } }).axe
+          const axe = (
+            window as unknown as {
+              axe: {
+                run: (
+                  ctx: Document,
+                  o: object,
+                ) => Promise<{
+                  violations: Array<{
+                    id: string
+                    impact: string | null
+                    help: string
+                    nodes: Array<{ target: string[] }>
+                  }>
+                }>
+              }
+            }
+          ).axe
           const res = await axe.run(document, { resultTypes: ['violations'] })
           return res.violations.map((v) => ({
             id: v.id,
@@ -78,13 +99,26 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
         })
         for (const v of violations)
           if (v.impact === 'critical' || v.impact === 'serious')
-            findings.push({ page: name, mode: `${scheme} ${size}`, rule: v.id, impact: v.impact, help: v.help, targets: v.targets })
+            findings.push({
+              page: name,
+              mode: `${scheme} ${size}`,
+              rule: v.id,
+              impact: v.impact,
+              help: v.help,
+              targets: v.targets,
+            })
         checked.push(`${name} (${scheme} ${size})`)
         if (size === 'phone') {
           // Usable on a phone: nothing pushes the page wider than the screen.
-          expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} at 390 px`).toBeLessThanOrEqual(PHONE.width)
+          expect(
+            await page.evaluate(() => document.documentElement.scrollWidth),
+            `${name} at 390 px`,
+          ).toBeLessThanOrEqual(PHONE.width)
         }
-        await page.screenshot({ path: join(shots, `household-${name}-${scheme}-${size}.png`), fullPage: true })
+        await page.screenshot({
+          path: join(shots, `household-${name}-${scheme}-${size}.png`),
+          fullPage: true,
+        })
       }
     }
     await page.emulateMedia({ colorScheme: 'light' })
@@ -135,9 +169,12 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     expect(await alert.textContent()).toMatch(/already used or is older than 24 hours/)
     await axeAll(page, 'login')
     await other.close()
-    gatewayTakesCookie = (await admin.evaluate(async () => (await fetch('/ollama/api/version')).status)) === 200
+    gatewayTakesCookie =
+      (await admin.evaluate(async () => (await fetch('/ollama/api/version')).status)) === 200
     if (!gatewayTakesCookie)
-      console.warn('\n!! the gateway refuses the owner’s session cookie here: owner chat, model details and unload are skipped\n')
+      console.warn(
+        '\n!! the gateway refuses the owner’s session cookie here: owner chat, model details and unload are skipped\n',
+      )
   })
 
   it('/ without a key asks who this is, with Request access first on a phone', async () => {
@@ -186,7 +223,9 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     expect(await link.getAttribute('rel')).toBe('noopener noreferrer')
     // The model it picked by itself is one the guest slice fits (the smallest installed ones).
     const chat = (await ollama.requests()).filter((r) => r.path === '/api/chat').at(-1)!
-    expect(['deepseek-r1:1.5b', 'qwen3:1.7b', 'granite3.3:2b']).toContain((chat.body as { model: string }).model)
+    expect(['deepseek-r1:1.5b', 'qwen3:1.7b', 'granite3.3:2b']).toContain(
+      (chat.body as { model: string }).model,
+    )
   })
 
   it('chat: stop keeps what arrived, regenerate, system prompt and temperature, conversations kept on the device', async () => {
@@ -203,7 +242,9 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
 
     await last.locator('[data-action="regenerate"]').click()
     await phone.waitForSelector('[data-action="send"]', { timeout: 30_000 })
-    expect(await phone.locator('[data-turn="assistant"]').last().locator('.md').textContent()).toContain('word39')
+    expect(await phone.locator('[data-turn="assistant"]').last().locator('.md').textContent()).toContain(
+      'word39',
+    )
 
     await phone.click('[data-action="chat-settings"]')
     await phone.fill('[data-field="system"] textarea', 'Answer briefly.')
@@ -252,7 +293,9 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     await dlg.waitFor()
     expect(await dlg.textContent()).toMatch(/from 2 GiB to 8 GiB/)
     await dlg.locator('.n-button', { hasText: 'Use 8 GiB' }).click()
-    await expect.poll(async () => card.locator('[data-field="allocation"]').textContent()).toBe('8 GiB of 8 GiB max')
+    await expect
+      .poll(async () => card.locator('[data-field="allocation"]').textContent())
+      .toBe('8 GiB of 8 GiB max')
     expect(await card.locator('[data-field="role"]').textContent()).toBe('user')
     await axeAll(admin, 'admin-devices')
   })
@@ -270,17 +313,24 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     expect(await admin.locator('[role="tab"]:focus').getAttribute('data-tab')).toBe('approved')
     // Tab from the tab list lands inside the panel, on a real control.
     await admin.keyboard.press('Tab')
-    expect(await admin.evaluate(() => document.activeElement?.closest('[role="tabpanel"]') !== null)).toBe(true)
+    expect(await admin.evaluate(() => document.activeElement?.closest('[role="tabpanel"]') !== null)).toBe(
+      true,
+    )
   })
 
   it('models: search, details, unload', async (ctx) => {
     await admin.click('a[href="/admin/models"]')
     await admin.waitForSelector('[data-model]')
     await admin.fill('[data-field="model-search"] input', 'gemma')
-    const names = await admin.locator('[data-model]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-model')))
+    const names = await admin
+      .locator('[data-model]')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-model')))
     expect(names.length).toBeGreaterThan(0)
     expect(names.length).toBeLessThan(16)
-    expect(names.every((n) => n?.startsWith('gemma')), names.join(', ')).toBe(true)
+    expect(
+      names.every((n) => n?.startsWith('gemma')),
+      names.join(', '),
+    ).toBe(true)
     await admin.fill('[data-field="model-search"] input', '')
     await axeAll(admin, 'admin-models')
     if (!gatewayTakesCookie) return ctx.skip()
@@ -293,7 +343,9 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     await admin.keyboard.press('Escape')
     const loaded = admin.locator('[data-action="unload"]').first()
     await loaded.click()
-    await expect.poll(async () => admin.locator('[data-action="unload"]').count(), { timeout: 15_000 }).toBe(0)
+    await expect
+      .poll(async () => admin.locator('[data-action="unload"]').count(), { timeout: 15_000 })
+      .toBe(0)
   })
 
   it('the owner chats through the gateway with the session cookie', async (ctx) => {
@@ -304,7 +356,9 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     await admin.fill('[data-field="message"] textarea', 'hello from the owner')
     await admin.click('[data-action="send"]')
     await admin.waitForSelector('[data-action="send"]', { timeout: 30_000 })
-    expect(await admin.locator('[data-turn="assistant"] .md').last().textContent()).toContain('hello from the owner')
+    expect(await admin.locator('[data-turn="assistant"] .md').last().textContent()).toContain(
+      'hello from the owner',
+    )
     await shot(admin, 'owner-chat')
   })
 
@@ -324,7 +378,14 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     await row.locator('input').fill('99999')
     await row.locator('input').blur()
     await row.locator('[data-action="save"]').click()
-    await expect.poll(async () => row.locator('[role="alert"]').textContent().catch(() => '')).toMatch(/from 1 to 65535/)
+    await expect
+      .poll(async () =>
+        row
+          .locator('[role="alert"]')
+          .textContent()
+          .catch(() => ''),
+      )
+      .toMatch(/from 1 to 65535/)
     await axeAll(admin, 'admin-settings')
     for (const [path, name, ready] of [
       ['/admin', 'admin-dashboard', '[data-bar="totals"]'],
@@ -359,7 +420,10 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     await admin.click('[data-tab="approved"]')
     const card = admin.locator('.device-card', { hasText: 'Android phone' })
     await card.locator('[data-action="rotate-key"]').click()
-    await admin.locator('.n-popconfirm', { hasText: 'Issue a new key' }).locator('.n-button--primary-type').click()
+    await admin
+      .locator('.n-popconfirm', { hasText: 'Issue a new key' })
+      .locator('.n-button--primary-type')
+      .click()
     const fresh = (await card.locator('[data-copy-text="rotated-key"]').textContent())?.trim() ?? ''
     expect(fresh).toMatch(/^sllm_/)
     // The old key's socket is closed; the phone asks who it is and shows why, without a reload.
@@ -376,7 +440,10 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     await phone.waitForSelector('[data-conn="open"]')
     const card = admin.locator('.device-card', { hasText: 'Android phone' })
     await card.locator('[data-action="revoke"]').click()
-    await admin.locator('.n-popconfirm', { hasText: 'Its key stops working' }).locator('.n-button--primary-type').click()
+    await admin
+      .locator('.n-popconfirm', { hasText: 'Its key stops working' })
+      .locator('.n-button--primary-type')
+      .click()
     const t0 = Date.now()
     await phone.waitForURL(url('/'), { timeout: 5_000 })
     const notice = (await phone.locator('[data-notice]').textContent()) ?? ''
@@ -408,7 +475,9 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
 
   it('no page has a critical or serious axe-core violation, in light and dark, desktop and phone', () => {
     expect(checked.length).toBeGreaterThanOrEqual(56)
-    const report = findings.map((f) => `${f.page} [${f.mode}] ${f.impact} ${f.rule}: ${f.help}\n    ${f.targets.join('\n    ')}`)
+    const report = findings.map(
+      (f) => `${f.page} [${f.mode}] ${f.impact} ${f.rule}: ${f.help}\n    ${f.targets.join('\n    ')}`,
+    )
     expect(report, report.join('\n')).toEqual([])
   })
 })
