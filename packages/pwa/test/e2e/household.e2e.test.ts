@@ -221,6 +221,7 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     const link = answer.locator('a[href="https://ollama.com"]')
     expect(await link.getAttribute('target')).toBe('_blank')
     expect(await link.getAttribute('rel')).toBe('noopener noreferrer')
+    await phone.screenshot({ path: join(shots, 'household-phone-chat-markdown.png') })
     // The model it picked by itself is one the guest slice fits (the smallest installed ones).
     const chat = (await ollama.requests()).filter((r) => r.path === '/api/chat').at(-1)!
     expect(['deepseek-r1:1.5b', 'qwen3:1.7b', 'granite3.3:2b']).toContain(
