@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'GONE'
   | 'PAYLOAD_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'CAPACITY_EXCEEDED'
   | 'RATE_LIMITED'
   | 'MODEL_NOT_FOUND'
@@ -37,6 +38,7 @@ export const httpStatusByCode: Record<ErrorCode, number> = {
   CONFLICT: 409,
   GONE: 410,
   PAYLOAD_TOO_LARGE: 413,
+  REQUEST_TIMEOUT: 408,
   CAPACITY_EXCEEDED: 422,
   RATE_LIMITED: 429,
   MODEL_NOT_FOUND: 404,

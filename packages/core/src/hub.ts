@@ -1,5 +1,5 @@
-import { AccessService } from './access/access'
-import { AdminAuth } from './access/admin'
+import { AccessService, type AccessOptions } from './access/access'
+import { AdminAuth, type AdminAuthOptions } from './access/admin'
 import { hostname } from 'node:os'
 import { Discovery } from './discovery/discovery'
 import { PeersService } from './discovery/peers'
@@ -40,8 +40,17 @@ export interface HubOptions {
   capacityMb?: () => number | undefined
   /** Free memory in MiB for "can it load now" when no memory providers are running (embedding, tests). */
   freeMb?: () => number | undefined
-  /** Setting values that win over the stored ones for this run (CLI flags) until the owner sets that key; not persisted. */
+  /**
+   * Setting values that win over the stored ones for this run (CLI flags, the config file) until the owner
+   * sets that key; not persisted. The only way to set `ollama_bin` and `extra_providers`.
+   */
   settings?: Partial<SettingsValues>
+  /** `--allow-remote-ollama`: `ollama_host` may leave this machine. @default false (loopback only) */
+  allowRemoteOllama?: boolean
+  /** Limits on join requests, claims and pairing codes (defaults suit a household LAN). */
+  access?: Omit<AccessOptions, 'trust'>
+  /** Session lifetimes and the backoff on failed admin authentication. */
+  adminAuth?: AdminAuthOptions
   /**
    * Memory providers. Default: the five built-in packages (where installed) plus the `extra_providers`
    * setting, resolved from `providerResolveFrom` and the working directory. `false`: no probe loop.
@@ -107,11 +116,14 @@ export class Hub {
       now,
       capacityMb: () => this.capacityMb(),
     }
-    this.settings = new SettingsService(this.ctx, options.settings)
+    this.settings = new SettingsService(this.ctx, options.settings, {
+      allowRemoteOllama: options.allowRemoteOllama === true,
+    })
     this.roles = new RolesService(this.ctx, this.settings)
     this.devices = new DevicesService(this.ctx, this.settings)
-    this.admin = new AdminAuth(this.ctx)
+    this.admin = new AdminAuth(this.ctx, options.adminAuth)
     this.access = new AccessService(this.ctx, this.devices, this.admin, {
+      ...options.access,
       trust: () => ({
         enabled: this.settings.get('trust_local_network'),
         roleId: this.settings.get('default_role'),
@@ -194,6 +206,7 @@ export class Hub {
       await this.roles.seed()
       await this.settings.load()
       this.instanceId = await getInstanceId(this.db)
+      await this.access.expirePending()
       await this.startServices()
     } catch (err) {
       await this.stopServices()
@@ -268,6 +281,7 @@ export class Hub {
   }
 
   private async stopServices(): Promise<void> {
+    this.access.stop()
     this.offOllamaSettings?.()
     this.offOllamaSettings = undefined
     await this.discovery?.stop().catch((err) => this.log.warn({ err }, 'stopping discovery failed'))
@@ -275,6 +289,7 @@ export class Hub {
     this.models.stop()
     await this.memory?.stop().catch((err) => this.log.warn({ err }, 'stopping the probe loop failed'))
     await this.ollama.stop().catch((err) => this.log.warn({ err }, 'stopping Ollama failed'))
+    this.ollama.client.close()
     this.discovery = undefined
     this.peers = undefined
     this.memory = undefined

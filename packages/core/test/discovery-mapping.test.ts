@@ -30,9 +30,13 @@ const [announce, goodbye] = packets as [Captured, Captured]
 describe('sanitising untrusted names', () => {
   test('drops control, bidi and markup characters and collapses whitespace', () => {
     expect(sanitizeName('  kitchen\u0000\u001b[31m-pc \n\t laptop ')).toBe('kitchen [31m-pc laptop')
-    expect(sanitizeName('evil\u202Egnp.exe')).toBe('evil gnp.exe')
+    // Format characters (\p{Cf}: bidi, zero-width, BOM) are removed, not turned into spaces.
+    expect(sanitizeName('evil\u202Egnp.exe')).toBe('evilgnp.exe')
+    expect(sanitizeName('\uFEFFbo\u2066m\u2069')).toBe('bom')
+    // NFKC: fullwidth and compatibility forms are the plain letters.
+    expect(sanitizeName('ｋｉｔｃｈｅｎ\uFB01')).toBe('kitchenfi')
     expect(sanitizeName('<script>alert("x")</script>')).toBe('scriptalert(x)/script')
-    expect(sanitizeName('zero\u200Bwidth')).toBe('zero width')
+    expect(sanitizeName('zero\u200Bwidth')).toBe('zerowidth')
     expect(sanitizeName('Küche 💻')).toBe('Küche 💻')
   })
 
@@ -104,8 +108,8 @@ describe('responses to sightings', () => {
     })
     expect(s?.addresses[0]).toBe(announce.source)
     expect(s?.addresses).not.toContain('vm')
-    // The link-local IPv6 address is kept but ranked last: it needs a zone to be usable.
-    expect(s?.addresses.at(-1)).toMatch(/^fe80:/)
+    // Link-local addresses are dropped: no URL can carry the zone one needs.
+    expect(s?.addresses.some((a) => a.startsWith('fe80'))).toBe(false)
   })
 
   test('a real goodbye is reported as one', () => {
@@ -134,6 +138,37 @@ describe('responses to sightings', () => {
     ).toEqual(['192.168.1.20'])
     const spoof = parseResponse(announce, '127.0.0.1').adverts[0]!
     expect(toSighting({ ...spoof, addresses: ['127.0.0.1'] })).toBeNull()
+  })
+
+  test('addresses are canonicalised before filtering: every spelling of loopback, link-local, mapped, ours', () => {
+    expect(
+      orderAddresses(
+        [
+          '::ffff:7f00:1',
+          '::ffff:127.0.0.1',
+          '0:0:0:0:0:0:0:1',
+          '::0:1',
+          '[::1]',
+          '127.1.2.3',
+          '169.254.10.20',
+          'fe80::1%eth0',
+          'FE80::abcd',
+          '::',
+          '::ffff:0.0.0.0',
+          '10.0.0.7',
+          '::ffff:c0a8:114',
+          '2001:DB8:0:0:0:0:0:5',
+        ],
+        null,
+        8,
+        new Set(['10.0.0.7']),
+      ),
+    ).toEqual(['192.168.1.20', '2001:db8::5'])
+    const spoof = parseResponse(announce, announce.source).adverts[0]!
+    // An advert whose only addresses are this host's own is no other host.
+    expect(
+      toSighting({ ...spoof, source: null, addresses: ['192.168.1.77'] }, new Set(['192.168.1.77'])),
+    ).toBeNull()
   })
 
   test('the advertised label fits a DNS label and carries the id', () => {

@@ -26,6 +26,8 @@ async function setup(
     discovery: false,
     providers: false,
     ollama: false,
+    // Off by default now (the owner is asked first); these tests are about what happens when it is on.
+    ...(opts.settings ? { settings: { auto_join_discovered_hosts: true } } : {}),
     ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
   })
   const now = Date.now()
@@ -154,6 +156,55 @@ describe('PeersService against a host speaking the join API over HTTP', () => {
     remote.misbehave = 'hang'
     await expect(peers.join('peer-1')).rejects.toMatchObject({ code: 'TIMEOUT' })
     expect((await peers.get('peer-1')).error).toMatch(/did not answer/)
+  })
+
+  test('answers are validated strictly: an extra key, a claim for another device, odd model entries', async () => {
+    const first = await setup()
+    remote.misbehave = 'extra-key'
+    await expect(first.peers.join('peer-1')).rejects.toMatchObject({
+      code: 'UPSTREAM_ERROR',
+      message: expect.stringMatching(/unexpected response \(Unrecognized key: "role"\)|unexpected response/),
+    })
+    expect(await first.hub.db('peers').where({ id: 'peer-1' }).first()).toMatchObject({
+      claim_secret: null,
+      remote_device_id: null,
+    })
+    await remote.close()
+
+    const second = await setup()
+    remote.misbehave = 'other-device'
+    remote.approveOnJoin = true
+    const peer = await second.peers.join('peer-1')
+    expect(peer).toMatchObject({ status: 'failed', has_key: false })
+    expect(peer.error).toMatch(/another device/)
+    await remote.close()
+
+    const third = await setup()
+    remote.approveOnJoin = true
+    await third.peers.join('peer-1')
+    remote.misbehave = 'odd-models'
+    expect(await third.peers.models('peer-1')).toEqual([{ name: 'llama3:8b', size: 5 }])
+  })
+
+  test('an advert never moves a paired HTTP peer: its key goes only where it was paired', async () => {
+    const { hub, peers, port } = await setup()
+    remote.approveOnJoin = true
+    expect(await peers.join('peer-1')).toMatchObject({ status: 'joined', has_key: true })
+    // Someone else on the LAN advertises the peer's instance id at their own address.
+    const impostor = new RemoteHost()
+    await impostor.listen(port, '127.0.0.3')
+    try {
+      await registryOf(hub).seen({ ...advert(port), addresses: ['127.0.0.3'] })
+      const row = await hub.db('peers').where({ id: 'peer-1' }).first()
+      expect(JSON.parse(row.addresses)).toEqual(['127.0.0.2', '127.0.0.1'])
+      expect(JSON.parse(row.proposed_addresses)).toEqual(['127.0.0.3'])
+      // The real host is gone: the key is not tried at the advertised address.
+      await remote.close()
+      await expect(peers.models('peer-1')).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' })
+      expect(impostor.seen).toEqual([])
+    } finally {
+      await impostor.close()
+    }
   })
 
   test('an unreachable host is UPSTREAM_UNAVAILABLE; unknown peers are NOT_FOUND', async () => {

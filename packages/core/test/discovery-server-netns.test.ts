@@ -4,7 +4,7 @@
 //
 // Needs the built CLI (the test command builds first); skips loudly without root or `ip`.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -92,6 +92,8 @@ describe.skipIf(unavailable !== null)(
     const serve = (ns: string, address: string) => {
       const dir = mkdtempSync(join(tmpdir(), 'sllm-srv-'))
       dirs.push(dir)
+      // Auto-join is off by default (the owner is asked first): these two hosts are told to, by config file.
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ auto_join_discovered_hosts: true }))
       const child = spawn(
         'ip',
         [

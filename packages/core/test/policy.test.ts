@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest'
 import {
   clampKeepAlive,
   estimateFit,
+  GATEWAY_ROUTES,
   type Hub,
   isSharedLLMError,
   keepAliveSeconds,
@@ -15,6 +16,15 @@ import {
   type RunningModel,
 } from '../src/index'
 import { startHub } from './helpers'
+
+const route = (path: string) => {
+  const r = GATEWAY_ROUTES.get(path)
+  if (!r) throw new Error(`no route ${path}`)
+  return r
+}
+const CHAT = route('/ollama/api/chat')
+const PULL = route('/ollama/api/pull')
+const TAGS = route('/ollama/api/tags')
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`./fixtures/ollama/${name}`, import.meta.url), 'utf8'))
@@ -139,11 +149,11 @@ describe('gateway policy', () => {
     const hub = await hubWith(catalog())
     await hub.roles.update('role-user', { max_memory_mb: 4096 })
     const p = await device(hub, 'role-user') // 4096 MiB
-    const err = await rejection(hub.policy.admit(p, { endpoint: 'ollama:/api/chat', model: 'dolphin3:8b' }))
+    const err = await rejection(hub.policy.admit(p, CHAT, { model: 'dolphin3:8b' }))
     expect(err.code).toBe('FORBIDDEN')
     expect(err.message).toMatch(/needs about 5461 MiB at 4096 tokens of context but device '.*' has 4096 MiB/)
     // A small model fits.
-    const ok = await hub.policy.admit(p, { endpoint: 'ollama:/api/chat', model: 'qwen3:1.7b' })
+    const ok = await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })
     ok.release()
   })
 
@@ -151,18 +161,18 @@ describe('gateway policy', () => {
     const hub = await hubWith(catalog())
     const user = await device(hub, 'role-user', 4096) // max_context_tokens 32768
     // 8192 tokens: 1 GiB of KV cache + 1.3 GB of weights fits 4 GiB; nothing to clamp.
-    const small = await hub.policy.admit(user, { endpoint: 'x', model: 'qwen3:1.7b', numCtx: 8192 })
-    expect(small.numCtx).toBeUndefined()
+    const small = await hub.policy.admit(user, CHAT, { model: 'qwen3:1.7b', options: { num_ctx: 8192 } })
+    expect(small.outgoing.options).toEqual({ num_ctx: 8192 })
     small.release()
     // A million tokens is clamped to 32768, where the KV cache alone is 4 GiB: refused, naming the clamped context.
     const err = await rejection(
-      hub.policy.admit(user, { endpoint: 'x', model: 'qwen3:1.7b', numCtx: 1_000_000 }),
+      hub.policy.admit(user, CHAT, { model: 'qwen3:1.7b', options: { num_ctx: 1_000_000 } }),
     )
     expect(err.message).toMatch(/at 32768 tokens of context/)
     // The admin role has no context clamp.
     const admin = await device(hub, 'role-admin', 16384)
-    const big = await hub.policy.admit(admin, { endpoint: 'x', model: 'qwen3:1.7b', numCtx: 65536 })
-    expect(big.numCtx).toBeUndefined()
+    const big = await hub.policy.admit(admin, CHAT, { model: 'qwen3:1.7b', options: { num_ctx: 65536 } })
+    expect(big.outgoing.options).toEqual({ num_ctx: 65536 })
     big.release()
   })
 
@@ -201,7 +211,7 @@ describe('gateway policy', () => {
     // 1000 MiB free plus gemma3's 5688 MiB, which nobody is using: Ollama unloads it and loads dolphin.
     expect(await loadOf('dolphin3:8b')).toBe('unloads_idle')
     // While a request holds gemma3, its memory is not coming back (1000 + qwen's 1296 MiB is too little).
-    const holding = await hub.policy.admit(p, { endpoint: 'x', model: 'gemma3:latest' })
+    const holding = await hub.policy.admit(p, CHAT, { model: 'gemma3:latest' })
     expect(await loadOf('dolphin3:8b')).toBe('busy')
     expect(await viewOf('dolphin3:8b')).toBe('busy')
     holding.release()
@@ -219,31 +229,31 @@ describe('gateway policy', () => {
     const hub = await hubWith(catalog())
     const role = await hub.roles.create({ name: 'kids', max_memory_mb: 8000, allowed_models: ['qwen3*'] })
     const p = await device(hub, role.id)
-    const err = await rejection(hub.policy.admit(p, { endpoint: 'x', model: 'mistral:7b' }))
+    const err = await rejection(hub.policy.admit(p, CHAT, { model: 'mistral:7b' }))
     expect(err.code).toBe('FORBIDDEN')
     expect(err.message).toMatch(/role 'kids' may not use model 'mistral:7b'; allowed: qwen3\*/)
-    ;(await hub.policy.admit(p, { endpoint: 'x', model: 'qwen3:1.7b' })).release()
+    ;(await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })).release()
   })
 
   test('concurrency: the guest gets one stream; release frees it', async () => {
     const hub = await hubWith(catalog())
     await hub.roles.update('role-guest', { max_memory_mb: 4096, requests_per_minute: 100 })
     const p = await device(hub, 'role-guest')
-    const first = await hub.policy.admit(p, { endpoint: 'x', model: 'qwen3:1.7b' })
-    const err = await rejection(hub.policy.admit(p, { endpoint: 'x', model: 'qwen3:1.7b' }))
+    const first = await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })
+    const err = await rejection(hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' }))
     expect(err.code).toBe('RATE_LIMITED')
     expect(err.details?.retry_after).toBe(1)
     first.release()
     first.release() // idempotent
-    ;(await hub.policy.admit(p, { endpoint: 'x', model: 'qwen3:1.7b' })).release()
+    ;(await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })).release()
     expect(hub.policy.activeStreams(p.kind === 'device' ? p.device.id : '')).toBe(0)
   })
 
   test('requests per minute: the 31st guest request in a minute is refused with Retry-After', async () => {
     const hub = await hubWith(catalog())
     const p = await device(hub, 'role-guest')
-    for (let i = 0; i < 30; i++) (await hub.policy.admit(p, { endpoint: 'x' })).release()
-    const err = await rejection(hub.policy.admit(p, { endpoint: 'x' }))
+    for (let i = 0; i < 30; i++) (await hub.policy.admit(p, TAGS)).release()
+    const err = await rejection(hub.policy.admit(p, TAGS))
     expect(err.code).toBe('RATE_LIMITED')
     expect(Number(err.details?.retry_after)).toBeGreaterThan(0)
     expect(hub.metrics.render(null, null)).toMatch(/sharedllm_rejections_total\{reason="rate_limit"\} 1/)
@@ -252,31 +262,35 @@ describe('gateway policy', () => {
   test('pull needs can_pull', async () => {
     const hub = await hubWith(catalog())
     const guest = await device(hub, 'role-guest')
-    const err = await rejection(hub.policy.admit(guest, { endpoint: 'x', model: 'llama3', pull: true }))
+    const err = await rejection(hub.policy.admit(guest, PULL, { model: 'llama3' }))
     expect(err.message).toBe("role 'guest' cannot pull models; ask the host to change your role")
     const user = await device(hub, 'role-user')
-    ;(await hub.policy.admit(user, { endpoint: 'x', model: 'llama3', pull: true })).release()
+    ;(await hub.policy.admit(user, PULL, { model: 'llama3' })).release()
   })
 
   test('keep_alive is clamped to the role maximum', async () => {
     const hub = await hubWith(catalog())
+    await hub.roles.update('role-guest', { max_memory_mb: 4096 })
     const guest = await device(hub, 'role-guest')
-    const a = await hub.policy.admit(guest, { endpoint: 'x', keepAlive: '24h' })
-    expect(a.keepAlive).toBe(300)
+    const a = await hub.policy.admit(guest, CHAT, { model: 'qwen3:1.7b', keep_alive: '24h' })
+    expect(a.outgoing.keep_alive).toBe(300)
     a.release()
   })
 
   test('bad num_ctx is a validation error', async () => {
     const hub = await hubWith(catalog())
     const p = await device(hub, 'role-user')
-    expect((await rejection(hub.policy.admit(p, { endpoint: 'x', numCtx: 'lots' }))).code).toBe('VALIDATION')
+    expect(
+      (await rejection(hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b', options: { num_ctx: 'lots' } })))
+        .code,
+    ).toBe('VALIDATION')
   })
 
   test('show is asked once per model, not per request', async () => {
     const cat = catalog()
     const hub = await hubWith(cat)
     const p = await device(hub, 'role-admin', 16384)
-    for (let i = 0; i < 5; i++) (await hub.policy.admit(p, { endpoint: 'x', model: 'dolphin3:8b' })).release()
+    for (let i = 0; i < 5; i++) (await hub.policy.admit(p, CHAT, { model: 'dolphin3:8b' })).release()
     expect(cat.shows).toBe(1)
   })
 

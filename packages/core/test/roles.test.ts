@@ -85,6 +85,25 @@ describe('roles', () => {
     expect(await dbState(hub)).toBe(before)
   })
 
+  test('gateway limits: body size and generated tokens, with the built-ins’ defaults and validation', async () => {
+    const hub = await startHub()
+    const byId = Object.fromEntries((await hub.roles.list()).map((r) => [r.id, r]))
+    expect(byId['role-admin']).toMatchObject({ max_body_bytes: 16 * 1024 * 1024, max_predict_tokens: null })
+    expect(byId['role-user']).toMatchObject({ max_body_bytes: 1024 * 1024, max_predict_tokens: null })
+    expect(byId['role-guest']).toMatchObject({ max_body_bytes: 1024 * 1024, max_predict_tokens: 2048 })
+    const role = await hub.roles.create({ name: 'limits', max_memory_mb: 1024 })
+    expect(role).toMatchObject({ max_body_bytes: 1024 * 1024, max_predict_tokens: null })
+    const updated = await hub.roles.update(role.id, { max_body_bytes: 4096, max_predict_tokens: 100 })
+    expect(updated).toMatchObject({ max_body_bytes: 4096, max_predict_tokens: 100 })
+    await expectCode(hub.roles.update(role.id, { max_body_bytes: 10 }), 'VALIDATION', /max_body_bytes/)
+    await expectCode(
+      hub.roles.update(role.id, { max_predict_tokens: -1 }),
+      'VALIDATION',
+      /max_predict_tokens/,
+    )
+    await expectCode(hub.roles.update(role.id, { max_body_bytes: 65 * 1024 * 1024 }), 'VALIDATION', /64 MiB/)
+  })
+
   test('names are unique (case-insensitively) on create and rename', async () => {
     const hub = await startHub()
     await expectCode(hub.roles.create({ name: 'Admin', max_memory_mb: 1 }), 'CONFLICT', /already exists/)

@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import knexFactory from 'knex'
 import { describe, expect, test } from 'vitest'
 import { DB_FILE_NAME, isSharedLLMError, openStore } from '../src/index'
+import { migrationSource } from '../src/store/migrations/index'
 import { startHub, tempDir } from './helpers'
 
 describe('store', () => {
@@ -20,6 +22,24 @@ describe('store', () => {
       expect(busy.timeout).toBe(5000)
       expect(statSync(store.file).mode & 0o777).toBe(0o600)
       expect(statSync(dir).mode & 0o777).toBe(0o700)
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('an existing data directory is made 0700 at every start; the database, WAL and SHM 0600', async () => {
+    const dir = tempDir()
+    const first = await openStore(dir)
+    await first.close()
+    chmodSync(dir, 0o755)
+    chmodSync(join(dir, DB_FILE_NAME), 0o644)
+    const store = await openStore(dir)
+    try {
+      await store.knex('settings').insert({ key: 'probe', value: '1', updated_at: 0 })
+      expect(statSync(dir).mode & 0o777).toBe(0o700)
+      for (const f of [DB_FILE_NAME, `${DB_FILE_NAME}-wal`, `${DB_FILE_NAME}-shm`]) {
+        expect(statSync(join(dir, f)).mode & 0o777, f).toBe(0o600)
+      }
     } finally {
       await store.close()
     }
@@ -91,5 +111,46 @@ describe('store', () => {
     expect(hub.settings.get('host_reserve_mb')).toBe(4096)
     expect((await hub.devices.allocationHistory(d.id)).map((h) => h.allocation_mb)).toEqual([2048, 1024])
     expect((await hub.auditLog()).length).toBeGreaterThanOrEqual(5)
+  })
+
+  test('migration 007 over a round-one database: peers keep where they were paired, code-running settings go', async () => {
+    const file = join(tempDir(), 'round-one.db')
+    const knex = knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename: file },
+      useNullAsDefault: true,
+    })
+    const cfg = { migrationSource, tableName: 'knex_migrations' }
+    try {
+      for (let i = 0; i < 4; i++) await knex.migrate.up(cfg)
+      const now = Date.now()
+      const peer = { name: 'x', port: 8080, created_at: now, updated_at: now }
+      await knex('peers').insert([
+        {
+          ...peer,
+          id: 'p1',
+          instance_id: 'i1',
+          addresses: '["10.0.0.5"]',
+          status: 'joined',
+          device_key: 'k',
+        },
+        { ...peer, id: 'p2', instance_id: 'i2', addresses: '["10.0.0.6"]', status: 'discovered' },
+      ])
+      await knex('settings').insert([
+        { key: 'ollama_bin', value: '"/usr/bin/touch"', updated_at: 0 },
+        { key: 'extra_providers', value: '["evil"]', updated_at: 0 },
+        { key: 'default_role', value: '"role-admin"', updated_at: 0 },
+        { key: 'api_port', value: '9000', updated_at: 0 },
+      ])
+      await knex.migrate.latest(cfg)
+      expect(await knex('peers').select('id', 'paired_addresses').orderBy('id')).toEqual([
+        { id: 'p1', paired_addresses: '["10.0.0.5"]' },
+        { id: 'p2', paired_addresses: null },
+      ])
+      expect((await knex('settings').select('key')).map((r: { key: string }) => r.key)).toEqual(['api_port'])
+      expect(Object.keys(await knex('devices').columnInfo())).toContain('can_manage')
+    } finally {
+      await knex.destroy()
+    }
   })
 })

@@ -24,9 +24,11 @@ import {
   ensureHostCertificates,
   type HostCertificates,
   iosMobileConfig,
+  isServedAddress,
   isSharedLLMError,
   lanAddresses,
   SERVER_VALIDITY_DAYS,
+  silentLogger,
 } from '../src/index'
 import { tempDir } from './helpers'
 
@@ -121,14 +123,15 @@ describe('first start', () => {
     expect(readFileSync(join(tlsDir, 'server.key'), 'utf8')).toBe(c.keyPem)
   })
 
-  test('the CA is a 10-year RSA-2048 CA limited to signing end certificates', () => {
+  test('the CA is a 2-year RSA-2048 CA limited to signing end certificates', () => {
     const ca = new X509Certificate(base.caCertPem)
     expect(ca.ca).toBe(true)
     expect(ca.publicKey.asymmetricKeyType).toBe('rsa')
     expect(ca.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048)
     expect(ca.checkIssued(ca) && ca.verify(ca.publicKey)).toBe(true)
-    const years = (new Date(ca.validTo).getTime() - Date.now()) / (365 * DAY)
-    expect(years).toBeGreaterThan(9.9)
+    const days = (new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()) / DAY
+    expect(days).toBeGreaterThan(729)
+    expect(days).toBeLessThanOrEqual(731)
     const f = forge.pki.certificateFromPem(base.caCertPem)
     expect(f.siginfo.algorithmOid).toBe(forge.pki.oids.sha256WithRSAEncryption)
     expect(f.getExtension('basicConstraints')).toMatchObject({
@@ -156,9 +159,12 @@ describe('first start', () => {
     expect(aki.value.slice(4)).toBe(caSki)
   })
 
-  test('by default it covers every LAN address of this machine', async () => {
+  test('by default it covers every LAN address of this machine in the ranges the CA serves', async () => {
     const c = await ensureHostCertificates({ dataDir: copyOf(baseDir), hostname: HOST })
-    for (const a of lanAddresses()) expect(c.sans.ip).toContain(a)
+    for (const a of lanAddresses()) {
+      if (isServedAddress(a)) expect(c.sans.ip).toContain(a)
+      else expect(c.sans.ip).not.toContain(a)
+    }
   })
 })
 
@@ -311,12 +317,145 @@ describe('the CA is never silently replaced', () => {
     expect(c.reissued).toBe(false)
     expect(readdirSync(join(dir, 'tls')).sort()).toEqual(['ca.crt', 'ca.key', 'server.crt', 'server.key'])
   })
+})
 
-  test('an expired CA is an error that says what to do', async () => {
+describe('the CA is constrained to this host and rotated with a warning', () => {
+  const openssl = (args: string[], input?: string) =>
+    new Promise<{ code: number; out: string }>((resolve) => {
+      const child = execFile('openssl', args, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      )
+      if (input !== undefined) child.stdin?.end(input)
+    })
+
+  test('a critical nameConstraints extension permits only the host names and the private ranges', async () => {
+    const text = (await openssl(['x509', '-noout', '-text', '-in', join(baseDir, 'tls', 'ca.crt')])).out
+    const block = text.slice(
+      text.indexOf('X509v3 Name Constraints: critical'),
+      text.indexOf('Signature Algorithm:', text.indexOf('Name Constraints')),
+    )
+    expect(block).toContain('X509v3 Name Constraints: critical')
+    const permitted = block
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('DNS:') || l.startsWith('IP:'))
+    expect(permitted).toEqual([
+      'DNS:localhost',
+      'DNS:gpu-box',
+      'DNS:gpu-box.local',
+      'IP:127.0.0.0/255.0.0.0',
+      'IP:10.0.0.0/255.0.0.0',
+      'IP:172.16.0.0/255.240.0.0',
+      'IP:192.168.0.0/255.255.0.0',
+      'IP:100.64.0.0/255.192.0.0',
+      'IP:0:0:0:0:0:0:0:1/FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF',
+      'IP:FC00:0:0:0:0:0:0:0/FE00:0:0:0:0:0:0:0',
+    ])
+    expect(block).not.toContain('Excluded')
+    const leaf = join(baseDir, 'tls', 'server.crt')
+    expect(await openssl(['verify', '-CAfile', join(baseDir, 'tls', 'ca.crt'), leaf])).toEqual({
+      code: 0,
+      out: `${leaf}: OK\n`,
+    })
+  })
+
+  test('a certificate the CA key signs for any other name or a public address is refused', async () => {
+    const caKey = forge.pki.privateKeyFromPem(readFileSync(join(baseDir, 'tls', 'ca.key'), 'utf8'))
+    const caCert = forge.pki.certificateFromPem(base.caCertPem)
+    const leafKey = forge.pki.privateKeyFromPem(base.keyPem)
+    const rogue = (altNames: Array<{ type: number; value?: string; ip?: string }>) => {
+      const c = forge.pki.createCertificate()
+      c.publicKey = forge.pki.rsa.setPublicKey(leafKey.n, leafKey.e)
+      c.serialNumber = '0badc0de'
+      c.validity.notBefore = new Date(Date.now() - DAY)
+      c.validity.notAfter = new Date(Date.now() + 30 * DAY)
+      c.setSubject([{ name: 'commonName', value: 'rogue' }])
+      c.setIssuer(caCert.subject.attributes)
+      c.setExtensions([
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames },
+      ])
+      c.sign(caKey, forge.md.sha256.create())
+      return forge.pki.certificateToPem(c)
+    }
+    const dir = tempDir()
+    for (const [name, alt] of [
+      ['bank', [{ type: 2, value: 'www.bank.example' }]],
+      ['public-ip', [{ type: 7, ip: '8.8.8.8' }]],
+      [
+        'ours-and-more',
+        [
+          { type: 2, value: 'localhost' },
+          { type: 2, value: 'mail.google.com' },
+        ],
+      ],
+    ] as const) {
+      const file = join(dir, `${name}.crt`)
+      writeFileSync(file, rogue([...alt]))
+      const r = await openssl(['verify', '-CAfile', join(baseDir, 'tls', 'ca.crt'), file])
+      expect(r.code, name).not.toBe(0)
+      expect(r.out, name).toMatch(/permitted subtree violation|name constraints/i)
+    }
+    // Node's TLS client (OpenSSL) refuses it too.
+    const pem = rogue([{ type: 2, value: 'www.bank.example' }])
+    await withTlsServer({ certPem: pem, keyPem: base.keyPem }, async (port) => {
+      const r = await handshake(port, { ca: base.caCertPem, servername: 'www.bank.example' })
+      // The genuine leaf on the same key passes (the test above); the rogue one fails verification.
+      expect(r).toMatchObject({ authorized: false, error: expect.any(String) })
+    })
+  })
+
+  test('a public address of the host is left out of its certificate', async () => {
+    const c = await ensure(tempDir(), { addresses: ['192.168.1.20', '203.0.113.5', '2001:db8::7'] })
+    expect(c.sans.ip.sort()).toEqual(['127.0.0.1', '192.168.1.20', '::1'])
+  })
+
+  test('an expiring CA is replaced with a warning; the old key is gone, the old certificate retired', async () => {
     const dir = copyOf(baseDir)
-    const err = await ensure(dir, { now: () => new Date(Date.now() + 3700 * DAY) }).catch((e: unknown) => e)
-    expect(isSharedLLMError(err, 'STORE_CORRUPT')).toBe(true)
-    expect((err as Error).message).toMatch(/expired .* move .*ca\.crt/)
+    const warnings: string[] = []
+    const log = { ...silentLogger, warn: (_o: unknown, m?: string) => warnings.push(m ?? '') }
+    const c = await ensure(dir, {
+      now: () => new Date(Date.now() + 710 * DAY),
+      log: { ...log, child: () => log } as typeof silentLogger,
+    })
+    expect(c.caRotated).toMatch(/^it expires on /)
+    expect(c.caFingerprintSha256).not.toBe(base.caFingerprintSha256)
+    expect(c.reissued).toBe(true)
+    expect(new X509Certificate(c.certPem).checkIssued(new X509Certificate(c.caCertPem))).toBe(true)
+    expect(warnings.some((w) => /must install the new CA from \/ca\.crt/.test(w))).toBe(true)
+    const files = readdirSync(join(dir, 'tls')).sort()
+    expect(files.filter((f) => f.startsWith('ca-retired-') && f.endsWith('.crt'))).toHaveLength(1)
+    expect(files.filter((f) => f.endsWith('.key')).sort()).toEqual(['ca.key', 'server.key'])
+    expect(readFileSync(join(dir, 'tls', 'ca.key'), 'utf8')).not.toBe(
+      readFileSync(join(baseDir, 'tls', 'ca.key'), 'utf8'),
+    )
+  })
+
+  test('a CA of an older version (10 years, unconstrained) or one for another host name is rotated', async () => {
+    const dir = copyOf(baseDir)
+    const key = forge.pki.privateKeyFromPem(readFileSync(join(dir, 'tls', 'ca.key'), 'utf8'))
+    const old = forge.pki.createCertificate()
+    old.publicKey = forge.pki.rsa.setPublicKey(key.n, key.e)
+    old.serialNumber = '01'
+    old.validity.notBefore = new Date(Date.now() - DAY)
+    old.validity.notAfter = new Date(Date.now() + 3650 * DAY)
+    const subject = [{ name: 'commonName', value: 'sharedLLM CA gpu-box 2026-11-27' }]
+    old.setSubject(subject)
+    old.setIssuer(subject)
+    old.setExtensions([
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      { name: 'subjectKeyIdentifier' },
+    ])
+    old.sign(key, forge.md.sha256.create())
+    writeFileSync(join(dir, 'tls', 'ca.crt'), forge.pki.certificateToPem(old))
+    const rotated = await ensure(dir)
+    expect(rotated.caRotated).toMatch(/valid for more than two years|no name constraints/)
+    expect(await ensure(dir)).toMatchObject({ caRotated: null, reissued: false })
+    const renamed = await ensure(dir, { hostname: 'new-box' })
+    expect(renamed.caRotated).toMatch(/do not cover new-box/)
+    expect(renamed.sans.dns.sort()).toEqual(['localhost', 'new-box', 'new-box.local'])
   })
 })
 

@@ -212,7 +212,7 @@ describe('pinnedFetch', () => {
   test('a host presenting another CA is a CERTIFICATE_MISMATCH, through PeerClient too', async () => {
     const joined = {
       request_id: 'req-1',
-      claim_secret: 'secret-123456',
+      claim_secret: 'secret-1234567890abcdef',
       device_id: 'dev-1',
       status: 'pending',
     }

@@ -1,10 +1,11 @@
+import { HOST_PATHS } from '@sharedllm/core/protocol'
 import type { VitePWAOptions } from 'vite-plugin-pwa'
 
 /**
  * Paths that belong to the host, never to the shell: the service worker must not cache them nor answer a
- * navigation to them with index.html.
+ * navigation to them with index.html. The one list is core's (the server's own fallback uses it too).
  */
-export const NETWORK_ONLY_PREFIXES = ['/api', '/ollama', '/v1', '/ws', '/healthz'] as const
+export const NETWORK_ONLY_PREFIXES = HOST_PATHS
 
 export const pwaOptions: Partial<VitePWAOptions> = {
   // 'prompt': a new version waits until the user accepts the update prompt (UpdatePrompt.vue).

@@ -1,4 +1,4 @@
-import { type Hub, type Logger, SharedLLMError } from '@sharedllm/core'
+import { type Hub, isHostPath, type Logger, SharedLLMError } from '@sharedllm/core'
 import { distDir } from '@sharedllm/pwa'
 import express, { type Express, type Request, type Response } from 'express'
 import pkg from '../package.json'
@@ -15,8 +15,8 @@ import { peerRoutes } from './routes/peers'
 import { roleRoutes } from './routes/roles'
 import { settingRoutes } from './routes/settings'
 import { systemRoutes } from './routes/system'
-import { cors, securityHeaders } from './security'
-import { NO_FALLBACK, staticRouter } from './static'
+import { bodyDeadline, cors, httpsOnlyGuard, securityHeaders } from './security'
+import { staticRouter } from './static'
 import { type HostTls, sanHosts, tlsRoutes } from './tls'
 import { WsHub, type WsOptions } from './ws'
 
@@ -29,6 +29,8 @@ export interface AppOptions {
   corsOrigins?: string[]
   /** Largest JSON body of an /api request. @default '100kb' */
   bodyLimit?: string | number
+  /** An /api request must arrive in full (headers and body) within this many ms, else 408. @default 60_000 */
+  apiRequestTimeoutMs?: number
   /** Directory of the built PWA. @default `distDir` of `@sharedllm/pwa` */
   pwaDir?: string
   /** Logs unexpected errors. @default the hub's logger */
@@ -39,6 +41,12 @@ export interface AppOptions {
    * name the certificate covers in Host. Without it those routes say HTTPS is off.
    */
   tls?: HostTls
+  /**
+   * `--https-only`: over plain HTTP only the join flow (the PWA shell, `/api/join`, its claim poll) and the
+   * certificate (`/api/tls`, `/ca.crt`, `/ca.mobileconfig`) are served; everything else answers 403 with the
+   * HTTPS address. Needs `tls`. @default false
+   */
+  httpsOnly?: boolean
 }
 
 export interface SharedLLMApp extends Express {
@@ -73,11 +81,16 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
     )
   })
   app.use(securityHeaders)
+  if (options.httpsOnly) {
+    if (!tls) throw new SharedLLMError('VALIDATION', 'httpsOnly needs the host certificates (tls)')
+    app.use(httpsOnlyGuard(tls))
+  }
   if (options.corsOrigins?.length) app.use(cors(options.corsOrigins))
   app.use('/api', (_req, res, next) => {
     res.setHeader('Cache-Control', 'no-store')
     next()
   })
+  app.use('/api', bodyDeadline(options.apiRequestTimeoutMs ?? 60_000))
   app.use('/api', express.json({ limit: options.bodyLimit ?? '100kb', strict: false }))
 
   const routes: AnyRoute[] = [
@@ -122,7 +135,7 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
 
   const notFound = (req: Request) =>
     new SharedLLMError('NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)
-  app.use((req, _res, next) => next(NO_FALLBACK.test(req.path) ? notFound(req) : undefined))
+  app.use((req, _res, next) => next(isHostPath(req.path) ? notFound(req) : undefined))
   app.use(staticRouter(options.pwaDir ?? distDir))
   app.use((req, _res, next) => next(notFound(req)))
   app.use(errorHandler(log))

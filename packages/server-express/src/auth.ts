@@ -1,67 +1,32 @@
 import type { IncomingMessage } from 'node:http'
-import { type Hub, isAdmin, type Principal, SharedLLMError } from '@sharedllm/core'
+import {
+  type AuthResult,
+  authenticateRequest,
+  bearerToken,
+  checkCookieOrigin,
+  unauthorized as coreUnauthorized,
+  type Hub,
+  isAdmin,
+  isOwner,
+  type Principal,
+  SharedLLMError,
+} from '@sharedllm/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { isSameOrigin } from './host-check'
 
-export const SESSION_COOKIE = 'sllm_session'
+export { type AuthResult, type AuthVia, cookieOf, SESSION_COOKIE, sourceOf } from '@sharedllm/core'
 
-/** How the caller proved who it is; `device` is a device key whose role may or may not be admin. */
-export type AuthVia = 'cookie' | 'bearer' | 'device'
-
-export interface AuthResult {
-  principal: Principal
-  via: AuthVia
-}
-
-// Devices see this too (a revoked key gets it), so it names no admin credential: a device uses its key.
-const UNAUTHORIZED_MESSAGE =
-  'not signed in, or the key is no longer valid: a device sends its key (Authorization: Bearer <key>); the host owner logs in on the dashboard'
-
-/** Missing and wrong credentials get this same answer, so a caller cannot tell which it was. */
+/** The REST API's 401 (the one `unauthorized` of core, worded for the dashboard). */
 export function unauthorized(): SharedLLMError {
-  return new SharedLLMError('UNAUTHORIZED', UNAUTHORIZED_MESSAGE)
+  return coreUnauthorized('admin')
 }
 
 export function bearerOf(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization
-  if (!header) return undefined
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
-  return m?.[1]
+  return bearerToken(req) ?? undefined
 }
 
-export function cookieOf(req: IncomingMessage, name: string): string | undefined {
-  const header = req.headers.cookie
-  if (!header || header.length > 8192) return undefined
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq < 0) continue
-    if (part.slice(0, eq).trim() !== name) continue
-    const value = part.slice(eq + 1).trim()
-    try {
-      return decodeURIComponent(value)
-    } catch {
-      return undefined
-    }
-  }
-  return undefined
-}
-
-/**
- * Who sent this request: a bearer token (admin secret or device key) or the admin session cookie. A bearer
- * token that is present but wrong is not retried as a cookie: the caller meant the token.
- */
-export async function authenticateWith(hub: Hub, req: IncomingMessage): Promise<AuthResult | null> {
-  const bearer = bearerOf(req)
-  if (bearer !== undefined || req.headers.authorization) {
-    const principal = bearer ? await hub.access.authenticate(bearer) : null
-    if (!principal) return null
-    return { principal, via: principal.kind === 'admin' ? 'bearer' : 'device' }
-  }
-  const session = cookieOf(req, SESSION_COOKIE)
-  if (session && session.length <= 200 && (await hub.admin.verifySession(session))) {
-    return { principal: { kind: 'admin' }, via: 'cookie' }
-  }
-  return null
+/** Who sent this request: core's one `authenticateRequest` (bearer token or the owner's session cookie). */
+export function authenticateWith(hub: Hub, req: IncomingMessage): Promise<AuthResult | null> {
+  return authenticateRequest(hub, req)
 }
 
 const authCache = new WeakMap<IncomingMessage, Promise<AuthResult | null>>()
@@ -87,21 +52,6 @@ export async function authenticate(req: Request): Promise<Principal | null> {
   return (await authResult(req))?.principal ?? null
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/**
- * A cookie is sent by the browser on its own, so an unsafe request authenticated only by the cookie must
- * come from a page of this origin (CSRF guard on top of SameSite=Strict).
- */
-function checkCookieOrigin(req: Request, result: AuthResult): void {
-  if (result.via !== 'cookie' || SAFE_METHODS.has(req.method)) return
-  const origin = req.headers.origin
-  const host = req.headers.host
-  if (!origin || !host || !isSameOrigin(origin, host, req.secure)) {
-    throw new SharedLLMError('FORBIDDEN', 'cross-origin request refused: Origin must be this host')
-  }
-}
-
 function guard(check: (result: AuthResult) => void): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
     authResult(req).then(
@@ -124,6 +74,21 @@ function guard(check: (result: AuthResult) => void): RequestHandler {
 export const requireAdmin: RequestHandler = guard((result) => {
   if (!isAdmin(result.principal)) {
     throw new SharedLLMError('FORBIDDEN', 'this needs the host admin; a device key is not enough')
+  }
+})
+
+/**
+ * The owner (secret or session), or an admin-role device the owner granted "manage": settings, roles and
+ * other devices' keys. An admin-role device without the grant gets 403.
+ */
+export const requireOwner: RequestHandler = guard((result) => {
+  if (!isOwner(result.principal)) {
+    throw new SharedLLMError(
+      'FORBIDDEN',
+      isAdmin(result.principal)
+        ? 'this needs the host\'s owner (admin secret or owner session); an admin-role device needs the owner\'s "manage" grant'
+        : 'this needs the host admin; a device key is not enough',
+    )
   }
 })
 

@@ -1,7 +1,16 @@
 #!/usr/bin/env node
 import { arch, platform } from 'node:os'
+import { join as joinPath } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createHub, errorMessage, isSharedLLMError, type SettingsValues, silentLogger } from '@sharedllm/core'
+import {
+  createHub,
+  defaultDataDir,
+  errorMessage,
+  isSharedLLMError,
+  readConfigFile,
+  type SettingsValues,
+  silentLogger,
+} from '@sharedllm/core'
 import { VERSION } from './app'
 import { printBanner } from './console-banner'
 import { joinHost } from './join-client'
@@ -20,9 +29,14 @@ Options (serve):
   --port <n>               HTTP port                          env SHAREDLLM_PORT        default 8080
   --https-port <n>         HTTPS port (0: off)                env SHAREDLLM_HTTPS_PORT  default 8443
   --no-https               serve HTTP only (no certificates are made)
+  --https-only             over HTTP serve only joining and the CA certificate; the rest needs HTTPS
   --host <address>         bind address                       env SHAREDLLM_HOST        default 0.0.0.0
   --data-dir <dir>         where the database lives           env SHAREDLLM_DATA_DIR    default ~/.sharedllm
-  --ollama-host <url>      Ollama to talk to                  env SHAREDLLM_OLLAMA_HOST default http://127.0.0.1:11434
+  --ollama-host <url>      Ollama to talk to (loopback only)  env SHAREDLLM_OLLAMA_HOST default http://127.0.0.1:11434
+  --allow-remote-ollama    let --ollama-host / ollama_host be another machine (every prompt goes there)
+  --ollama-bin <path>      absolute path of the ollama binary to start (default: search PATH)
+  --provider <package>     extra memory provider package to load (repeatable)
+  --config <file>          JSON config file                   default <data-dir>/config.json if it exists
   --allowed-host <name>    extra name accepted in Host (repeatable)
   --no-mdns                do not advertise or browse the LAN
   --no-auto-start-ollama   never start \`ollama serve\`
@@ -41,6 +55,10 @@ Environment:
 
 class UsageError extends Error {}
 
+function httpsPortIsOff(value: string | undefined): boolean {
+  return value !== undefined && value.trim() === '0'
+}
+
 function intOption(value: string | undefined, name: string, min: number, max: number): number | undefined {
   if (value === undefined || value === '') return undefined
   const n = Number(value)
@@ -58,9 +76,14 @@ function parse(argv: string[]) {
       port: { type: 'string' },
       'https-port': { type: 'string' },
       'no-https': { type: 'boolean' },
+      'https-only': { type: 'boolean' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       'ollama-host': { type: 'string' },
+      'allow-remote-ollama': { type: 'boolean' },
+      'ollama-bin': { type: 'string' },
+      provider: { type: 'string', multiple: true },
+      config: { type: 'string' },
       'allowed-host': { type: 'string', multiple: true },
       'no-mdns': { type: 'boolean' },
       'no-auto-start-ollama': { type: 'boolean' },
@@ -81,20 +104,35 @@ async function serve(args: Parsed): Promise<void> {
   const log = createServerLogger()
   const port = intOption(values.port ?? env.SHAREDLLM_PORT, '--port', 0, 65535)
   const overrides: Partial<SettingsValues> = {}
-  if (port !== undefined) overrides.api_port = port
+  // Port 0 (a free port, for tests) is for this run only: not a value of the setting.
+  if (port !== undefined && port > 0) overrides.api_port = port
   const httpsPort = intOption(values['https-port'] ?? env.SHAREDLLM_HTTPS_PORT, '--https-port', 0, 65535)
+  if (
+    values['https-only'] &&
+    (values['no-https'] || httpsPortIsOff(values['https-port'] ?? env.SHAREDLLM_HTTPS_PORT))
+  )
+    throw new UsageError('--https-only needs HTTPS: drop --no-https or give --https-port a port')
   if (values['no-https']) overrides.https_port = 0
   else if (httpsPort !== undefined) overrides.https_port = httpsPort
   const ollamaHost = values['ollama-host'] ?? env.SHAREDLLM_OLLAMA_HOST
   if (ollamaHost) overrides.ollama_host = ollamaHost.replace(/\/+$/, '')
   if (values['no-mdns']) overrides.mdns_enabled = false
   if (values['no-auto-start-ollama']) overrides.auto_start_ollama = false
+  if (values['ollama-bin']) overrides.ollama_bin = values['ollama-bin']
+  if (values.provider?.length) overrides.extra_providers = values.provider
+
+  // The config file (the only other place code-running settings come from); command-line flags win over it.
+  const dataDir = values['data-dir'] ?? env.SHAREDLLM_DATA_DIR ?? defaultDataDir()
+  const config = values.config
+    ? await readConfigFile(values.config, { required: true })
+    : await readConfigFile(joinPath(dataDir, 'config.json'))
 
   let tls: HostTls | undefined
   const hub = createHub({
-    dataDir: values['data-dir'] ?? env.SHAREDLLM_DATA_DIR,
+    dataDir,
     logger: log,
-    settings: overrides,
+    settings: { ...config.settings, ...overrides },
+    allowRemoteOllama: values['allow-remote-ollama'] === true || config.allowRemoteOllama,
     // The provider packages are this package's dependencies: resolve them from here, not from the cwd.
     providerResolveFrom: [import.meta.url],
     // Peers read these to reach us over HTTPS and to check the CA they download from us.
@@ -119,15 +157,18 @@ async function serve(args: Parsed): Promise<void> {
   }
   let running: Awaited<ReturnType<typeof listen>>
   try {
+    if (values['https-only'] && !tls)
+      throw new UsageError('--https-only needs HTTPS, but the https_port setting is 0')
     running = await listen(hub, {
       ...listenOptions,
       ...(tls ? { https: { tls, port: hub.settings.get('https_port') } } : {}),
+      ...(values['https-only'] ? { httpsOnly: true } : {}),
     })
   } catch (err) {
     // HTTPS is an extra: when its port was not asked for and is taken, serve HTTP and say so.
     const e = err as NodeJS.ErrnoException & { port?: number }
     const httpsTaken = e.code === 'EADDRINUSE' && e.port === hub.settings.get('https_port')
-    if (!tls || httpsPort !== undefined || !httpsTaken) throw err
+    if (!tls || httpsPort !== undefined || !httpsTaken || values['https-only']) throw err
     log.warn(
       { port: hub.settings.get('https_port') },
       'the HTTPS port is in use; serving HTTP only (pick another with --https-port)',
@@ -227,6 +268,8 @@ async function join(args: Parsed): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Before anything is written: every file and directory this process makes is the owner's alone.
+  process.umask(0o077)
   // `npm start -- --port 9000` habits: pnpm passes the `--` on, which would make every option a positional.
   const args = parse(argv[0] === '--' ? argv.slice(1) : argv)
   if (args.values.help) {

@@ -39,11 +39,15 @@ export function bannerLines(input: BannerInput): string[] {
   const lines = ['', `  sharedLLM ${input.version} is listening on port ${input.port}`]
   lines.push(
     '',
-    '  Host owner, on this machine: open the dashboard (one-time login link, valid 24 h):',
+    '  Host owner, on this machine: open the dashboard (one-time admin login link, valid 24 h):',
     `    ${ownerBaseUrl(input.host, input.port)}/login?token=${input.loginToken}`,
   )
   const phones = phoneUrls(input)
   lines.push('')
+  if (input.https)
+    lines.push(
+      `  Also over HTTPS on port ${input.https.port}: phones install the app there, after trusting the host certificate once`,
+    )
   if (phones.https.length === 0 && phones.http.length === 0) {
     lines.push(
       `  Phones and laptops: none can reach it; it listens on ${input.host} only (start with --host 0.0.0.0 to share it)`,
@@ -53,7 +57,7 @@ export function bannerLines(input: BannerInput): string[] {
     for (const u of phones.http) lines.push(`    ${u}`)
     if (phones.https.length > 0) {
       lines.push(
-        '  To install the app on a phone (HTTPS; the page walks through trusting the host certificate once):',
+        '  To install the app on a phone (HTTPS; the page walks through trusting the host certificate):',
         ...phones.https.map((u) => `    ${u}`),
       )
     }
@@ -75,13 +79,13 @@ export function ollamaLine(status: OllamaStatus, autoStart: boolean): string | n
   if (status.running)
     return `  Ollama ${status.version ? `${status.version} ` : ''}is running at ${status.host}`
   if (status.state === 'starting' || status.state === 'unknown') return null
-  const why = status.last_error ? ` (${status.last_error})` : ''
+  const why = status.last_error ?? `nothing answers at ${status.host}`
   const fix = autoStart
     ? status.gave_up
       ? 'it kept failing to start; check `ollama serve` by hand, then restart sharedLLM'
       : 'install it from https://ollama.com/download (or set ollama_bin); sharedLLM starts it when it can'
     : 'start `ollama serve`, or turn on auto_start_ollama'
-  return `  Ollama is not answering at ${status.host}${why}: ${fix}. Devices cannot chat until it runs.`
+  return `  Ollama is not running: ${why}. To fix: ${fix}. Devices cannot chat until it runs.`
 }
 
 /**

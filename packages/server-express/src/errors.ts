@@ -1,4 +1,4 @@
-import { isSharedLLMError, type Logger, SharedLLMError } from '@sharedllm/core'
+import { isSharedLLMError, type Logger, SharedLLMError, sendGatewayError } from '@sharedllm/core'
 import type { ErrorRequestHandler, Response } from 'express'
 
 /** Maps body-parser's errors (bad JSON, oversized body, wrong charset) to SharedLLMErrors. */
@@ -34,15 +34,9 @@ function fromHttpError(err: unknown): SharedLLMError | undefined {
   )
 }
 
+/** Writes `err` with core's one error writer (same body, status and Retry-After rule as the gateway). */
 export function sendError(res: Response, err: SharedLLMError): void {
-  if (res.headersSent) {
-    res.destroy()
-    return
-  }
-  const retryAfter = err.details?.retry_after
-  if (err.code === 'RATE_LIMITED' && typeof retryAfter === 'number')
-    res.set('Retry-After', String(retryAfter))
-  res.status(err.status).json(err.toJSON())
+  sendGatewayError(res, 'ollama', err)
 }
 
 /**

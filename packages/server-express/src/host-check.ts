@@ -59,14 +59,4 @@ export class HostAllowlist {
   }
 }
 
-/** True when `origin` is the same scheme+host+port the request was sent to. */
-export function isSameOrigin(origin: string, host: string | undefined, secure: boolean): boolean {
-  if (!host) return false
-  try {
-    const o = new URL(origin)
-    const self = new URL(`${secure ? 'https' : 'http'}://${host}`)
-    return o.protocol === self.protocol && o.host === self.host
-  } catch {
-    return false
-  }
-}
+export { isSameOrigin } from '@sharedllm/core'

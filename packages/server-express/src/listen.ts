@@ -13,6 +13,8 @@ export interface ListenOptions extends Omit<AppOptions, 'tls'> {
   host?: string
   /** How long open requests (streams, pulls) may run on after close() before they are cut. @default 25_000 */
   drainMs?: number
+  /** A request on any route must arrive in full (headers and body) within this many ms. @default 300_000 */
+  requestTimeoutMs?: number
   /**
    * Also serve HTTPS (same app, same WebSocket) with the host certificates, on `port` (0 picks a free one).
    * A reissued certificate is applied to new connections without a restart.
@@ -51,7 +53,18 @@ export function reachableUrls(host: string, port: number, scheme: 'http' | 'http
   return urls
 }
 
-const SERVER_OPTIONS: ServerOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 5_000 }
+/**
+ * Every request must arrive in full within `requestTimeout` (the gateway's bodies included; /api has its own
+ * 60 s deadline in the app). Node times only the request, never the answer, so streams are not cut.
+ */
+function serverOptions(requestTimeoutMs: number): ServerOptions {
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(30_000, requestTimeoutMs),
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(requestTimeoutMs / 4))),
+  }
+}
 
 async function bind(server: Server | HttpsServer, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
@@ -68,8 +81,10 @@ async function bind(server: Server | HttpsServer, port: number, host: string): P
 export async function listen(hub: Hub, options: ListenOptions = {}): Promise<RunningServer> {
   const tls = options.https?.tls
   const app = createApp(hub, { ...options, ...(tls ? { tls } : {}) })
+  const SERVER_OPTIONS = serverOptions(options.requestTimeoutMs ?? 300_000)
   const server = createServer(SERVER_OPTIONS, app)
-  app.ws.attach(server)
+  // --https-only: no WebSocket over plain HTTP (an upgrade there reaches the app, which refuses it).
+  if (!options.httpsOnly) app.ws.attach(server)
   const port = options.port ?? hub.settings.get('api_port')
   const host = options.host ?? '0.0.0.0'
   const actual = await bind(server, port, host)

@@ -1,4 +1,4 @@
-import type { Logger } from '@sharedllm/core'
+import { type Logger, REDACT_CENSOR, REDACT_PATHS } from '@sharedllm/core'
 import pino from 'pino'
 import pretty from 'pino-pretty'
 
@@ -9,32 +9,10 @@ export interface ServerLoggerOptions {
   pretty?: boolean
 }
 
-/** Keys whose values never reach a log line, wherever they appear. */
-const REDACT = [
-  'token',
-  'secret',
-  'key',
-  'device_key',
-  'claim_secret',
-  'session',
-  'authorization',
-  'cookie',
-  '*.token',
-  '*.secret',
-  '*.key',
-  '*.device_key',
-  '*.claim_secret',
-  '*.session',
-  '*.authorization',
-  '*.cookie',
-  'req.headers.authorization',
-  'req.headers.cookie',
-]
-
 /** pino for the CLI: JSON lines for machines, pretty lines on a terminal. */
 export function createServerLogger(opts: ServerLoggerOptions = {}): Logger {
   const level = opts.level ?? process.env.SHAREDLLM_LOG_LEVEL ?? 'info'
-  const options = { level, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } }
+  const options = { level, base: undefined, redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR } }
   if (opts.pretty ?? process.stdout.isTTY === true) {
     return pino(
       options,

@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { isHostPath } from '@sharedllm/core'
 import express, { type Request, type Response, Router } from 'express'
-
-/** Paths owned by the API, the gateway and the socket: never answered with the app's HTML. */
-export const NO_FALLBACK = /^\/(api|ollama|v1|ws|metrics|healthz)(\/|$)/
 
 const NO_CACHE_FILES = new Set(['sw.js', 'manifest.webmanifest', 'registerSW.js', 'index.html'])
 
@@ -35,7 +33,7 @@ export function staticRouter(dir: string): Router {
     }),
   )
   router.use((req: Request, res: Response, next) => {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || NO_FALLBACK.test(req.path)) return next()
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || isHostPath(req.path)) return next()
     // A missing file (`/assets/old-hash.js`) is a 404, not the app: HTML served as JS breaks in confusing ways.
     if (/\.[A-Za-z0-9]{1,8}$/.test(req.path)) return next()
     res.setHeader('Cache-Control', 'no-cache')

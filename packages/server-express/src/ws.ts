@@ -10,7 +10,10 @@ import {
   isAdmin,
   type Logger,
   type Principal,
+  runningVisibleTo,
   type SnapshotMessage,
+  type Viewer,
+  visibleEvent,
   WIRE_EVENT_TYPES,
   type WireEventType,
 } from '@sharedllm/core'
@@ -34,7 +37,8 @@ export interface WsOptions {
 interface Client {
   socket: WebSocket
   principal: Principal
-  admin: boolean
+  /** What this socket is shown (core's rule), from the device's current role. */
+  viewer: Viewer
   /** Set for device keys (even with the admin role), so revoking the key closes the socket. */
   deviceId: string | null
   /** SHA-256 of the session cookie an owner's socket was opened with, so logging out closes it. */
@@ -47,16 +51,6 @@ interface Client {
 const WIRE = new Set<EventType>(WIRE_EVENT_TYPES)
 export const SUBPROTOCOL = 'sharedllm'
 const BEARER_PROTOCOL = 'bearer.'
-
-/** A device socket sees only events about itself, plus what runs on the host. */
-function concernsDevice(type: WireEventType, payload: EventMap[WireEventType], deviceId: string): boolean {
-  if (type === 'models_running') return true
-  if (type === 'usage') return (payload as EventMap['usage']).device_id === deviceId
-  if (type.startsWith('device_') || type === 'allocation_changed') {
-    return (payload as { device?: { id?: string } }).device?.id === deviceId
-  }
-  return false
-}
 
 function protocolsOf(req: IncomingMessage): string[] {
   const header = req.headers['sec-websocket-protocol']
@@ -127,6 +121,18 @@ export class WsHub {
     this.offBus.push(this.hub.bus.onAny((type, payload) => this.fanOut(type, payload)))
     this.offBus.push(this.hub.on('device_keys_revoked', ({ device_id }) => this.closeDevice(device_id)))
     this.offBus.push(this.hub.on('admin_sessions_ended', ({ session_hash }) => this.closeOwner(session_hash)))
+    // A device's role or allocation changed: its sockets get the view of its current role, or are closed.
+    for (const type of ['device_updated', 'device_approved', 'allocation_changed'] as const) {
+      this.offBus.push(this.hub.on(type, ({ device }) => void this.refreshDevices([device.id])))
+    }
+    this.offBus.push(
+      this.hub.on('role_changed', ({ role }) => {
+        const ids = [...this.clients]
+          .filter((c) => c.principal.kind === 'device' && c.principal.role.id === role.id)
+          .map((c) => c.deviceId as string)
+        void this.refreshDevices([...new Set(ids)])
+      }),
+    )
     this.timer = setInterval(() => this.heartbeat(), this.heartbeatMs)
     this.timer.unref()
   }
@@ -169,7 +175,7 @@ export class WsHub {
     const client: Client = {
       socket,
       principal,
-      admin: isAdmin(principal),
+      viewer: this.hub.policy.viewer(principal),
       deviceId: principal.kind === 'device' ? principal.device.id : null,
       sessionHash,
       alive: true,
@@ -199,15 +205,16 @@ export class WsHub {
     const { memory, ollama, models } = this.hub
     // The last poll's list: a snapshot must not wait on a slow Ollama.
     const running = Promise.resolve(models.lastKnownRunning())
-    if (client.principal.kind === 'device' && !client.admin) {
+    if (client.principal.kind === 'device' && client.viewer.kind === 'device') {
       const device = await this.hub.devices.get(client.principal.device.id)
+      const viewer = client.viewer
       return {
         type: 'snapshot',
         devices: [device],
         roles: [client.principal.role],
         memory: null,
         ollama: null,
-        models_running: await running,
+        models_running: (await running).filter((m) => runningVisibleTo(viewer, m)),
         pulls: [],
       }
     }
@@ -232,14 +239,18 @@ export class WsHub {
     const wireType = type as WireEventType
     let data: string | undefined
     for (const client of this.clients) {
-      if (
-        !client.admin &&
-        !concernsDevice(wireType, payload as EventMap[WireEventType], client.deviceId ?? '')
-      )
-        continue
-      data ??= JSON.stringify({ type, ...(payload as object) })
-      if (client.queue) client.queue.push(data)
-      else this.send(client, data)
+      const shown = visibleEvent(client.viewer, wireType, payload as EventMap[WireEventType])
+      if (shown === undefined) continue
+      // The whole payload is serialized once for everyone who sees it whole; a narrowed one per socket.
+      let out: string
+      if (shown === payload) {
+        data ??= JSON.stringify({ type, ...(payload as object) })
+        out = data
+      } else {
+        out = JSON.stringify({ type, ...(shown as object) })
+      }
+      if (client.queue) client.queue.push(out)
+      else this.send(client, out)
     }
   }
 
@@ -253,6 +264,43 @@ export class WsHub {
       return
     }
     socket.send(data)
+  }
+
+  /**
+   * Re-reads the device and its role for its open sockets: the same kind of view (device or admin) is
+   * updated in place; a socket that would change between the device view and the admin feed, or whose
+   * device is no longer approved, is closed (4003) so the client reconnects and gets a fresh snapshot.
+   */
+  private async refreshDevices(deviceIds: string[]): Promise<void> {
+    for (const id of deviceIds) {
+      const clients = [...this.clients].filter((c) => c.deviceId === id)
+      if (clients.length === 0) continue
+      let principal: Principal | undefined
+      try {
+        const device = await this.hub.devices.get(id)
+        if (device.status === 'approved' && device.role_id) {
+          const role = await this.hub.roles.get(device.role_id)
+          principal = { kind: 'device', device, role, keyHint: '' }
+        }
+      } catch {
+        principal = undefined
+      }
+      for (const client of clients) {
+        if (!this.clients.has(client)) continue
+        const next = principal && {
+          ...principal,
+          keyHint: (client.principal as { keyHint?: string }).keyHint ?? '',
+        }
+        if (!next || isAdmin(next) !== (client.viewer.kind === 'admin')) {
+          this.clients.delete(client)
+          client.socket.close(4003, next ? 'role changed; reconnect' : 'device no longer approved')
+          setTimeout(() => client.socket.terminate(), 1000).unref()
+          continue
+        }
+        client.principal = next
+        client.viewer = this.hub.policy.viewer(next)
+      }
+    }
   }
 
   private closeDevice(deviceId: string): void {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -57,6 +57,9 @@ describe.skipIf(!built)('sharedllm CLI (built)', () => {
     const dashed = run(['--', '--version'])
     expect(await dashed.exited).toBe(0)
     expect(dashed.output().trim()).toMatch(/^\d+\.\d+\.\d+$/)
+    const httpsOnly = run(['--https-only', '--no-https'])
+    expect(await httpsOnly.exited).toBe(2)
+    expect(httpsOnly.output()).toContain('--https-only needs HTTPS')
     const unknown = run(['serv'])
     expect(await unknown.exited).toBe(2)
     expect(unknown.output()).toContain(
@@ -93,5 +96,45 @@ describe.skipIf(!built)('sharedllm CLI (built)', () => {
     const reset = run(['admin', 'reset-token', '--data-dir', dir])
     expect(await reset.exited).toBe(0)
     expect(reset.output()).toMatch(/sllm_admin_[\w-]{40,}/)
+  })
+
+  it('reads a config file, refuses a remote Ollama without --allow-remote-ollama, writes owner-only files', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sllm-cli-'))
+    await chmod(dir, 0o755)
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ollama_host: 'http://10.9.9.9:11434' }))
+    const args = [
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--data-dir',
+      dir,
+      '--no-mdns',
+      '--no-auto-start-ollama',
+      '--no-https',
+    ]
+    const refused = run(args)
+    expect(await refused.exited).toBe(1)
+    expect(refused.output()).toContain('ollama_host: must be a loopback address')
+    const missing = run([...args, '--config', join(dir, 'nope.json')])
+    expect(await missing.exited).toBe(1)
+    expect(missing.output()).toMatch(/config file .*nope\.json: cannot be read/)
+
+    const r = run([...args, '--allow-remote-ollama'], {
+      SHAREDLLM_ADMIN_TOKEN: 'cli-test-admin-secret-0123456789',
+    })
+    child = r.p
+    await waitFor(() => /listening on port (\d+)/.test(r.output()))
+    const walk = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? [join(d, e.name), ...walk(join(d, e.name))] : [join(d, e.name)],
+      )
+    const loose = [dir, ...walk(dir)]
+      .filter((f) => !f.endsWith('config.json'))
+      .filter((f) => (statSync(f).mode & 0o077) !== 0)
+    expect(loose).toEqual([])
+    expect(walk(dir).some((f) => f.endsWith('-wal'))).toBe(true)
+    r.p.kill('SIGTERM')
+    expect(await r.exited).toBe(0)
   })
 })

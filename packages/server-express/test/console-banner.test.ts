@@ -16,6 +16,8 @@ describe('console banner', () => {
   it('gives the owner a localhost link and phones the LAN addresses, separately', () => {
     const text = bannerLines(base).join('\n')
     expect(text).toContain('listening on port 8080')
+    expect(text).toContain('admin login link')
+    expect(text).toContain('over HTTPS on port 8443')
     expect(text).toContain('http://localhost:8080/login?token=tok_123')
     expect(text).not.toContain('192.168.1.20:8080/login')
     const phones = text.slice(text.indexOf('Phones and laptops'))
@@ -55,8 +57,9 @@ describe('console banner', () => {
       last_error: 'ollama binary not found',
       checked_at: 1,
     } as OllamaStatus
-    expect(ollamaLine(down, true)).toMatch(
-      /not answering at http:\/\/127\.0\.0\.1:11434 \(ollama binary not found\): install it/,
+    expect(ollamaLine(down, true)).toMatch(/not running: ollama binary not found\. To fix: install it/)
+    expect(ollamaLine({ ...down, last_error: null }, true)).toMatch(
+      /nothing answers at http:\/\/127\.0\.0\.1:11434/,
     )
     expect(ollamaLine(down, false)).toMatch(/turn on auto_start_ollama/)
     expect(ollamaLine({ ...down, state: 'running', running: true, version: '0.33.0' }, true)).toBe(

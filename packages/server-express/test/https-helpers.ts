@@ -22,7 +22,7 @@ export interface HttpsHarness {
 
 /** A real hub (SQLite in a temp dir) served by `listen()` over HTTP and HTTPS on loopback. */
 export async function startHttps(
-  opts: { hub?: HubOptions; tls?: Partial<HostTlsOptions> } = {},
+  opts: { hub?: HubOptions; tls?: Partial<HostTlsOptions>; httpsOnly?: boolean } = {},
 ): Promise<HttpsHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'sllm-https-'))
   const pwaDir = join(dir, 'pwa')
@@ -45,6 +45,7 @@ export async function startHttps(
     pwaDir,
     https: { tls, port: 0 },
     ws: { heartbeatMs: 60_000 },
+    ...(opts.httpsOnly ? { httpsOnly: true } : {}),
   })
   return {
     hub,

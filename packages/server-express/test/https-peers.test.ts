@@ -14,6 +14,7 @@ describe('a peer pins the CA it saw at its first join', () => {
   let local: Hub
   let dir: string
   let peers: PeersService
+  const warnings: string[] = []
 
   beforeAll(async () => {
     fake = await startFakeOllama()
@@ -42,10 +43,11 @@ describe('a peer pins the CA it saw at its first join', () => {
       created_at: now,
       updated_at: now,
     })
+    const log = { ...silentLogger, warn: (_o: unknown, msg?: string) => warnings.push(msg ?? '') }
     peers = new PeersService({
       db: () => local.db,
       bus: local.bus,
-      log: silentLogger,
+      log: { ...log, child: () => log } as typeof silentLogger,
       selfName: () => 'laptop host',
       instanceId: local.instanceId!,
       pollIntervalMs: 30,
@@ -97,5 +99,49 @@ describe('a peer pins the CA it saw at its first join', () => {
       })
       await rm(otherDir, { recursive: true, force: true })
     }
+  })
+
+  it('moves a paired peer only to an address that answers with the pinned CA', async () => {
+    const propose = async (addresses: string[]) => {
+      await local
+        .db('peers')
+        .where({ id: 'peer-1' })
+        .update({
+          addresses: JSON.stringify(['127.0.0.9']),
+          proposed_addresses: JSON.stringify(addresses),
+        })
+      // What the registry does after writing a proposal from an advert.
+      local.bus.emit('peer_updated', { peer: await peers.get('peer-1') })
+    }
+    const addressesNow = async () =>
+      JSON.parse((await local.db('peers').where({ id: 'peer-1' }).first()).addresses) as string[]
+
+    // 127.0.0.1 presents another CA's certificate: not adopted.
+    const otherDir = await mkdtemp(join(tmpdir(), 'sllm-other-ca-'))
+    try {
+      const other = await HostTls.create({ dataDir: otherDir })
+      remote.server.https!.server.setSecureContext({
+        cert: other.certs.certChainPem,
+        key: other.certs.keyPem,
+      })
+      await propose(['127.0.0.1'])
+      await expect
+        .poll(() => warnings.includes('a new address of a peer did not prove its pinned CA'), {
+          timeout: 5000,
+        })
+        .toBe(true)
+      expect(await addressesNow()).toEqual(['127.0.0.9'])
+    } finally {
+      remote.server.https!.server.setSecureContext({
+        cert: remote.tls.certs.certChainPem,
+        key: remote.tls.certs.keyPem,
+      })
+      await rm(otherDir, { recursive: true, force: true })
+    }
+    // With the pinned CA's certificate: the peer moves there.
+    await propose(['127.0.0.1'])
+    await expect.poll(addressesNow, { timeout: 5000 }).toEqual(['127.0.0.1'])
+    const models = (await peers.models('peer-1')) as Array<{ name: string }>
+    expect(models.map((m) => m.name)).toContain('qwen3:1.7b')
   })
 })

@@ -1,7 +1,10 @@
 import { X509Certificate } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { connect, type PeerCertificate } from 'node:tls'
-import { certificateSans, lanAddresses } from '@sharedllm/core'
+import { certificateSans, isServedAddress, lanAddresses } from '@sharedllm/core'
+
+// The CA may vouch only for private ranges: a public (or documentation-range) address is left out.
+const servedLan = () => lanAddresses().filter(isServedAddress)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { ADMIN, ADMIN_SECRET, approvedDevice } from './helpers'
@@ -54,7 +57,10 @@ describe('HTTPS beside HTTP (listen with the host certificates)', () => {
     expect(chain.at(-1)?.fingerprint256).toBe(h.tls.certs.caFingerprintSha256)
     const sans = certificateSans(new X509Certificate(chain[0]!.raw))
     expect(lanAddresses().length).toBeGreaterThan(0)
-    for (const a of lanAddresses()) expect(sans.ip).toContain(a)
+    for (const a of lanAddresses()) {
+      if (isServedAddress(a)) expect(sans.ip).toContain(a)
+      else expect(sans.ip).not.toContain(a)
+    }
     expect(sans.dns).toContain('localhost')
     // Nothing else is trusted: without the CA the handshake fails.
     await expect(httpsRequest(`${h.httpsUrl}/healthz`)).rejects.toMatchObject({
@@ -79,8 +85,8 @@ describe('HTTPS beside HTTP (listen with the host certificates)', () => {
   it('/api/tls tells both listeners the HTTPS port, the CA fingerprint and URLs led by the name used', async () => {
     const port = h.server.https!.port
     const mdnsName = h.tls.certs.sans.dns.find((d) => d.endsWith('.local'))!
-    const lan = lanAddresses()[0]!
-    const lanHost = lan.includes(':') ? `[${lan}]` : lan
+    const lan = servedLan()[0]
+    const lanHost = lan === undefined ? mdnsName : lan.includes(':') ? `[${lan}]` : lan
     for (const [url, host, first] of [
       [`${h.httpUrl}/api/tls`, `${mdnsName}:${h.server.port}`, `https://${mdnsName}:${port}`],
       [`${h.httpUrl}/api/tls`, `127.0.0.1:${h.server.port}`, `https://${lanHost}:${port}`],
@@ -94,7 +100,7 @@ describe('HTTPS beside HTTP (listen with the host certificates)', () => {
       expect(info.ca_fingerprint).toBe(h.tls.certs.caFingerprintSha256)
       // The name the caller used leads, but never loopback: a phone cannot open that.
       expect(info.https_urls[0]).toBe(first)
-      for (const a of lanAddresses().filter((x) => !x.includes(':'))) {
+      for (const a of servedLan().filter((x) => !x.includes(':'))) {
         expect(info.https_urls).toContain(`https://${a}:${port}`)
       }
     }
@@ -195,20 +201,20 @@ describe('HTTPS beside HTTP (listen with the host certificates)', () => {
 
 describe('certificate upkeep while serving', () => {
   it('reissues when the addresses change and serves the new certificate without a restart', async () => {
-    const addresses = ['192.0.2.10']
+    const addresses = ['192.168.77.10']
     const h = await startHttps({ tls: { addresses: () => addresses, addressPollMs: 50 } })
     try {
       h.tls.start()
       const port = h.server.https!.port
       const before = (await peerChain(port, h.tls.certs.caCertPem))[0]!
-      expect(before.subjectaltname).toContain('IP Address:192.0.2.10')
-      expect(before.subjectaltname).not.toContain('198.51.100.7')
-      addresses.push('198.51.100.7')
+      expect(before.subjectaltname).toContain('IP Address:192.168.77.10')
+      expect(before.subjectaltname).not.toContain('10.77.0.7')
+      addresses.push('10.77.0.7')
       await expect
         .poll(async () => (await peerChain(port, h.tls.certs.caCertPem))[0]!.subjectaltname, {
           timeout: 10_000,
         })
-        .toContain('IP Address:198.51.100.7')
+        .toContain('IP Address:10.77.0.7')
       const after = (await peerChain(port, h.tls.certs.caCertPem))[0]!
       expect(after.serialNumber).not.toBe(before.serialNumber)
       // The CA stays: phones that trusted it keep trusting the new certificate.

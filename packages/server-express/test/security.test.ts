@@ -49,7 +49,7 @@ describe('admin credential', () => {
 
   it('protects every admin route', async () => {
     h = await setup()
-    const adminRoutes = h.app.routes.filter((r) => r.access === 'admin')
+    const adminRoutes = h.app.routes.filter((r) => r.access === 'admin' || r.access === 'owner')
     expect(adminRoutes.length).toBeGreaterThan(20)
     for (const r of adminRoutes) {
       const path = r.path.replace(/:[A-Za-z_]+/g, 'x')
@@ -127,6 +127,99 @@ describe('admin credential', () => {
     const again = await request(h.app).get(`/login?token=${token}`).expect(200)
     expect(again.headers['set-cookie']).toBeUndefined()
     expect(again.text).toContain('<div id="app">')
+  })
+})
+
+describe('owner vs an admin-role device', () => {
+  it("keeps settings, role edits and other devices' keys for the owner", async () => {
+    h = await setup()
+    const boss = await approvedDevice(h.hub, 'admin laptop', 'role-admin')
+    const kid = await approvedDevice(h.hub, 'kid phone', 'role-guest')
+    const as = { Authorization: `Bearer ${boss.key}` }
+    const before = JSON.stringify({ s: h.hub.settings.all(), r: await h.hub.roles.list() })
+    const refused = [
+      request(h.app).get('/api/settings').set(as),
+      request(h.app).put('/api/settings/host_reserve_mb').set(as).send({ value: 0 }),
+      request(h.app).put('/api/settings/trust_local_network').set(as).send({ value: true }),
+      request(h.app).post('/api/permissions/roles').set(as).send({ name: 'mine', max_memory_mb: 100 }),
+      request(h.app).put('/api/permissions/roles/role-guest').set(as).send({ max_memory_mb: 99999 }),
+      request(h.app).delete('/api/permissions/roles/role-guest').set(as),
+      request(h.app).post(`/api/devices/${kid.deviceId}/rotate-key`).set(as),
+      request(h.app).patch(`/api/devices/${boss.deviceId}/manage`).set(as).send({ can_manage: true }),
+    ]
+    const answers = await Promise.all(refused)
+    answers.forEach((res, i) => {
+      expect(res.status, `request ${i}`).toBe(403)
+      expect(res.body.error).toMatch(/owner/)
+    })
+    expect(JSON.stringify({ s: h.hub.settings.all(), r: await h.hub.roles.list() })).toBe(before)
+    // Still an admin for devices and models, and its own key is its own.
+    await request(h.app).get('/api/devices').set(as).expect(200)
+    await request(h.app).get('/api/permissions/roles').set(as).expect(200)
+    const own = await request(h.app).post(`/api/devices/${boss.deviceId}/rotate-key`).set(as).expect(200)
+    expect(own.body.device_key).toMatch(/^sllm_/)
+  })
+
+  it('lets the owner grant "manage" to an admin-role device, audited and announced', async () => {
+    h = await setup()
+    const boss = await approvedDevice(h.hub, 'admin laptop', 'role-admin')
+    const kid = await approvedDevice(h.hub, 'kid phone', 'role-guest')
+    const events: Array<{ action: string; actor: string; target: string | null }> = []
+    h.hub.on('security_changed', (e) => events.push(e))
+    await request(h.app)
+      .patch(`/api/devices/${kid.deviceId}/manage`)
+      .set(ADMIN)
+      .send({ can_manage: true })
+      .expect(409)
+    await request(h.app)
+      .patch(`/api/devices/${boss.deviceId}/manage`)
+      .set(ADMIN)
+      .send({ can_manage: 'yes' })
+      .expect(400)
+    const res = await request(h.app)
+      .patch(`/api/devices/${boss.deviceId}/manage`)
+      .set(ADMIN)
+      .send({ can_manage: true })
+      .expect(200)
+    expect(res.body.device.can_manage).toBe(true)
+    const as = { Authorization: `Bearer ${boss.key}` }
+    await request(h.app).put('/api/settings/host_reserve_mb').set(as).send({ value: 1000 }).expect(200)
+    await request(h.app).post(`/api/devices/${kid.deviceId}/rotate-key`).set(as).expect(200)
+    expect(events.map((e) => [e.action, e.actor])).toEqual([
+      ['device.grant_manage', 'admin'],
+      ['setting.set', `device:${boss.deviceId}`],
+      ['device.rotate_key', `device:${boss.deviceId}`],
+    ])
+    const audit = (await h.hub.auditLog({ limit: 3 })).map((a) => a.action)
+    expect(audit).toEqual(['device.rotate_key', 'setting.set', 'device.grant_manage'])
+    // Leaving the admin role ends the grant.
+    await h.hub.devices.setAllocation(boss.deviceId, 1000)
+    await h.hub.devices.setRole(boss.deviceId, 'role-user')
+    expect((await h.hub.devices.get(boss.deviceId)).can_manage).toBe(false)
+  })
+
+  it('never lets the API set a code-running setting, even for the owner', async () => {
+    h = await setup()
+    for (const [key, value] of [
+      ['ollama_bin', '/usr/bin/touch'],
+      ['extra_providers', ['evil']],
+    ] as const) {
+      const res = await request(h.app).put(`/api/settings/${key}`).set(ADMIN).send({ value }).expect(403)
+      expect(res.body.error).toMatch(/command line or the config file/)
+    }
+    const remote = await request(h.app)
+      .put('/api/settings/ollama_host')
+      .set(ADMIN)
+      .send({ value: 'http://192.168.1.9:11434' })
+      .expect(403)
+    expect(remote.body.error).toMatch(/--allow-remote-ollama/)
+    await request(h.app)
+      .put('/api/settings/default_role')
+      .set(ADMIN)
+      .send({ value: 'role-admin' })
+      .expect(400)
+    expect(h.hub.settings.get('ollama_bin')).toBeNull()
+    expect(h.hub.settings.get('default_role')).toBe('role-guest')
   })
 })
 

@@ -182,6 +182,85 @@ describe('WebSocket /ws', () => {
     expect(closed.at - t0).toBeLessThan(1000)
   })
 
+  it('a socket opened with an admin-role key loses the admin feed within 1 s when the device is demoted', async () => {
+    const url = await start()
+    const boss = await approvedDevice(h.hub, 'boss', 'role-admin')
+    const other = await approvedDevice(h.hub, 'bystander')
+    const c = connect(url, {}, ['sharedllm', `bearer.${boss.key}`])
+    await c.opened
+    const snap = await c.next((m) => m.type === 'snapshot')
+    if (snap.type !== 'snapshot') throw new Error('unreachable')
+    // The admin feed: every device, other devices' events.
+    expect(snap.devices.length).toBeGreaterThanOrEqual(2)
+    await h.hub.devices.setAllocation(other.deviceId, 100)
+    await c.next((m) => m.type === 'allocation_changed' && m.device.id === other.deviceId)
+    await h.hub.devices.setAllocation(boss.deviceId, 1024)
+    const t0 = Date.now()
+    await h.hub.devices.setRole(boss.deviceId, 'role-guest')
+    const closed = await c.closed
+    expect(closed.code).toBe(4003)
+    expect(closed.at - t0).toBeLessThan(1000)
+    // Reconnected with the same key: the device's view of its current role, no one else's events.
+    const again = connect(url, {}, ['sharedllm', `bearer.${boss.key}`])
+    await again.opened
+    const view = await again.next((m) => m.type === 'snapshot')
+    if (view.type !== 'snapshot') throw new Error('unreachable')
+    expect(view.devices.map((d) => d.id)).toEqual([boss.deviceId])
+    expect(view.roles.map((r) => r.id)).toEqual(['role-guest'])
+    expect(view.memory).toBeNull()
+    await h.hub.devices.setAllocation(other.deviceId, 200)
+    await h.hub.devices.setAllocation(boss.deviceId, 300)
+    await again.next((m) => m.type === 'allocation_changed')
+    expect(again.messages.filter((m) => m.type === 'allocation_changed')).toEqual([
+      expect.objectContaining({ device: expect.objectContaining({ id: boss.deviceId }) }),
+    ])
+    again.ws.close()
+  })
+
+  it('models_running is filtered by the device’s role, and follows a change of its role at once', async () => {
+    const url = await start()
+    const kids = await h.hub.roles.create({ name: 'kids', max_memory_mb: 4096, allowed_models: ['qwen3*'] })
+    const dev = await approvedDevice(h.hub, 'kid', kids.id)
+    const c = connect(url, {}, ['sharedllm', `bearer.${dev.key}`])
+    await c.opened
+    await c.next((m) => m.type === 'snapshot')
+    const running = (name: string, size: number) => ({
+      name,
+      model: name,
+      size,
+      size_vram: size,
+      digest: 'x',
+      expires_at: '2026-12-01T00:00:00Z',
+      context_length: 4096,
+      details: {},
+    })
+    const emit = (n: number) =>
+      h.hub.bus.emit('models_running', {
+        models: [
+          running('qwen3:1.7b', 1_400_000_000),
+          running('smollm2:135m', 270_000_000),
+          running('llama3.1:70b', 40e9),
+          running(`qwen3:32b-${n}`, 20e9),
+        ],
+      } as never)
+    emit(1)
+    const first = await c.next((m) => m.type === 'models_running')
+    if (first.type !== 'models_running') throw new Error('unreachable')
+    // Allowed and within the 4096 MiB allocation: only the small qwen (not the 32B one, not the 70B).
+    expect(first.models.map((m) => m.name)).toEqual(['qwen3:1.7b'])
+    // The role's list changes: the socket's next event follows it.
+    await h.hub.roles.update(kids.id, { allowed_models: ['smollm2*', 'llama3.1*'] })
+    await expect
+      .poll(async () => {
+        c.messages.length = 0
+        emit(2)
+        const last = await c.next((m) => m.type === 'models_running')
+        return last.type === 'models_running' ? last.models.map((m) => m.name) : null
+      })
+      .toEqual(['smollm2:135m'])
+    c.ws.close()
+  })
+
   it('drops a client that stops answering pings', async () => {
     const url = await start({ heartbeatMs: 100 })
     const c = connect(url, { headers: ADMIN, autoPong: false })

@@ -23,4 +23,12 @@ export {
   toSighting,
 } from './records'
 export { DiscoveryRegistry, type DiscoveryRegistryOptions, type SightingOutcome } from './registry'
-export { isUnicastAddress, MAX_NAME_LENGTH, orderAddresses, parseTxt, sanitizeName } from './sanitize'
+export {
+  hasBidiControls,
+  isUnicastAddress,
+  MAX_NAME_LENGTH,
+  nameSkeleton,
+  orderAddresses,
+  parseTxt,
+  sanitizeName,
+} from './sanitize'

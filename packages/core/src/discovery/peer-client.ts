@@ -4,35 +4,61 @@ import { type ErrorCode, SharedLLMError } from '../errors'
 import type { ClaimResponse, JoinRequest, JoinResponse, TlsInfoResponse } from '../protocol/api'
 import { sanitizeName } from './sanitize'
 
+// A peer's answers are validated strictly: exact keys, bounded sizes. Anything else is an error on the peer,
+// never data we store or show.
 const deviceStatus = z.enum(['pending', 'approved', 'denied', 'revoked'])
-const id = z.string().min(1).max(200)
+const id = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an id')
+const token = z.string().regex(/^[A-Za-z0-9_-]{16,256}$/, 'must be a token')
 
-export const joinResponseSchema: z.ZodType<JoinResponse> = z.object({
+export const joinResponseSchema: z.ZodType<JoinResponse> = z.strictObject({
   request_id: id,
-  claim_secret: z.string().min(8).max(512),
+  claim_secret: token,
   device_id: id,
   status: deviceStatus,
 })
 
-export const claimResponseSchema: z.ZodType<ClaimResponse> = z.object({
+export const claimResponseSchema: z.ZodType<ClaimResponse> = z.strictObject({
   status: deviceStatus,
   device_id: id,
-  device_key: z
+  device_key: token.optional(),
+})
+
+const text = (max: number) => z.string().max(max)
+// Ollama's ListModelResponse (api/types.go): only these fields are kept, each bounded; the rest is dropped.
+const modelEntry = z.object({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,299}$/, 'must be a model name'),
+  model: text(300).optional(),
+  modified_at: text(64).optional(),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  digest: z
     .string()
-    .regex(/^[A-Za-z0-9_.~-]{16,512}$/, 'must be a token')
+    .regex(/^(sha256:)?[0-9a-f]{12,64}$/, 'must be a digest')
+    .optional(),
+  details: z
+    .object({
+      parent_model: text(300).optional(),
+      format: text(32).optional(),
+      family: text(64).optional(),
+      families: z.array(text(64)).max(32).nullable().optional(),
+      parameter_size: text(32).optional(),
+      quantization_level: text(32).optional(),
+    })
     .optional(),
 })
 
-export const tagsResponseSchema = z.object({
-  models: z.array(z.looseObject({ name: z.string().min(1).max(500) })).max(10_000),
+export const tagsResponseSchema = z.strictObject({
+  models: z.array(modelEntry).max(2000),
 })
 
 const port = z.number().int().min(1).max(65535)
 
-export const tlsInfoSchema: z.ZodType<TlsInfoResponse> = z.object({
+export const tlsInfoSchema: z.ZodType<TlsInfoResponse> = z.strictObject({
   https_port: port.nullable(),
   http_port: port.nullable(),
-  ca_fingerprint: z.string().max(200).nullable(),
+  ca_fingerprint: z
+    .string()
+    .regex(/^([0-9A-Fa-f]{2}:?){32}$/, 'must be a SHA-256 fingerprint')
+    .nullable(),
   https_urls: z.array(z.string().max(300)).max(64),
 })
 

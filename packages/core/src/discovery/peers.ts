@@ -9,6 +9,7 @@ import type { Peer } from '../protocol/types'
 import { DB_FILE_NAME } from '../store/db'
 import { type PeerRecord, peersRepo, toPeer } from '../store/peers'
 import type { JoinResponse } from '../protocol/api'
+import { normalizeFingerprint } from '../tls/fingerprint'
 import { fetchPeerCa } from '../tls/pin'
 import { pinnedFetch } from '../tls/pinned-fetch'
 import { baseUrl, PeerClient } from './peer-client'
@@ -62,6 +63,7 @@ export class PeersService {
   private readonly retries = new Map<string, NodeJS.Timeout>()
   /** Of those, the ones that went offline since: their return triggers a try at once. */
   private readonly offline = new Set<string>()
+  private readonly verifying = new Set<string>()
   private readonly abort = new AbortController()
   private readonly unsubscribe: Array<() => void> = []
   private stopped = false
@@ -70,6 +72,8 @@ export class PeersService {
     this.client = new PeerClient({ fetch: o.fetch, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) })
     this.now = o.now ?? Date.now
     this.pollIntervalMs = o.pollIntervalMs ?? 3000
+    // An advert moved a peer we hold a secret for: check the new addresses against the pinned CA.
+    this.unsubscribe.push(o.bus.on('peer_updated', ({ peer }) => void this.checkProposed(peer.id)))
     if (o.settings) {
       // Keyed on the peer row, not on the device: the other host's own join request may have created its
       // device here before our browser saw its advert, and then no device is "discovered" at all.
@@ -133,6 +137,9 @@ export class PeersService {
         join_request_id: res.request_id,
         claim_secret: res.claim_secret,
         remote_device_id: res.device_id,
+        // Where it was when we paired: the only addresses the claim secret and key go to over plain HTTP.
+        paired_addresses: peer.addresses,
+        proposed_addresses: null,
         error: null,
       })
       if (filed.status === 'pending') {
@@ -157,7 +164,9 @@ export class PeersService {
       )
     }
     try {
-      return await this.onAnyAddress(peer, (client, base) => client.models(base, key, this.abort.signal))
+      return await this.onAnyAddress(peer, (client, base) => client.models(base, key, this.abort.signal), {
+        secret: true,
+      })
     } catch (err) {
       if (isSharedLLMError(err, 'FORBIDDEN')) {
         await this.patch(peer, { error: `'${peer.name}' refused our key; it may have been revoked` })
@@ -273,9 +282,17 @@ export class PeersService {
       peer = await peersRepo.get(this.o.db(), id)
       if (peer?.status !== 'pending' || !peer.join_request_id || !peer.claim_secret) return
       const { join_request_id: requestId, claim_secret: secret } = peer
-      const res = await this.onAnyAddress(peer, (client, base) =>
-        client.claim(base, requestId, secret, this.abort.signal),
+      const res = await this.onAnyAddress(
+        peer,
+        (client, base) => client.claim(base, requestId, secret, this.abort.signal),
+        { secret: true },
       )
+      if (peer.remote_device_id && res.device_id !== peer.remote_device_id) {
+        throw new SharedLLMError(
+          'CONFLICT',
+          `'${peer.name}' answered the claim for another device than the one it filed; join again`,
+        )
+      }
       if (res.status === 'pending') {
         if (peer.error) await this.patch(peer, { error: null })
         this.schedulePoll(id)
@@ -304,7 +321,8 @@ export class PeersService {
         isSharedLLMError(err, 'GONE') ||
         isSharedLLMError(err, 'NOT_FOUND') ||
         isSharedLLMError(err, 'FORBIDDEN') ||
-        isSharedLLMError(err, 'CERTIFICATE_MISMATCH')
+        isSharedLLMError(err, 'CERTIFICATE_MISMATCH') ||
+        isSharedLLMError(err, 'CONFLICT')
       ) {
         await this.patch(peer, { status: 'failed', claim_secret: null, error: errorMessage(err) }).catch(
           () => {},
@@ -355,14 +373,29 @@ export class PeersService {
     return { client: this.client, scheme: 'http', port: peer.port }
   }
 
-  /** Tries the peer's addresses in order; moves on only when one cannot be reached. */
+  /**
+   * Tries the peer's addresses in order; moves on only when one cannot be reached. A call that carries a
+   * secret (`secret`: the claim secret, the key) over plain HTTP goes only to an address the peer had when
+   * we paired: over HTTP nothing else proves that the host there is the peer.
+   */
   private async onAnyAddress<T>(
     peer: PinnedPeer,
     fn: (client: PeerClient, base: string) => Promise<T>,
+    o: { secret?: boolean } = {},
   ): Promise<T> {
     const { client, scheme, port } = this.transport(peer)
-    let last: unknown = new SharedLLMError('UPSTREAM_UNAVAILABLE', `'${peer.name}' has no known address`)
-    for (const address of peer.addresses) {
+    const paired = peer.paired_addresses
+    const addresses =
+      o.secret && scheme === 'http' && paired
+        ? peer.addresses.filter((a) => paired.includes(a))
+        : peer.addresses
+    let last: unknown = new SharedLLMError(
+      'UPSTREAM_UNAVAILABLE',
+      addresses.length < peer.addresses.length
+        ? `'${peer.name}' is not at an address it had when we paired, and it never offered HTTPS; join it again`
+        : `'${peer.name}' has no known address`,
+    )
+    for (const address of addresses) {
       try {
         return await fn(client, baseUrl(address, port, scheme))
       } catch (err) {
@@ -371,6 +404,55 @@ export class PeersService {
       }
     }
     throw last
+  }
+
+  /**
+   * A peer we hold a secret for was advertised at new addresses: the ones that answer over HTTPS with a
+   * certificate from its pinned CA (and name the same CA) become its addresses; the rest are ignored. A peer
+   * that never offered HTTPS cannot prove a move and stays where it was paired. Never throws.
+   */
+  private async checkProposed(peerId: string): Promise<void> {
+    if (this.stopped || this.verifying.has(peerId)) return
+    this.verifying.add(peerId)
+    try {
+      const peer = (await peersRepo.get(this.o.db(), peerId)) as PinnedPeer | undefined
+      const proposed = peer?.proposed_addresses
+      if (!peer || !proposed?.length) return
+      if (!peer.ca_pem || !peer.ca_fingerprint || !peer.https_port) return
+      const { client } = this.transport(peer)
+      const proven: string[] = []
+      for (const address of proposed) {
+        if (peer.addresses.includes(address)) {
+          proven.push(address)
+          continue
+        }
+        try {
+          const info = await client.tls(baseUrl(address, peer.https_port, 'https'), this.abort.signal)
+          if (
+            info?.ca_fingerprint &&
+            normalizeFingerprint(info.ca_fingerprint) === normalizeFingerprint(peer.ca_fingerprint)
+          )
+            proven.push(address)
+        } catch (err) {
+          this.o.log.warn(
+            { peer: peer.name, address, err: errorMessage(err) },
+            'a new address of a peer did not prove its pinned CA',
+          )
+        }
+      }
+      if (this.stopped) return
+      if (proven.some((a) => !peer.addresses.includes(a))) {
+        await this.patch(peer, { addresses: proven, proposed_addresses: null })
+        this.o.log.info(
+          { peer: peer.name, addresses: proven },
+          'a peer moved; its new address presented the pinned CA',
+        )
+      }
+    } catch (err) {
+      this.o.log.warn({ err }, 'checking the new addresses of a peer failed')
+    } finally {
+      this.verifying.delete(peerId)
+    }
   }
 
   private async keepPrivate(): Promise<void> {

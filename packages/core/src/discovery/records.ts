@@ -1,3 +1,4 @@
+import { lanAddresses } from '../tls/addresses'
 import { type AdvertTxt, nameFromInstanceLabel, orderAddresses, parseTxt, sanitizeName } from './sanitize'
 
 /** DNS-SD service type of sharedLLM hosts. */
@@ -107,13 +108,13 @@ export interface Sighting {
  * Validates a raw advert: a valid instance id in TXT, a usable port and at least one unicast address.
  * The name comes from TXT `name`, else the instance label, sanitised either way.
  */
-export function toSighting(raw: RawAdvert): Sighting | null {
+export function toSighting(raw: RawAdvert, own: ReadonlySet<string> = ownAddresses()): Sighting | null {
   const txt = parseTxt(raw.txt)
   if (!txt) return null
   const port =
     txt.api_port ?? (Number.isInteger(raw.port) && raw.port > 0 && raw.port < 65536 ? raw.port : null)
   if (port === null) return null
-  const addresses = orderAddresses(raw.addresses, raw.source)
+  const addresses = orderAddresses(raw.addresses, raw.source, 8, own)
   if (addresses.length === 0) return null
   const label = nameFromInstanceLabel(raw.label).replace(/\s*\([0-9a-f]{8}\)$/i, '')
   const name = txt.name || label || sanitizeName(`sharedLLM ${txt.instance_id.slice(0, 8)}`)
@@ -127,6 +128,11 @@ export function toSighting(raw: RawAdvert): Sighting | null {
     auth: txt.auth,
     extra: txt.extra,
   }
+}
+
+/** This machine's own LAN addresses: an advert naming one is not another host there. */
+export function ownAddresses(): Set<string> {
+  return new Set(lanAddresses())
 }
 
 /** The instance label this host advertises: its name and the start of its id, within DNS's 63 bytes. */

@@ -169,6 +169,8 @@ export class DiscoveryRegistry {
         join_request_id: null,
         claim_secret: null,
         remote_device_id: null,
+        paired_addresses: null,
+        proposed_addresses: null,
         error: null,
         created_at: now,
         updated_at: now,
@@ -177,22 +179,39 @@ export class DiscoveryRegistry {
       this.o.bus.emit('peer_updated', { peer: toPeer(peer) })
       return
     }
+    // A peer we hold a secret for (a key, a claim secret, a pinned CA) is not moved by an advert, which
+    // anyone on the LAN can send: the new addresses wait aside until they answer with the pinned certificate.
+    const bound = holdsSecret(existing)
+    const moved = existing.addresses.join() !== s.addresses.join()
+    const proposed = bound && moved ? s.addresses : null
+    const proposalChanged = (existing.proposed_addresses ?? null)?.join() !== proposed?.join()
     const changed =
       !existing.online ||
       existing.name !== s.name ||
-      existing.port !== s.port ||
+      (!bound && existing.port !== s.port) ||
       existing.version !== s.version ||
-      existing.addresses.join() !== s.addresses.join()
+      (!bound && moved) ||
+      proposalChanged
     const patch: Partial<PeerRecord> = { last_seen: now, online: true }
     if (changed)
       Object.assign(patch, {
         name: s.name,
-        port: s.port,
         version: s.version,
-        addresses: s.addresses,
+        ...(bound ? { proposed_addresses: proposed } : { port: s.port, addresses: s.addresses }),
         updated_at: now,
       })
+    if (proposed && proposalChanged) {
+      this.o.log.warn(
+        { peer: existing.name, addresses: existing.addresses, advertised: proposed },
+        'mDNS: a paired peer advertised new addresses; they are used only once they present its pinned certificate',
+      )
+    }
     await peersRepo.update(db, existing.id, patch)
     if (changed) this.o.bus.emit('peer_updated', { peer: toPeer({ ...existing, ...patch }) })
   }
+}
+
+/** Whether we hold something for this peer that an impostor at another address must not get. */
+export function holdsSecret(p: PeerRecord & { ca_fingerprint?: string | null }): boolean {
+  return p.device_key !== null || p.claim_secret !== null || !!p.ca_fingerprint
 }

@@ -1,24 +1,84 @@
 import { isIP } from 'node:net'
+import { addressKind, canonicalIp } from '../tls/addresses'
 
 /** Longest device/peer name kept from an advert (the device name limit). */
 export const MAX_NAME_LENGTH = 64
 
 /**
- * Turns an untrusted name from the LAN into a display-safe one: no control or format characters (bidi
- * overrides, zero-width), no markup characters, whitespace collapsed, NFC, at most `max` characters.
- * Returns '' when nothing printable is left.
+ * Turns an untrusted name from the LAN (an mDNS advert, a join request) into a display-safe one: NFKC
+ * (fullwidth and other compatibility forms become the plain letters), no control, format, private-use or
+ * unassigned characters (`\p{C}`: bidi overrides, zero-width, BOM are removed; tabs and line breaks become
+ * spaces), no markup characters, whitespace collapsed, at most `max` characters. '' when nothing is left.
  */
 export function sanitizeName(input: unknown, max = MAX_NAME_LENGTH): string {
   if (typeof input !== 'string') return ''
   // Bound the work before the regexes run: a TXT value is at most 255 bytes, but callers may pass more.
   const bounded = input.slice(0, max * 8)
   const cleaned = bounded
-    .normalize('NFC')
-    .replace(/[\p{C}\p{Zl}\p{Zp}]/gu, ' ')
-    .replace(/[<>"'`\\]/g, '')
+    .normalize('NFKC')
+    .replace(/[\p{Cc}\p{Zl}\p{Zp}]/gu, ' ')
+    .replace(/\p{C}/gu, '')
+    .replace(/[<>"`\\]/g, '')
     .replace(/\s+/g, ' ')
     .trim()
   return Array.from(cleaned).slice(0, max).join('').trim()
+}
+
+// Bidirectional controls (Unicode TR9): embeddings, overrides, isolates and the implicit marks.
+const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u
+
+/** Whether a name carries bidirectional controls: a join request with one is refused, not cleaned. */
+export function hasBidiControls(input: string): boolean {
+  return BIDI.test(input)
+}
+
+// Letters that look like Latin ones in common fonts (Cyrillic, Greek): enough to flag "Аnna's phone".
+const CONFUSABLE: Record<string, string> = {
+  а: 'a',
+  в: 'b',
+  е: 'e',
+  ё: 'e',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  с: 'c',
+  т: 't',
+  у: 'y',
+  х: 'x',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  ѕ: 's',
+  ԁ: 'd',
+  ɡ: 'g',
+  α: 'a',
+  β: 'b',
+  ε: 'e',
+  η: 'n',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ο: 'o',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
+  '0': 'o',
+  '1': 'l',
+  '|': 'l',
+}
+
+/**
+ * What two names that a person would read as the same have in common: sanitised, case-folded, look-alike
+ * letters folded, spaces and punctuation dropped. Used to flag a join request that copies a known name.
+ */
+export function nameSkeleton(input: string): string {
+  return Array.from(sanitizeName(input).toLowerCase().normalize('NFD').replace(/\p{M}/gu, ''))
+    .map((c) => CONFUSABLE[c] ?? c)
+    .join('')
+    .replace(/[^\p{L}\p{N}]/gu, '')
 }
 
 /** An mDNS instance label (`Name (abcd1234)`) back into a name: DNS escapes are undone first. */
@@ -78,33 +138,29 @@ export function parseTxt(data: unknown): AdvertTxt | null {
 
 /**
  * Orders the addresses an advert resolved to: the packet's source first (it is the one that reached us),
- * then IPv4, then global IPv6; link-local IPv6 last (it needs a zone to be usable). Invalid, loopback,
- * unspecified, multicast and broadcast addresses are dropped, so a spoofed advert cannot point the join
- * client at this machine's own loopback services.
+ * then IPv4, then IPv6. Each is canonicalised first (`::ffff:7f00:1` is 127.0.0.1, `0:0:0:0:0:0:0:1` is
+ * `::1`), then loopback, link-local (169.254/16, fe80::/10), unspecified, multicast and broadcast addresses
+ * and this host's own addresses are dropped, so a spoofed advert cannot point the join client at this
+ * machine's own services.
  */
-export function orderAddresses(addresses: unknown[], source: string | null, limit = 8): string[] {
+export function orderAddresses(
+  addresses: unknown[],
+  source: string | null,
+  limit = 8,
+  own: ReadonlySet<string> = new Set(),
+): string[] {
   const valid = new Set<string>()
+  const first = typeof source === 'string' ? canonicalIp(source) : null
   for (const a of [source, ...addresses]) {
     if (typeof a !== 'string') continue
-    const bare = a.split('%')[0] ?? ''
-    if (isUnicastAddress(bare)) valid.add(bare)
+    const ip = canonicalIp(a)
+    if (ip !== null && addressKind(ip) === 'lan' && !own.has(ip)) valid.add(ip)
   }
-  const rank = (a: string) => (a === source ? 0 : isIP(a) === 4 ? 1 : /^fe[89ab]/i.test(a) ? 3 : 2)
+  const rank = (a: string) => (a === first ? 0 : isIP(a) === 4 ? 1 : 2)
   return [...valid].sort((x, y) => rank(x) - rank(y)).slice(0, limit)
 }
 
-/** A unicast address a peer can really have: not loopback, unspecified, multicast or broadcast. */
+/** A unicast LAN address a peer can really have: not loopback, link-local, unspecified, multicast or broadcast. */
 export function isUnicastAddress(a: string): boolean {
-  const family = isIP(a)
-  if (family === 4) {
-    const [first = 0] = a.split('.').map(Number)
-    return first !== 0 && first !== 127 && first < 224
-  }
-  if (family === 6) {
-    const lower = a.toLowerCase()
-    if (lower === '::' || lower === '::1' || lower.startsWith('ff')) return false
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)
-    return mapped ? isUnicastAddress(mapped[1] ?? '') : true
-  }
-  return false
+  return addressKind(a) === 'lan'
 }

@@ -38,3 +38,16 @@ export async function audit(
 export function notFound(what: string, id: string): SharedLLMError {
   return new SharedLLMError('NOT_FOUND', `${what} '${id}' not found`, { details: { id } })
 }
+
+/**
+ * Tells the dashboard that an owner-level change was made (a setting, a "manage" grant, another device's
+ * key): the change is in the audit log already; this is the live notice.
+ */
+export function securityChanged(
+  ctx: DomainContext,
+  actor: Actor,
+  action: string,
+  target: string | null,
+): void {
+  ctx.bus.emit('security_changed', { actor, action, target, at: ctx.now() })
+}

@@ -5,6 +5,8 @@ import type { Device, DeviceSource, DeviceStatus } from '../protocol/types'
 import {
   type AddDeviceInput,
   addDeviceSchema,
+  type DeviceLimitsInput,
+  deviceLimitsSchema,
   deviceNameSchema,
   memoryMbSchema,
   parseInput,
@@ -12,8 +14,10 @@ import {
 import { keysRepo } from '../store/access'
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
-import { type Actor, audit, type DomainContext, notFound } from './context'
+import { type Actor, audit, type DomainContext, notFound, securityChanged } from './context'
 import type { SettingsService } from './settings'
+
+const ADMIN_ROLE_ID = 'role-admin'
 
 export interface NewDevice {
   name: string
@@ -82,9 +86,14 @@ export class DevicesService {
       status: 'pending',
       role_id: null,
       allocation_mb: 0,
+      token_budget_day: null,
+      token_budget_week: null,
+      token_budget_month: null,
+      allowed_hours: null,
       online: input.source !== 'manual',
       last_seen: input.source === 'manual' ? null : now,
       instance_id: input.instance_id ?? null,
+      can_manage: false,
       created_at: now,
       updated_at: now,
     }
@@ -140,17 +149,20 @@ export class DevicesService {
       allocation = Math.max(0, Math.min(allocation, Math.floor(free)))
     }
     const now = this.ctx.now()
+    // A grant of "manage" never survives a new approval: the owner grants it again if they mean it.
     const next: Device = {
       ...device,
       status: 'approved',
       role_id: role.id,
       allocation_mb: allocation,
+      can_manage: false,
       updated_at: now,
     }
     await devicesRepo.update(trx, id, {
       status: next.status,
       role_id: next.role_id,
       allocation_mb: allocation,
+      can_manage: false,
       updated_at: now,
     })
     await devicesRepo.addAllocationChange(trx, {
@@ -196,8 +208,8 @@ export class DevicesService {
         )
       }
       const now = this.ctx.now()
-      const next: Device = { ...device, status: to, allocation_mb: 0, updated_at: now }
-      await devicesRepo.update(trx, id, { status: to, allocation_mb: 0, updated_at: now })
+      const next: Device = { ...device, status: to, allocation_mb: 0, can_manage: false, updated_at: now }
+      await devicesRepo.update(trx, id, { status: to, allocation_mb: 0, can_manage: false, updated_at: now })
       // Denied or revoked: its keys die in the same transaction, so no request slips through after.
       await keysRepo.revokeAll(trx, id, now)
       if (device.allocation_mb !== 0) {
@@ -300,17 +312,86 @@ export class DevicesService {
           { details: { field: 'role_id' } },
         )
       }
-      const next: Device = { ...device, role_id: role.id, updated_at: this.ctx.now() }
-      await devicesRepo.update(trx, id, { role_id: role.id, updated_at: next.updated_at })
-      await audit(trx, this.ctx, actor, 'device.role', id, { role_id: device.role_id }, { role_id: role.id })
+      // Leaving the admin role ends a "manage" grant.
+      const canManage = device.can_manage && role.id === ADMIN_ROLE_ID
+      const next: Device = { ...device, role_id: role.id, can_manage: canManage, updated_at: this.ctx.now() }
+      await devicesRepo.update(trx, id, {
+        role_id: role.id,
+        can_manage: canManage,
+        updated_at: next.updated_at,
+      })
+      await audit(
+        trx,
+        this.ctx,
+        actor,
+        'device.role',
+        id,
+        { role_id: device.role_id, can_manage: device.can_manage },
+        { role_id: role.id, can_manage: canManage },
+      )
       return next
     })
     this.ctx.bus.emit('device_updated', { device })
     return device
   }
 
+  /**
+   * The owner grants (or takes back) "manage" on an approved admin-role device: settings, roles and other
+   * devices' keys, as the owner. The caller checks that the actor is the owner.
+   */
+  async setManage(id: string, canManage: unknown, actor: Actor = 'admin'): Promise<Device> {
+    if (typeof canManage !== 'boolean') {
+      throw new SharedLLMError('VALIDATION', 'can_manage: must be true or false', {
+        details: { field: 'can_manage' },
+      })
+    }
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      if (canManage && (device.status !== 'approved' || device.role_id !== ADMIN_ROLE_ID)) {
+        throw new SharedLLMError(
+          'CONFLICT',
+          `device '${device.name}' is ${device.status === 'approved' ? `in role '${device.role_id}'` : device.status}; only an approved device with the admin role can be granted manage`,
+          { details: { field: 'can_manage' } },
+        )
+      }
+      const next: Device = { ...device, can_manage: canManage, updated_at: this.ctx.now() }
+      await devicesRepo.update(trx, id, { can_manage: canManage, updated_at: next.updated_at })
+      await audit(
+        trx,
+        this.ctx,
+        actor,
+        canManage ? 'device.grant_manage' : 'device.revoke_manage',
+        id,
+        { can_manage: device.can_manage },
+        { can_manage: canManage },
+      )
+      return next
+    })
+    this.ctx.bus.emit('device_updated', { device })
+    securityChanged(this.ctx, actor, canManage ? 'device.grant_manage' : 'device.revoke_manage', id)
+    return device
+  }
+
   allocationHistory(id: string) {
     return devicesRepo.allocationHistory(this.ctx.db(), id)
+  }
+
+  /** Sets the device's own token budgets and allowed hours (null: its role's apply). */
+  async setLimits(id: string, input: DeviceLimitsInput | unknown, actor: Actor = 'admin'): Promise<Device> {
+    const patch = parseInput(deviceLimitsSchema, input, 'limits')
+    const device = await this.ctx.db().transaction(async (trx) => {
+      const device = await devicesRepo.get(trx, id)
+      if (!device) throw notFound('device', id)
+      const now = this.ctx.now()
+      const next: Device = { ...device, ...patch, updated_at: now }
+      await devicesRepo.update(trx, id, { ...patch, updated_at: now })
+      const before = Object.fromEntries(Object.keys(patch).map((k) => [k, device[k as keyof Device]]))
+      await audit(trx, this.ctx, actor, 'device.limits', id, before, patch)
+      return next
+    })
+    this.ctx.bus.emit('device_updated', { device })
+    return device
   }
 
   /** Sum of approved devices' allocations in MiB. */

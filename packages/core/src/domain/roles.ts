@@ -23,8 +23,11 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     allowed_models: [],
     requests_per_minute: null,
     max_concurrent: 4,
+    ...fairShare(4, 16, 180),
     max_keep_alive_s: null,
     max_context_tokens: null,
+    max_body_bytes: 16 * 1024 * 1024,
+    max_predict_tokens: null,
     builtin: true,
   },
   'role-user': {
@@ -36,8 +39,11 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     allowed_models: [],
     requests_per_minute: null,
     max_concurrent: 4,
+    ...fairShare(2, 8, 120),
     max_keep_alive_s: 30 * 60,
     max_context_tokens: 32768,
+    max_body_bytes: 1024 * 1024,
+    max_predict_tokens: null,
     builtin: true,
   },
   'role-guest': {
@@ -49,10 +55,31 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
     allowed_models: [],
     requests_per_minute: 30,
     max_concurrent: 1,
+    ...fairShare(1, 2, 60),
     max_keep_alive_s: 5 * 60,
     max_context_tokens: 8192,
+    max_body_bytes: 1024 * 1024,
+    max_predict_tokens: 2048,
     builtin: true,
   },
+}
+
+/**
+ * Fair-share and quota fields of a built-in role. `max_wait_s` stays well under 300 s because Node's fetch
+ * (undici, which the `ollama` npm client uses) gives up after 300 s without response headers, and a model
+ * load can follow the wait: an owner waits up to 3 minutes, a user 2, a guest 1.
+ */
+function fairShare(share_weight: number, max_queued: number, max_wait_s: number) {
+  return {
+    share_weight,
+    max_queued,
+    max_wait_s,
+    allow_cloud: false,
+    token_budget_day: null,
+    token_budget_week: null,
+    token_budget_month: null,
+    allowed_hours: null,
+  }
 }
 
 export class RolesService {

@@ -5,8 +5,16 @@ export function normaliseModelName(name: string): string {
   return n.slice(slash + 1).includes(':') ? n : `${n}:latest`
 }
 
+/**
+ * `*` matches within one path segment (never a `/`), so `smollm2*` cannot admit
+ * `smollm2-attacker/backdoored-model`; `**` matches across segments (`hf.co/**`).
+ */
 function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')
+  const escaped = pattern
+    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    .split('**')
+    .map((part) => part.replace(/\*/g, '[^/]*'))
+    .join('.*')
   return new RegExp(`^${escaped}$`, 'i')
 }
 

@@ -1,5 +1,5 @@
 import { RateLimiter } from '../access/rate-limit'
-import type { Principal } from '../access/access'
+import { isAdmin, type Principal } from '../access/access'
 import type { DomainContext } from '../domain/context'
 import type { SettingsService } from '../domain/settings'
 import { SharedLLMError } from '../errors'
@@ -10,7 +10,19 @@ import { rolesRepo } from '../store/roles'
 import { estimateFit, type FitEstimate, kvShapeFromModelInfo, type KvShape, MiB, toMiB } from './fit'
 import { clampKeepAlive } from './keep-alive'
 import type { GatewayMetrics } from './metrics'
+import { runningVisibleTo, type Viewer } from '../protocol/visibility'
+import { SharedCache } from './cache'
+import type { GatewayRoute } from './http/routes'
+import { pullModelName, requestModel } from './model-name'
 import { modelAllowed, normaliseModelName } from './patterns'
+import {
+  type BodyShape,
+  deviceOptions,
+  optionsOf,
+  pickFields,
+  REQUEST_FIELDS,
+  wholeTokens,
+} from './request-body'
 
 /** What the policy needs to know about models; the Ollama model manager provides it. */
 export interface ModelCatalog {
@@ -19,25 +31,28 @@ export interface ModelCatalog {
   show(name: string): Promise<{ model_info?: Record<string, unknown> | null }>
 }
 
-export interface AdmitRequest {
-  /** e.g. `ollama:/api/chat`, `openai:/v1/chat/completions` */
-  endpoint: string
-  model?: string
-  numCtx?: unknown
-  keepAlive?: unknown
-  pull?: boolean
-}
+/**
+ * The request body, for `admit`: an object already read, or a reader the policy calls with the byte limit
+ * of the caller's role once the request has been given a slot (so a refused request never costs its body).
+ */
+export type BodySource =
+  | Record<string, unknown>
+  | ((limit: number, deviceId: string | null) => Promise<Record<string, unknown>>)
 
 export interface Admission {
   deviceId: string | null
+  /** The model the request runs, shows or pulls (validated); null for lists and version. */
   model: string | null
-  /** keep_alive to forward (undefined: leave the request's own). */
-  keepAlive: number | string | undefined
-  /** num_ctx to forward (undefined: leave the request's own). */
-  numCtx: number | undefined
+  /** The body to send to Ollama, built from the route's exact field names; `{}` for GET routes. */
+  outgoing: Record<string, unknown>
+  /** OpenAI streams: the usage-only event the gateway asked for is removed on the way back. */
+  stripUsageEvent: boolean
   /** Frees the concurrency slot; safe to call more than once. */
   release(): void
 }
+
+/** Largest body the owner (admin secret or session) may send; a device's role says its own. */
+export const OWNER_BODY_LIMIT = 16 * 1024 * 1024
 
 export interface GatewayPolicyOptions {
   ctx: DomainContext
@@ -59,24 +74,32 @@ export class GatewayPolicy {
   private readonly rate: RateLimiter
   private readonly inFlight = new Map<string, number>()
   private readonly modelsInFlight = new Map<string, number>()
-  private tags: { at: number; models: ModelInfo[] } | undefined
-  private ps: { at: number; models: RunningModel[] } | undefined
+  private readonly tags: SharedCache<ModelInfo[]>
+  private readonly ps: SharedCache<RunningModel[]>
   private readonly shapes = new Map<string, KvShape | null>()
   private readonly cacheMs: number
 
   constructor(private readonly o: GatewayPolicyOptions) {
     this.rate = new RateLimiter(1, 60_000, o.ctx.now)
     this.cacheMs = o.cacheMs ?? 5000
+    this.tags = new SharedCache(
+      () => this.o.catalog()?.list() ?? Promise.resolve([]),
+      this.cacheMs,
+      o.ctx.now,
+    )
+    this.ps = new SharedCache(
+      () => this.o.catalog()?.running() ?? Promise.resolve([]),
+      this.cacheMs,
+      o.ctx.now,
+    )
     // A pull or delete changes the model list: forget it.
     for (const t of ['model_pulled', 'model_deleted'] as const) o.ctx.bus.on(t, () => this.invalidate())
-    o.ctx.bus.on('models_running', ({ models }) => {
-      this.ps = { at: this.o.ctx.now(), models }
-    })
+    o.ctx.bus.on('models_running', ({ models }) => this.ps.set(models))
   }
 
   invalidate(): void {
-    this.tags = undefined
-    this.ps = undefined
+    this.tags.invalidate()
+    this.ps.invalidate()
   }
 
   activeStreams(deviceId: string): number {
@@ -104,114 +127,261 @@ export class GatewayPolicy {
     throw err
   }
 
-  async admit(principal: Principal, req: AdmitRequest): Promise<Admission> {
-    if (principal.kind === 'admin') {
-      this.o.metrics.active.add({ device: 'admin' }, 1)
-      const untrack = this.track(req.pull ? undefined : req.model)
-      let released = false
-      return {
-        deviceId: null,
-        model: req.model ?? null,
-        keepAlive: undefined,
-        numCtx: undefined,
-        release: () => {
-          if (released) return
-          released = true
-          untrack()
-          this.o.metrics.active.add({ device: 'admin' }, -1)
-        },
-      }
+  /**
+   * The gateway's one decision point: everything it enforces for a request is decided here, in this
+   * order: requests per minute (lists count too), the concurrency slot (taken synchronously, before the
+   * first `await`, so parallel requests cannot all pass), the body (read only now, bounded by the role),
+   * the outgoing body built from the route's exact field names, pull rights, the role's model list, the
+   * fit estimate, keep_alive, context and options. Resolves with the body to forward and `release`, or
+   * rejects with the refusal (the slot is then already free).
+   */
+  admit(principal: Principal, route: GatewayRoute, body: BodySource = {}): Promise<Admission> {
+    let slot: () => void
+    try {
+      slot = this.reserve(principal, route)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    const { device, role } = principal
-    if (role.requests_per_minute !== null) {
-      const retry = this.rate.hit(device.id, role.requests_per_minute)
-      if (retry > 0) {
+    return this.decide(principal, route, body, slot).catch((err: unknown) => {
+      slot()
+      throw err
+    })
+  }
+
+  /** Rate and concurrency, synchronously; returns the function that frees the slot. */
+  private reserve(principal: Principal, route: GatewayRoute): () => void {
+    const holds = route.kind === 'infer' || route.kind === 'show' || route.kind === 'pull'
+    const label = principal.kind === 'device' ? principal.device.id : 'admin'
+    if (principal.kind === 'device') {
+      const { device, role } = principal
+      if (role.requests_per_minute !== null) {
+        const retry = this.rate.hit(device.id, role.requests_per_minute)
+        if (retry > 0) {
+          this.reject(
+            'rate_limit',
+            new SharedLLMError(
+              'RATE_LIMITED',
+              `role '${role.name}' allows ${role.requests_per_minute} requests per minute; try again in ${retry} s`,
+              { details: { retry_after: retry } },
+            ),
+          )
+        }
+      }
+      if (!holds) return () => {}
+      const active = this.activeStreams(device.id)
+      if (active >= role.max_concurrent) {
         this.reject(
-          'rate_limit',
+          'concurrency',
           new SharedLLMError(
             'RATE_LIMITED',
-            `role '${role.name}' allows ${role.requests_per_minute} requests per minute; try again in ${retry} s`,
-            { details: { retry_after: retry } },
+            `role '${role.name}' allows ${role.max_concurrent} request${role.max_concurrent === 1 ? '' : 's'} at a time and ${active} ${active === 1 ? 'is' : 'are'} running; wait for ${active === 1 ? 'it' : 'one'} to finish`,
+            { details: { retry_after: 1 } },
           ),
         )
       }
+      this.inFlight.set(device.id, active + 1)
+    } else if (!holds) {
+      return () => {}
     }
-    const active = this.activeStreams(device.id)
-    if (active >= role.max_concurrent) {
-      this.reject(
-        'concurrency',
-        new SharedLLMError(
-          'RATE_LIMITED',
-          `role '${role.name}' allows ${role.max_concurrent} request${role.max_concurrent === 1 ? '' : 's'} at a time and ${active} ${active === 1 ? 'is' : 'are'} running; wait for ${active === 1 ? 'it' : 'one'} to finish`,
-          { details: { retry_after: 1 } },
-        ),
-      )
+    this.o.metrics.active.add({ device: label }, 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (principal.kind === 'device') {
+        const n = (this.inFlight.get(label) ?? 1) - 1
+        if (n <= 0) this.inFlight.delete(label)
+        else this.inFlight.set(label, n)
+      }
+      this.o.metrics.active.add({ device: label }, -1)
     }
-    if (req.pull && !role.can_pull) {
+  }
+
+  private async decide(
+    principal: Principal,
+    route: GatewayRoute,
+    source: BodySource,
+    slot: () => void,
+  ): Promise<Admission> {
+    const deviceId = principal.kind === 'device' ? principal.device.id : null
+    if (!route.body) return { deviceId, model: null, outgoing: {}, stripUsageEvent: false, release: slot }
+    const limit = principal.kind === 'device' ? principal.role.max_body_bytes : OWNER_BODY_LIMIT
+    const body = typeof source === 'function' ? await source(limit, deviceId) : source
+    const picked = pickFields(route.body, body)
+    if (route.kind === 'pull') {
+      const model = pullModelName(picked.model)
+      if (principal.kind === 'device') {
+        const { role } = principal
+        if (!role.can_pull) {
+          this.reject(
+            'pull_forbidden',
+            new SharedLLMError(
+              'FORBIDDEN',
+              `role '${role.name}' cannot pull models; ask the host to change your role`,
+            ),
+          )
+        }
+        this.checkAllowed(role, model)
+      }
+      const outgoing: Record<string, unknown> = { model }
+      if (typeof picked.stream === 'boolean') outgoing.stream = picked.stream
+      return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
+    }
+    const model = requestModel(picked.model)
+    const outgoing: Record<string, unknown> = { ...picked, model }
+    if (route.kind === 'show') {
+      if (principal.kind === 'device') this.checkAllowed(principal.role, model)
+      return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
+    }
+    const options = 'options' in picked ? optionsOf(picked) : undefined
+    if ('options' in picked) delete outgoing.options
+    const stripUsageEvent = this.usageOption(route, picked, outgoing)
+    if (principal.kind === 'admin') {
+      if (options) outgoing.options = options
+      const untrack = this.track(model)
+      return { deviceId, model, outgoing, stripUsageEvent, release: both(untrack, slot) }
+    }
+    const { device, role } = principal
+    const isAdminRole = role.id === 'role-admin'
+    const opts = options ? (isAdminRole ? { ...options } : deviceOptions(options)) : {}
+    // The context: the request's, clamped to the role; sent only on the native routes (the OpenAI ones
+    // have no options, so Ollama loads its default context there).
+    let requestedCtx: number | undefined
+    if (opts.num_ctx !== undefined && opts.num_ctx !== null) {
+      requestedCtx = wholeTokens(opts.num_ctx, 'options.num_ctx', 1)
+      if (role.max_context_tokens !== null && requestedCtx > role.max_context_tokens) {
+        opts.num_ctx = role.max_context_tokens
+      }
+    }
+    // The admin role's options go as given (num_predict -1 included) unless the owner set it a maximum.
+    if (!isAdminRole || role.max_predict_tokens !== null) this.boundPredict(route, role, opts, outgoing)
+    if (Object.keys(opts).length > 0) outgoing.options = opts
+    if (REQUEST_FIELDS[route.body].includes('keep_alive')) {
+      const keepAlive = clampKeepAlive(picked.keep_alive, role.max_keep_alive_s)
+      if (keepAlive === undefined) delete outgoing.keep_alive
+      else outgoing.keep_alive = keepAlive
+    }
+    this.checkAllowed(role, model)
+    const ctxTokens = this.contextFor(role, (opts.num_ctx as number | undefined) ?? requestedCtx)
+    const fit = await this.estimate(model, ctxTokens)
+    const allocation = device.allocation_mb * MiB
+    if (fit && fit.totalBytes > allocation) {
       this.reject(
-        'pull_forbidden',
+        'does_not_fit',
         new SharedLLMError(
           'FORBIDDEN',
-          `role '${role.name}' cannot pull models; ask the host to change your role`,
+          `model '${model}' needs about ${toMiB(fit.totalBytes)} MiB${fit.source === 'estimate' ? ` at ${fit.contextTokens} tokens of context` : ' (as loaded)'} but device '${device.name}' has ${device.allocation_mb} MiB; ask the host for a larger allocation or use a smaller model`,
+          { details: { required_mb: toMiB(fit.totalBytes), allocation_mb: device.allocation_mb } },
         ),
       )
     }
-    let numCtx: number | undefined
-    if (req.numCtx !== undefined && req.numCtx !== null) {
-      const n = Number(req.numCtx)
-      if (!Number.isInteger(n) || n < 1 || n > 10_000_000) {
-        this.reject(
-          'bad_request',
-          new SharedLLMError('VALIDATION', 'options.num_ctx: must be a whole number of tokens', {
-            details: { field: 'options.num_ctx' },
-          }),
-        )
-      }
-      numCtx =
-        role.max_context_tokens !== null && n > role.max_context_tokens ? role.max_context_tokens : undefined
+    const untrack = this.track(model)
+    return { deviceId, model, outgoing, stripUsageEvent, release: both(untrack, slot) }
+  }
+
+  /**
+   * num_predict (native) and max_tokens (OpenAI, which Ollama turns into num_predict in openai/openai.go):
+   * 0 or more (a negative value asks for generation without end), at most the role's maximum, which is
+   * also sent when the request names none.
+   */
+  private boundPredict(
+    route: GatewayRoute,
+    role: Role,
+    opts: Record<string, unknown>,
+    outgoing: Record<string, unknown>,
+  ): void {
+    const max = role.max_predict_tokens
+    if (route.api === 'openai') {
+      if (!REQUEST_FIELDS[route.body as BodyShape].includes('max_tokens')) return
+      let n = outgoing.max_tokens
+      if (n === null) n = undefined
+      if (n !== undefined) n = wholeTokens(n, 'max_tokens', 0)
+      if (max !== null && (n === undefined || (n as number) > max)) n = max
+      if (n === undefined) delete outgoing.max_tokens
+      else outgoing.max_tokens = n
+      return
     }
-    if (req.model !== undefined && !req.pull) {
-      if (!modelAllowed(role.allowed_models, req.model)) {
-        this.reject(
-          'model_not_allowed',
-          new SharedLLMError(
-            'FORBIDDEN',
-            `role '${role.name}' may not use model '${req.model}'; allowed: ${role.allowed_models.join(', ')}`,
-          ),
-        )
-      }
-      const ctxTokens = this.contextFor(role, numCtx ?? (req.numCtx as number | undefined))
-      const fit = await this.estimate(req.model, ctxTokens)
-      const allocation = device.allocation_mb * MiB
-      if (fit && fit.totalBytes > allocation) {
-        this.reject(
-          'does_not_fit',
-          new SharedLLMError(
-            'FORBIDDEN',
-            `model '${req.model}' needs about ${toMiB(fit.totalBytes)} MiB${fit.source === 'estimate' ? ` at ${fit.contextTokens} tokens of context` : ' (as loaded)'} but device '${device.name}' has ${device.allocation_mb} MiB; ask the host for a larger allocation or use a smaller model`,
-            { details: { required_mb: toMiB(fit.totalBytes), allocation_mb: device.allocation_mb } },
-          ),
-        )
-      }
+    if (route.body === 'embed' || route.body === 'embeddings') {
+      delete opts.num_predict
+      return
     }
-    this.inFlight.set(device.id, active + 1)
-    this.o.metrics.active.add({ device: device.id }, 1)
-    const untrack = this.track(req.pull ? undefined : req.model)
-    let released = false
+    let n = opts.num_predict
+    if (n !== undefined) n = wholeTokens(n, 'options.num_predict', 0)
+    if (max !== null && (n === undefined || (n as number) > max)) n = max
+    if (n === undefined) delete opts.num_predict
+    else opts.num_predict = n
+  }
+
+  /** OpenAI streams: ask Ollama for the usage event so usage can be recorded; true when the client did not. */
+  private usageOption(
+    route: GatewayRoute,
+    picked: Record<string, unknown>,
+    outgoing: Record<string, unknown>,
+  ): boolean {
+    if (route.api !== 'openai' || route.body === 'openai_embed' || picked.stream !== true) return false
+    const so = picked.stream_options
+    const given = so && typeof so === 'object' && !Array.isArray(so) ? (so as Record<string, unknown>) : {}
+    if (given.include_usage === true) return false
+    outgoing.stream_options = { ...given, include_usage: true }
+    return true
+  }
+
+  /** The role's model list. */
+  private checkAllowed(role: Role, model: string): void {
+    if (modelAllowed(role.allowed_models, model)) return
+    this.reject(
+      'model_not_allowed',
+      new SharedLLMError(
+        'FORBIDDEN',
+        `role '${role.name}' may not use model '${model}'; allowed: ${role.allowed_models.join(', ')}`,
+      ),
+    )
+  }
+
+  /**
+   * Which entries of a list route `principal` is shown. tags and /v1/models: the models its role allows
+   * whose fit estimate is within its allocation (unknown estimates are listed, as `admit` would let them
+   * through); ps: the loaded models by the `models_running` rule.
+   */
+  async listFilter(
+    principal: Principal,
+    route: GatewayRoute,
+  ): Promise<(entry: Record<string, unknown>) => boolean> {
+    if (route.kind === 'ps') {
+      const viewer = this.viewer(principal)
+      return (entry) =>
+        typeof entry.name === 'string' &&
+        runningVisibleTo(viewer, {
+          name: entry.name,
+          ...(typeof entry.size === 'number' ? { size: entry.size } : {}),
+        })
+    }
+    const nameOf = (entry: Record<string, unknown>) => (route.kind === 'models' ? entry.id : entry.name)
+    if (principal.kind === 'admin') return (entry) => typeof nameOf(entry) === 'string'
+    const { role } = principal
+    const exceeds = new Set(
+      (await this.modelsFor(principal))
+        .filter((v) => v.verdict === 'exceeds_allocation')
+        .map((v) => normaliseModelName(v.name)),
+    )
+    return (entry) => {
+      const name = nameOf(entry)
+      return (
+        typeof name === 'string' &&
+        modelAllowed(role.allowed_models, name) &&
+        !exceeds.has(normaliseModelName(name))
+      )
+    }
+  }
+
+  /** Which loaded models `principal` is shown (`/ollama/api/ps` and the `models_running` event). */
+  viewer(principal: Principal): Viewer {
+    if (isAdmin(principal) || principal.kind !== 'device') return { kind: 'admin' }
     return {
-      deviceId: device.id,
-      model: req.model ?? null,
-      keepAlive: clampKeepAlive(req.keepAlive, role.max_keep_alive_s),
-      numCtx,
-      release: () => {
-        if (released) return
-        released = true
-        untrack()
-        const n = (this.inFlight.get(device.id) ?? 1) - 1
-        if (n <= 0) this.inFlight.delete(device.id)
-        else this.inFlight.set(device.id, n)
-        this.o.metrics.active.add({ device: device.id }, -1)
-      },
+      kind: 'device',
+      deviceId: principal.device.id,
+      role: principal.role,
+      allocationMb: principal.device.allocation_mb,
     }
   }
 
@@ -225,22 +395,14 @@ export class GatewayPolicy {
   }
 
   private async models(): Promise<ModelInfo[]> {
-    const catalog = this.o.catalog()
-    if (!catalog) return []
-    if (this.tags && this.o.ctx.now() - this.tags.at < this.cacheMs) return this.tags.models
-    const models = await catalog.list()
-    this.tags = { at: this.o.ctx.now(), models }
-    return models
+    if (!this.o.catalog()) return []
+    return this.tags.get()
   }
 
   /** Ollama's running models, cached for `cacheMs` on the hot path; `fresh` reads them now (the views). */
   private async running(fresh = false): Promise<RunningModel[]> {
-    const catalog = this.o.catalog()
-    if (!catalog) return []
-    if (!fresh && this.ps && this.o.ctx.now() - this.ps.at < this.cacheMs) return this.ps.models
-    const models = await catalog.running().catch(() => [] as RunningModel[])
-    this.ps = { at: this.o.ctx.now(), models }
-    return models
+    if (!this.o.catalog()) return []
+    return this.ps.get({ fresh }).catch(() => [] as RunningModel[])
   }
 
   private async shape(model: ModelInfo): Promise<KvShape | undefined> {
@@ -420,5 +582,16 @@ export class GatewayPolicy {
       this.o.ctx.log.error({ err }, 'could not record usage')
       return undefined
     }
+  }
+}
+
+/** Runs both, in order, the first time it is called only. */
+function both(a: () => void, b: () => void): () => void {
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    a()
+    b()
   }
 }

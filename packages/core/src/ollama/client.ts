@@ -1,7 +1,9 @@
+import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import https from 'node:https'
 import type { z } from 'zod'
 import { SharedLLMError } from '../errors'
 import type { ModelInfo, RunningModel } from '../protocol/types'
-import { connectionError, httpError } from './errors'
+import { connectionError, httpError, unreachable, upstreamFailed } from './errors'
 import { validateModelName } from './names'
 import { readNdjson } from './ndjson'
 import {
@@ -34,13 +36,31 @@ export interface PassthroughInit {
   signal?: AbortSignal
 }
 
+/** Where Ollama is, for the node:http transport the gateway forwards through. */
+export interface OllamaTarget {
+  /** `http://127.0.0.1:11434`, for messages. */
+  base: string
+  protocol: 'http:' | 'https:'
+  hostname: string
+  port: number
+  /** The Host header Ollama expects (its own address; Ollama checks it like we do). */
+  host: string
+}
+
 /** Largest non-streaming JSON body read from Ollama (`/api/show` with verbose tensors is the big one). */
 const MAX_JSON_BODY = 32 * 1024 * 1024
 
-/** Typed client for Ollama's HTTP API; every failure is a SharedLLMError. */
+/**
+ * The one client for Ollama's HTTP API: typed calls for the catalog, the manager and pulls (every failure
+ * a SharedLLMError), and the kept-alive node:http transport the gateway forwards through (a fresh TCP
+ * connection per request would cost more than the whole gateway does).
+ */
 export class OllamaClient {
   private readonly hostOption: string | (() => string)
   private readonly timeoutMs: number
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 })
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxFreeSockets: 64 })
+  private targetCache: { raw: string; target: OllamaTarget } | undefined
 
   constructor(o: OllamaClientOptions) {
     this.hostOption = o.host
@@ -154,6 +174,120 @@ export class OllamaClient {
         { cancelled: init.signal?.aborted },
       )
     }
+  }
+
+  /** Where Ollama is now (the `ollama_host` setting is read per call, so a change applies at once). */
+  target(): OllamaTarget {
+    const raw = this.host
+    if (this.targetCache?.raw === raw) return this.targetCache.target
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch {
+      throw new SharedLLMError('UPSTREAM_UNAVAILABLE', `ollama_host ${JSON.stringify(raw)} is not a URL`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new SharedLLMError('UPSTREAM_UNAVAILABLE', `ollama_host ${raw} must be an http(s) URL`)
+    }
+    const target: OllamaTarget = {
+      base: url.origin,
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+      host: url.host,
+    }
+    this.targetCache = { raw, target }
+    return target
+  }
+
+  /** Starts a raw request to `path` (a constant from the gateway's route table) on a kept-alive socket. */
+  open(
+    method: string,
+    path: string,
+    headers: OutgoingHttpHeaders,
+  ): { req: ClientRequest; target: OllamaTarget } {
+    const target = this.target()
+    const mod = target.protocol === 'https:' ? https : http
+    const req = mod.request({
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      method,
+      path,
+      headers: { ...headers, host: target.host },
+      agent: target.protocol === 'https:' ? this.httpsAgent : this.httpAgent,
+    })
+    req.setNoDelay(true)
+    return { req, target }
+  }
+
+  /**
+   * GETs a small JSON document as Ollama wrote it (the gateway filters lists without reshaping them); 5xx
+   * and unreachable become SharedLLMErrors, a 4xx comes back with its status.
+   */
+  document(path: string, timeoutMs: number): Promise<{ status: number; body: unknown; text: string }> {
+    return new Promise((resolve, reject) => {
+      let req: ClientRequest
+      let target: OllamaTarget
+      try {
+        ;({ req, target } = this.open('GET', path, { accept: 'application/json' }))
+      } catch (err) {
+        reject(err)
+        return
+      }
+      const timer = setTimeout(() => {
+        req.destroy()
+        reject(
+          new SharedLLMError(
+            'TIMEOUT',
+            `Ollama at ${target.base} did not answer GET ${path} within ${timeoutMs} ms`,
+          ),
+        )
+      }, timeoutMs)
+      req.on('error', (err) => {
+        clearTimeout(timer)
+        reject(unreachable(target.base, err))
+      })
+      req.on('response', (res: IncomingMessage) => {
+        const parts: Buffer[] = []
+        let size = 0
+        res.on('data', (c: Buffer) => {
+          size += c.length
+          if (size > MAX_JSON_BODY) {
+            res.destroy(new Error(`more than ${MAX_JSON_BODY} bytes`))
+            return
+          }
+          parts.push(c)
+        })
+        res.on('error', (err) => {
+          clearTimeout(timer)
+          reject(unreachable(target.base, err))
+        })
+        res.on('end', () => {
+          clearTimeout(timer)
+          const text = Buffer.concat(parts).toString('utf8')
+          const status = res.statusCode ?? 502
+          if (status >= 500) {
+            reject(upstreamFailed(status, text))
+            return
+          }
+          let body: unknown
+          try {
+            body = JSON.parse(text)
+          } catch {
+            body = undefined
+          }
+          resolve({ status, body, text })
+        })
+      })
+      req.end()
+    })
+  }
+
+  /** Closes the kept-alive sockets (the hub calls it when it stops). */
+  close(): void {
+    this.httpAgent.destroy()
+    this.httpsAgent.destroy()
   }
 
   private url(path: string): string {

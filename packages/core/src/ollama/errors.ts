@@ -75,3 +75,42 @@ export function httpError(
     return new SharedLLMError('BAD_REQUEST', `Ollama rejected ${what}: ${text}`, { details })
   return new SharedLLMError('UPSTREAM_ERROR', `Ollama answered ${what} with ${status}: ${text}`, { details })
 }
+
+/** The gateway's wording for Ollama not answering a forwarded request (the node:http transport's errors). */
+export function unreachable(base: string, err: unknown): SharedLLMError {
+  const code = (err as { code?: unknown } | undefined)?.code
+  const why =
+    code === 'ECONNREFUSED'
+      ? 'connection refused'
+      : typeof code === 'string'
+        ? code
+        : err instanceof Error
+          ? err.message
+          : String(err)
+  return new SharedLLMError(
+    'UPSTREAM_UNAVAILABLE',
+    `Ollama is not running at ${base} (${why}); the host owner can start it with \`ollama serve\` or turn on auto_start_ollama`,
+    { cause: err, details: typeof code === 'string' ? { errno: code } : undefined },
+  )
+}
+
+/** An Ollama 5xx on a forwarded request, passed on as 502 with Ollama's own message. */
+export function upstreamFailed(status: number, text: string): SharedLLMError {
+  let message = text.trim()
+  try {
+    const parsed = JSON.parse(text) as { error?: unknown }
+    if (typeof parsed.error === 'string') message = parsed.error
+    else if (parsed.error && typeof (parsed.error as { message?: unknown }).message === 'string') {
+      message = (parsed.error as { message: string }).message
+    }
+  } catch {
+    // plain text
+  }
+  return new SharedLLMError(
+    'UPSTREAM_ERROR',
+    `Ollama failed (${status}): ${message.slice(0, 500) || 'no message'}`,
+    {
+      details: { upstream_status: status },
+    },
+  )
+}

@@ -1,3 +1,4 @@
+import { backoffDelay } from '../backoff'
 import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { errorMessage } from '../errors'
@@ -373,7 +374,7 @@ export class OllamaManager {
       this.loopTimer = null
       return
     }
-    const delay = Math.min(this.backoff.initialMs * 2 ** this.backoffStep, this.backoff.maxMs)
+    const delay = backoffDelay(this.backoffStep, this.backoff)
     this.backoffStep += 1
     this.log.warn({ delay_ms: delay }, 'restarting ollama after backoff')
     this.set({ state: 'restarting', running: false })

@@ -1,4 +1,5 @@
 import { SharedLLMError } from '../errors'
+import { normaliseModelName } from '../gateway/patterns'
 
 export const MAX_MODEL_NAME_LENGTH = 200
 
@@ -46,12 +47,13 @@ export function validateModelName(name: unknown): string {
   return s
 }
 
-/** `llama3` and `llama3:latest` name the same model. */
-export function canonicalModelName(name: string): string {
-  const base = name.slice(name.lastIndexOf('/') + 1)
-  return base.includes(':') ? name : `${name}:latest`
-}
+/**
+ * The key two names of one model share: `llama3`, `Llama3` and `llama3:latest` name the same model, as
+ * Ollama compares names case-insensitively (`types/model/name.go`, `Name.EqualFold`). The one normaliser is
+ * `normaliseModelName`; this is its name in the Ollama client's vocabulary.
+ */
+export const canonicalModelName: (name: string) => string = normaliseModelName
 
 export function sameModel(a: string, b: string): boolean {
-  return canonicalModelName(a) === canonicalModelName(b)
+  return normaliseModelName(a) === normaliseModelName(b)
 }

@@ -6,6 +6,7 @@ import type { ErrorCode } from '../errors'
 import type { SettingKey } from './settings'
 import type {
   AllocationChange,
+  AllowedHours,
   AuditEntry,
   Device,
   DeviceStatus,
@@ -75,6 +76,16 @@ export interface AllocationRequest {
 }
 export interface SetRoleRequest {
   role_id: string
+}
+/**
+ * PATCH /api/devices/:id/limits: the device's own budgets and hours (any subset); null falls back to the
+ * role's. Answers DeviceResponse.
+ */
+export interface DeviceLimitsRequest {
+  token_budget_day?: number | null
+  token_budget_week?: number | null
+  token_budget_month?: number | null
+  allowed_hours?: AllowedHours | null
 }
 /** POST /api/devices/:id/rotate-key: the new key, shown once. */
 export interface RotateKeyResponse {
@@ -241,4 +252,28 @@ export interface PeerResponse {
 /** GET /api/peers/:id/models (admin): the remote host's models, listed through its gateway with our key. */
 export interface PeerModelsResponse {
   models: unknown[]
+}
+
+/**
+ * GET /api/usage/series?group=device|model&bucket=hour|day&from=&to= (admin; a device gets its own):
+ * tokens over time from the hourly rollups. `buckets` are the starts of every local hour or day in the
+ * range (UTC ms); each series' arrays are aligned with it. GET /api/usage/export.csv takes the same query.
+ */
+export interface UsageSeriesResponse {
+  group: 'device' | 'model'
+  bucket: 'hour' | 'day'
+  from: number
+  to: number
+  /** The host's IANA time zone, which the buckets follow. */
+  time_zone: string
+  buckets: number[]
+  series: Array<{
+    /** Device id ('' for the host owner) or model name ('' when unknown). */
+    key: string
+    label: string
+    requests: number[]
+    errors: number[]
+    prompt_tokens: number[]
+    completion_tokens: number[]
+  }>
 }

@@ -1,10 +1,13 @@
 import type {
   Device,
+  DuplicateName,
   MemoryStats,
   ModelInfo,
   OllamaStatus,
   Peer,
   PullProgress,
+  QueuePositionEvent,
+  QuotaCrossing,
   Role,
   RunningModel,
   UsageRecord,
@@ -17,7 +20,11 @@ import type {
 export interface EventMap {
   memory_stats: MemoryStats
   provider_error: { provider: string; message: string; stale: boolean }
-  device_pending_approval: { device: Device }
+  /**
+   * A device waits for approval. `duplicates`: known devices whose names read the same (look-alike letters
+   * and case folded), with their address, platform and time, so the owner can tell a copy from the real one.
+   */
+  device_pending_approval: { device: Device; duplicates?: DuplicateName[] }
   device_discovered: { device: Device; addresses: string[] }
   device_approved: { device: Device }
   device_denied: { device: Device }
@@ -33,6 +40,16 @@ export interface EventMap {
   admin_sessions_ended: { session_hash: string | null }
   role_changed: { action: 'created' | 'updated' | 'deleted'; role: Role }
   setting_changed: { key: string; value: unknown }
+  /**
+   * An owner-level change (a setting, a device granted or refused "manage", another device's key rotated),
+   * also in the audit log. Admin sockets only.
+   */
+  security_changed: { actor: string; action: string; target: string | null; at: number }
+  /**
+   * Join requests arrived faster than the dashboard should toast them: the first few in a window come as
+   * `device_pending_approval`, the rest of that window as one notice with how many and the latest few.
+   */
+  join_requests_coalesced: { count: number; first_at: number; last_at: number; devices: Device[] }
   ollama_status: OllamaStatus
   model_pull_progress: PullProgress
   model_pulled: { name: string }
@@ -45,6 +62,13 @@ export interface EventMap {
   peer_updated: { peer: Peer }
   /** A background discovery step failed (socket, store); discovery keeps running. */
   discovery_error: { message: string }
+  /**
+   * A request of this device waits in the fair-share queue (`FairScheduler.positions()`). Not forwarded to
+   * WS clients yet: the gateway integration adds it to the wire list with the device filter.
+   */
+  queue_position: QueuePositionEvent & { device_id: string }
+  /** A device's usage passed 80 % or 100 % of a token budget (`quotaCrossings`). Not forwarded yet. */
+  quota: QuotaCrossing
 }
 
 export type EventType = keyof EventMap
@@ -65,6 +89,8 @@ export const WIRE_EVENT_TYPES = [
   'allocation_changed',
   'role_changed',
   'setting_changed',
+  'security_changed',
+  'join_requests_coalesced',
   'ollama_status',
   'model_pull_progress',
   'model_pulled',

@@ -4,7 +4,7 @@ export interface SettingsValues {
   api_port: number
   /** Where Ollama listens. Loopback by default: sharedLLM is the only door to it. @default 'http://127.0.0.1:11434' */
   ollama_host: string
-  /** Path of the ollama binary; null means search PATH. @default null */
+  /** Path of the ollama binary; null means search PATH. Command line or config file only. @default null */
   ollama_bin: string | null
   /** Start `ollama serve` when none answers. @default true */
   auto_start_ollama: boolean
@@ -12,9 +12,9 @@ export interface SettingsValues {
   mdns_enabled: boolean
   /** Approve devices discovered over mDNS with `default_role` instead of leaving them pending. @default false */
   trust_local_network: boolean
-  /** File a join request to every sharedLLM host discovered on the LAN. @default true */
+  /** File a join request to every sharedLLM host discovered on the LAN without asking the owner. @default false */
   auto_join_discovered_hosts: boolean
-  /** Role given by trust_local_network and suggested at approval. @default 'role-guest' */
+  /** Role given by trust_local_network and suggested at approval; never the admin role. @default 'role-guest' */
   default_role: string
   /** Memory kept back for the host itself, in MiB. @default 2048 */
   host_reserve_mb: number
@@ -22,7 +22,7 @@ export interface SettingsValues {
   allow_oversubscription: boolean
   /** Context length assumed for fit estimates when a request names none. @default 4096 */
   default_context_tokens: number
-  /** Extra memory provider packages to load by name. @default [] */
+  /** Extra memory provider packages to load by name. Command line or config file only. @default [] */
   extra_providers: string[]
   /** Memory probe cadence in ms. @default 3000 */
   probe_interval_ms: number
@@ -30,6 +30,20 @@ export interface SettingsValues {
   allowed_hosts: string[]
   /** Port of the HTTPS listener; 0 turns HTTPS off. @default 8443 */
   https_port: number
+  /** Days per-request usage rows are kept. @default 30 */
+  usage_raw_retention_days: number
+  /** Days hourly usage rollups are kept; monthly budgets and charts read them. @default 400 */
+  usage_rollup_retention_days: number
+  /**
+   * Seconds the fair-share queue keeps preferring requests for a loaded model before a waiting request for
+   * another model may make Ollama switch. @default 20
+   */
+  model_switch_wait_s: number
+  /**
+   * Requests an attached Ollama runs at once per loaded model: its `OLLAMA_NUM_PARALLEL` (Ollama's default
+   * is 1, envconfig/config.go). An Ollama sharedLLM starts uses its own value. @default 1
+   */
+  ollama_num_parallel: number
 }
 
 export type SettingKey = keyof SettingsValues

@@ -19,10 +19,42 @@ export interface Device {
   allocation_mb: number
   online: boolean
   last_seen: number | null
+  /** Overrides of the role's token budgets and hours for this device; null uses the role's. */
+  token_budget_day: number | null
+  token_budget_week: number | null
+  token_budget_month: number | null
+  allowed_hours: AllowedHours | null
   /** sharedLLM instance id of a peer host (mDNS or peer join); null for phones and laptops. */
   instance_id: string | null
+  /**
+   * The owner granted this admin-role device "manage": it may change settings and roles and other devices'
+   * keys, as the owner does. Only the owner grants it; it ends when the device leaves the admin role.
+   */
+  can_manage: boolean
   created_at: number
   updated_at: number
+}
+
+/**
+ * One window of a weekly schedule, in the host's time zone: on each listed day (0 = Sunday … 6 = Saturday)
+ * from `from` to `to` (`HH:MM`, 24-hour). A `to` at or before `from` runs past midnight into the next day;
+ * `to` may be `24:00`.
+ */
+export interface AllowedHoursWindow {
+  days: number[]
+  from: string
+  to: string
+}
+/** A weekly schedule; the device may use the gateway inside any window. */
+export type AllowedHours = AllowedHoursWindow[]
+/** A known device whose name reads the same as a new join request's, with what tells them apart. */
+export interface DuplicateName {
+  id: string
+  name: string
+  ip: string | null
+  platform: string | null
+  status: DeviceStatus
+  created_at: number
 }
 
 export interface Role {
@@ -37,10 +69,28 @@ export interface Role {
   /** null means no limit. */
   requests_per_minute: number | null
   max_concurrent: number
+  /** Weight in the fair-share queue: a device gets GPU time in proportion to it. */
+  share_weight: number
+  /** Requests a device may have waiting in the queue (besides those running); past it: 429. */
+  max_queued: number
+  /** Longest a request may wait in the queue, in seconds; past it: 503 with Retry-After. */
+  max_wait_s: number
+  /** May run cloud models (`…:cloud`, `…-cloud`) through the host's Ollama account. */
+  allow_cloud: boolean
+  /** Tokens (prompt + completion) per day, ISO week and month in the host's time zone; null: no budget. */
+  token_budget_day: number | null
+  token_budget_week: number | null
+  token_budget_month: number | null
+  /** When devices of this role may use the gateway; null: always. */
+  allowed_hours: AllowedHours | null
   /** Longest keep_alive a device of this role may ask for, in seconds; null means no clamp. */
   max_keep_alive_s: number | null
   /** Largest context (num_ctx) a device of this role may ask for; null means no clamp. */
   max_context_tokens: number | null
+  /** Largest gateway request body in bytes (1 MiB for guest and user, 16 MiB for admin). */
+  max_body_bytes: number
+  /** Most tokens one request may generate (num_predict, max_tokens); null means Ollama's own bound. */
+  max_predict_tokens: number | null
   builtin: boolean
   created_at: number
   updated_at: number
@@ -219,4 +269,88 @@ export interface Peer {
   has_key: boolean
   /** Why the last join or call failed, for the dashboard; null when all is well. */
   error: string | null
+}
+
+/** A request waiting in the fair-share queue. */
+export interface QueuePosition {
+  request_id: string
+  device_id: string
+  model: string
+  /** 1 = next to start. */
+  position: number
+  /** Seconds until it likely starts (EWMA of service time per model); null before any request was timed. */
+  eta_s: number | null
+  waited_s: number
+}
+
+/** What a device's WebSocket gets while one of its requests waits. */
+export type QueuePositionEvent = Pick<QueuePosition, 'request_id' | 'position' | 'eta_s'>
+
+/** The fair-share queue as the dashboard and /metrics see it. */
+export interface QueueSnapshot {
+  at: number
+  devices: Array<{
+    device_id: string
+    role_id: string
+    share_weight: number
+    /** Virtual token counter: tokens served (input ×1, output ×2) divided by share_weight. */
+    vtc_counter: number
+    waiting: number
+    running: number
+    oldest_wait_s: number | null
+  }>
+  /** In the order they would start. */
+  waiting: QueuePosition[]
+  running: Array<{
+    request_id: string
+    device_id: string
+    model: string
+    running_s: number
+    reclaimed: boolean
+  }>
+  models: Array<{
+    model: string
+    running: number
+    capacity: number
+    loaded: boolean
+    service_s: number | null
+  }>
+  paused_roles: Array<{ role_id: string; mode: 'wait' | 'refuse' }>
+}
+
+/** One budget window of a device as `/api/me` and the dashboard show it. */
+export interface QuotaWindowView {
+  window: 'day' | 'week' | 'month'
+  /** null: no budget in this window. */
+  budget: number | null
+  used: number
+  remaining: number | null
+  /** UTC ms of the next reset. */
+  resets_at: number
+}
+
+/** A device's budgets and hours right now (device values override its role's). */
+export interface DeviceLimitsView {
+  /** The host's IANA time zone, which windows and hours follow. */
+  time_zone: string
+  quota: QuotaWindowView[]
+  hours: {
+    open: boolean
+    /** No schedule: always open. */
+    always: boolean
+    next_change: number | null
+    next_open: number | null
+    open_until: number | null
+    granted_until: number | null
+  }
+}
+
+/** A device's usage crossed 80 % or 100 % of a budget (the `quota` WebSocket event). */
+export interface QuotaCrossing {
+  device_id: string
+  window: 'day' | 'week' | 'month'
+  threshold: 80 | 100
+  used: number
+  budget: number
+  resets_at: number
 }

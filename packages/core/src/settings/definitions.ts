@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path'
 import { z } from 'zod'
 import type { SettingKey, SettingsValues } from '../protocol/settings'
 
@@ -7,7 +8,16 @@ interface SettingDefinition<K extends SettingKey> {
   description: string
   /** Secret settings are never returned by `list()`; none today, kept for tokens later issues add. */
   secret?: boolean
+  /**
+   * Set only from the command line, a config file or `createHub({ settings })`, never over the API: the value
+   * runs code on the host (a binary to spawn, packages to import). A value stored by an older version is ignored.
+   */
+  configOnly?: boolean
 }
+
+const ADMIN_ROLE_ID = 'role-admin'
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const hasControl = (s: string) => /[\u0000-\u001f\u007f]/.test(s)
 
 const port = z
   .number({ error: 'must be a port number from 1 to 65535' })
@@ -55,9 +65,16 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     description: 'Where Ollama listens (loopback by default)',
   },
   ollama_bin: {
-    schema: z.string().trim().min(1).max(4096).nullable(),
+    schema: z
+      .string()
+      .trim()
+      .min(1)
+      .max(4096)
+      .refine((s) => isAbsolute(s) && !hasControl(s), 'must be an absolute path')
+      .nullable(),
     default: null,
-    description: 'Path of the ollama binary; null searches PATH',
+    description: 'Path of the ollama binary; null searches PATH (command line or config file only)',
+    configOnly: true,
   },
   auto_start_ollama: {
     schema: z.boolean(),
@@ -76,11 +93,20 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
   },
   auto_join_discovered_hosts: {
     schema: z.boolean(),
-    default: true,
-    description: 'File a join request to every sharedLLM host discovered on the LAN',
+    default: false,
+    description: 'File a join request to every sharedLLM host discovered on the LAN without asking first',
   },
   default_role: {
-    schema: z.string().trim().min(1).max(100),
+    // An mDNS advert is anyone on the LAN: trusting it can never hand out the admin role.
+    schema: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .refine(
+        (s) => s !== ADMIN_ROLE_ID,
+        'cannot be the admin role: discovered hosts would be approved as admin',
+      ),
     default: 'role-guest',
     description: 'Role for trusted discoveries and the default at approval',
   },
@@ -106,7 +132,8 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
   extra_providers: {
     schema: z.array(packageName).max(32),
     default: [],
-    description: 'Extra memory provider packages to load by name (from the next start)',
+    description: 'Extra memory provider packages to load by name (command line or config file only)',
+    configOnly: true,
   },
   probe_interval_ms: {
     schema: z.number().int().min(250).max(600_000),
@@ -127,6 +154,27 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     default: 8443,
     description: 'HTTPS port; 0 turns HTTPS off (from the next start)',
   },
+  usage_raw_retention_days: {
+    schema: z.number().int('must be a whole number of days').min(1).max(3650),
+    default: 30,
+    description: 'Days per-request usage rows are kept',
+  },
+  usage_rollup_retention_days: {
+    schema: z.number().int('must be a whole number of days').min(1).max(3650),
+    default: 400,
+    description: 'Days hourly usage rollups are kept (charts and monthly budgets read them)',
+  },
+  model_switch_wait_s: {
+    schema: z.number().int('must be a whole number of seconds').min(0).max(3600),
+    default: 20,
+    description:
+      'How long the queue keeps serving a loaded model before a request for another may make Ollama switch',
+  },
+  ollama_num_parallel: {
+    schema: z.number().int('must be a whole number').min(1).max(256),
+    default: 1,
+    description: 'Requests an attached Ollama runs at once per model (its OLLAMA_NUM_PARALLEL, 1 by default)',
+  },
 }
 
 export const SETTING_KEYS = Object.keys(settingDefinitions) as SettingKey[]
@@ -134,3 +182,6 @@ export const SETTING_KEYS = Object.keys(settingDefinitions) as SettingKey[]
 export function isSettingKey(key: string): key is SettingKey {
   return Object.hasOwn(settingDefinitions, key)
 }
+
+/** Keys set only from the command line or a config file (see `configOnly`). */
+export const CONFIG_ONLY_KEYS = SETTING_KEYS.filter((k) => settingDefinitions[k].configOnly)

@@ -28,6 +28,8 @@ export interface PairingCodeRow {
   expires_at: number
   used_at: number | null
   used_by: string | null
+  /** The code's first letters (not secret); null for codes made before they had one. */
+  code_id: string | null
 }
 
 export const adminRepo = {
@@ -107,6 +109,14 @@ export const pairingRepo = {
   async insert(db: Knex, row: Omit<PairingCodeRow, 'id' | 'used_at' | 'used_by'>): Promise<void> {
     await db('pairing_codes').insert({ ...row, used_at: null, used_by: null })
   },
+  async liveIds(db: Knex, now: number): Promise<Set<string>> {
+    const rows = await db<PairingCodeRow>('pairing_codes')
+      .whereNull('used_at')
+      .andWhere('expires_at', '>', now)
+      .whereNotNull('code_id')
+      .select('code_id')
+    return new Set(rows.map((r) => r.code_id as string))
+  },
   async findActive(db: Knex, codeHash: string, now: number): Promise<PairingCodeRow | undefined> {
     return db<PairingCodeRow>('pairing_codes')
       .where({ code_hash: codeHash })
@@ -118,9 +128,10 @@ export const pairingRepo = {
   async markUsed(db: Knex, id: number, at: number, by: string): Promise<void> {
     await db('pairing_codes').where({ id }).update({ used_at: at, used_by: by })
   },
-  /** A wrong code costs every active code one attempt: five wrong guesses and all live codes are dead. */
-  async spendAttempt(db: Knex, now: number): Promise<void> {
-    await db('pairing_codes')
+  /** A wrong code that names a live code's id costs that code (and only it) one attempt. */
+  async spendAttempt(db: Knex, codeId: string, now: number): Promise<number> {
+    return db('pairing_codes')
+      .where({ code_id: codeId })
       .whereNull('used_at')
       .andWhere('expires_at', '>', now)
       .andWhere('attempts_left', '>', 0)
@@ -132,6 +143,29 @@ export interface UsageTotalsRow {
   requests: number
   prompt_tokens: number
   completion_tokens: number
+}
+
+export const pendingRepo = {
+  /** Devices that filed a join request and still wait for the owner. */
+  async countWaiting(db: Knex): Promise<number> {
+    const row = (await db('devices')
+      .where({ status: 'pending' })
+      .whereIn('source', ['join', 'peer'])
+      .count({ n: '*' })
+      .first()) as { n: number } | undefined
+    return Number(row?.n ?? 0)
+  },
+  /** Ids of waiting join devices created before `before`. */
+  async expired(db: Knex, before: number, limit = 500): Promise<string[]> {
+    const rows = await db('devices')
+      .where({ status: 'pending' })
+      .whereIn('source', ['join', 'peer'])
+      .andWhere('created_at', '<', before)
+      .orderBy('created_at')
+      .limit(limit)
+      .select('id')
+    return rows.map((r: { id: string }) => r.id)
+  },
 }
 
 export const usageRepo = {

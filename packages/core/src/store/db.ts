@@ -61,6 +61,8 @@ export async function openStore(dataDir: string = defaultDataDir()): Promise<Sto
   const dir = resolve(dataDir)
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 })
+    // Every start, not only at creation: the database holds peer keys and claim secrets in plaintext.
+    await chmod(dir, 0o700)
   } catch (err) {
     throw new SharedLLMError(
       'STORE_UNREADABLE',
@@ -111,7 +113,12 @@ export async function openStore(dataDir: string = defaultDataDir()): Promise<Sto
 
   try {
     await knex.migrate.latest()
-    await chmod(file, 0o600).catch(() => {})
+    // The WAL and shared-memory files hold the same data as the database: owner-only too.
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      await chmod(f, 0o600).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err
+      })
+    }
   } catch (err) {
     await knex.destroy().catch(() => {})
     throw new SharedLLMError(

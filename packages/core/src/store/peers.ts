@@ -7,13 +7,23 @@ export interface PeerRecord extends Omit<Peer, 'has_key'> {
   join_request_id: string | null
   claim_secret: string | null
   remote_device_id: string | null
+  /**
+   * The addresses the peer had when we filed our join (migration 007): the claim secret and the key go over
+   * plain HTTP only to one of these. null before any join.
+   */
+  paired_addresses?: string[] | null
+  /** Addresses a later advert named for a peer we hold a secret for; used once they prove the pinned CA. */
+  proposed_addresses?: string[] | null
   created_at: number
   updated_at: number
 }
 
-interface PeerRow extends Omit<PeerRecord, 'addresses' | 'online'> {
+interface PeerRow
+  extends Omit<PeerRecord, 'addresses' | 'online' | 'paired_addresses' | 'proposed_addresses'> {
   addresses: string
   online: number | boolean
+  paired_addresses?: string | null
+  proposed_addresses?: string | null
 }
 
 function parseAddresses(s: string): string[] {
@@ -29,6 +39,8 @@ function toRecord(row: PeerRow): PeerRecord {
   return {
     ...row,
     addresses: parseAddresses(row.addresses),
+    paired_addresses: row.paired_addresses ? parseAddresses(row.paired_addresses) : null,
+    proposed_addresses: row.proposed_addresses ? parseAddresses(row.proposed_addresses) : null,
     online: Boolean(row.online),
     port: Number(row.port),
     last_seen: row.last_seen === null ? null : Number(row.last_seen),
@@ -38,8 +50,12 @@ function toRecord(row: PeerRow): PeerRecord {
 }
 
 function toRow(patch: Partial<PeerRecord>): Record<string, unknown> {
-  const { addresses, ...rest } = patch
-  return addresses === undefined ? rest : { ...rest, addresses: JSON.stringify(addresses) }
+  const row: Record<string, unknown> = { ...patch }
+  for (const key of ['addresses', 'paired_addresses', 'proposed_addresses'] as const) {
+    const v = patch[key]
+    if (v !== undefined) row[key] = v === null ? null : JSON.stringify(v)
+  }
+  return row
 }
 
 /** The public view: the key and claim secret stay behind. */

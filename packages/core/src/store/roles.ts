@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import type { Role } from '../protocol/types'
+import type { AllowedHours, Role } from '../protocol/types'
 
 interface RoleRow {
   id: string
@@ -10,8 +10,18 @@ interface RoleRow {
   allowed_models: string
   requests_per_minute: number | null
   max_concurrent: number
+  share_weight: number
+  max_queued: number
+  max_wait_s: number
+  allow_cloud: number | boolean
+  token_budget_day: number | null
+  token_budget_week: number | null
+  token_budget_month: number | null
+  allowed_hours: string | null
   max_keep_alive_s: number | null
   max_context_tokens: number | null
+  max_body_bytes: number
+  max_predict_tokens: number | null
   builtin: number | boolean
   created_at: number
   updated_at: number
@@ -21,6 +31,8 @@ function toRole(row: RoleRow): Role {
   return {
     ...row,
     can_pull: Boolean(row.can_pull),
+    allow_cloud: Boolean(row.allow_cloud),
+    allowed_hours: row.allowed_hours === null ? null : (JSON.parse(row.allowed_hours) as AllowedHours),
     builtin: Boolean(row.builtin),
     allowed_models: JSON.parse(row.allowed_models) as string[],
     created_at: Number(row.created_at),
@@ -29,8 +41,14 @@ function toRole(row: RoleRow): Role {
 }
 
 function toRow(role: Partial<Role>): Partial<RoleRow> {
-  const { allowed_models, ...rest } = role
-  return { ...rest, ...(allowed_models ? { allowed_models: JSON.stringify(allowed_models) } : {}) }
+  const { allowed_models, allowed_hours, ...rest } = role
+  return {
+    ...rest,
+    ...(allowed_models ? { allowed_models: JSON.stringify(allowed_models) } : {}),
+    ...(allowed_hours !== undefined
+      ? { allowed_hours: allowed_hours === null ? null : JSON.stringify(allowed_hours) }
+      : {}),
+  }
 }
 
 export const rolesRepo = {

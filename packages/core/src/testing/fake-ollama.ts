@@ -22,8 +22,47 @@ function findAssets(): string {
 }
 
 export interface FakeOllamaOptions {
-  /** `normal` | `hang` | `slow:<ms>` | `crash-after:<ms>` (FAKE_OLLAMA_MODE). @default 'normal' */
+  /**
+   * `normal` | `hang` | `slow:<ms>` | `crash-after:<ms>` | `queue-full` (every inference request is Ollama's
+   * 503) | `runner-crash` (the model's runner process dies mid-answer) (FAKE_OLLAMA_MODE). @default 'normal'
+   */
   mode?: string
+  /** Simulated total VRAM, e.g. `'24GiB'` or bytes (FAKE_OLLAMA_VRAM); decides the default context. @default '8GiB' */
+  vram?: string | number
+  /** Generation speed; non-streaming answers take pieces / tokensPerSecond (FAKE_OLLAMA_TOKENS_PER_SEC). @default 2000 */
+  tokensPerSecond?: number
+  /** "GPU discovery": HTTP is answered only after this (FAKE_OLLAMA_DISCOVERY_MS). @default 0 */
+  discoveryMs?: number
+  /** Extra time a model load takes after its runner process started (FAKE_OLLAMA_LOAD_MS). @default 0 */
+  loadMs?: number
+  /** Stand-ins with the same id share one simulated GPU, orphaned runners included (FAKE_OLLAMA_GPU_ID). */
+  gpuId?: string
+  /** Catalog models installed besides the 16 captured ones: names or `'all'` (FAKE_OLLAMA_EXTRA_MODELS). */
+  extraModels?: string[] | 'all'
+  /** `open`: any valid name can be pulled; `catalog`: only catalog models, like a real registry (FAKE_OLLAMA_REGISTRY). @default 'open' */
+  registry?: 'open' | 'catalog'
+  /**
+   * `model`: a thinking model (qwen3, gpt-oss, deepseek-r1) streams `thinking` before its answer unless the
+   * request says `think: false`, as Ollama does; `off`: it thinks only when asked (FAKE_OLLAMA_THINK_DEFAULT).
+   * @default 'off' here, so suites written before the thinking stream keep their chunk counts; the binary
+   * itself defaults to `model`.
+   */
+  thinking?: 'model' | 'off'
+  /** Ollama's own variables, passed as they are (OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, ...). */
+  ollamaEnv?: Partial<
+    Record<
+      | 'OLLAMA_CONTEXT_LENGTH'
+      | 'OLLAMA_NUM_PARALLEL'
+      | 'OLLAMA_KEEP_ALIVE'
+      | 'OLLAMA_MAX_QUEUE'
+      | 'OLLAMA_MAX_LOADED_MODELS'
+      | 'OLLAMA_KV_CACHE_TYPE'
+      | 'OLLAMA_NO_CLOUD'
+      | 'OLLAMA_MODELS'
+      | 'OLLAMA_GPU_OVERHEAD',
+      string
+    >
+  >
   /** Delay between streamed chunks and pull lines (FAKE_OLLAMA_CHUNK_DELAY_MS). @default 0 */
   chunkDelayMs?: number
   /** Exact number of reply chunks for chat/generate/completions (FAKE_OLLAMA_CHUNKS). */
@@ -61,6 +100,10 @@ export interface FakeOllama {
   clearRequests(): Promise<void>
   /** Switches the failure mode at runtime (works even while hanging). */
   setMode(mode: string): Promise<void>
+  /** The runner child processes of the loaded models (one per model, as Ollama's llama-server runners). */
+  runners(): Promise<{ model: string; pid: number; port: number }[]>
+  /** Resolves once GPU discovery is over and HTTP is answered. */
+  ready(): Promise<void>
   /** Everything it printed so far (its log). */
   output(): string
   /** SIGTERM, then SIGKILL after 2 s; resolves when it has exited. */
@@ -77,6 +120,21 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     ...(opts.chunkDelayMs !== undefined ? { FAKE_OLLAMA_CHUNK_DELAY_MS: String(opts.chunkDelayMs) } : {}),
     ...(opts.chunks !== undefined ? { FAKE_OLLAMA_CHUNKS: String(opts.chunks) } : {}),
     ...(opts.pullSteps !== undefined ? { FAKE_OLLAMA_PULL_STEPS: String(opts.pullSteps) } : {}),
+    ...(opts.vram !== undefined ? { FAKE_OLLAMA_VRAM: String(opts.vram) } : {}),
+    ...(opts.tokensPerSecond !== undefined
+      ? { FAKE_OLLAMA_TOKENS_PER_SEC: String(opts.tokensPerSecond) }
+      : {}),
+    ...(opts.discoveryMs !== undefined ? { FAKE_OLLAMA_DISCOVERY_MS: String(opts.discoveryMs) } : {}),
+    ...(opts.loadMs !== undefined ? { FAKE_OLLAMA_LOAD_MS: String(opts.loadMs) } : {}),
+    ...(opts.extraModels !== undefined
+      ? { FAKE_OLLAMA_EXTRA_MODELS: opts.extraModels === 'all' ? 'all' : opts.extraModels.join(',') }
+      : {}),
+    ...(opts.registry !== undefined ? { FAKE_OLLAMA_REGISTRY: opts.registry } : {}),
+    ...(opts.gpuId !== undefined ? { FAKE_OLLAMA_GPU_ID: opts.gpuId } : {}),
+    FAKE_OLLAMA_THINK_DEFAULT: opts.thinking ?? process.env.FAKE_OLLAMA_THINK_DEFAULT ?? 'off',
+    // an orphaned runner (after a SIGKILL of the fake) goes away soon in tests
+    FAKE_OLLAMA_ORPHAN_TTL_MS: process.env.FAKE_OLLAMA_ORPHAN_TTL_MS ?? '10000',
+    ...opts.ollamaEnv,
     ...opts.env,
   }
   const child = spawn(process.execPath, [fakeOllamaBin, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -106,6 +164,14 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   })
 
   const url = `http://${listening}`
+  const readyP = new Promise<void>((resolve) => {
+    const check = () => {
+      if (output.includes('vram-based default context')) return resolve()
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      setTimeout(check, 10)
+    }
+    check()
+  })
   return {
     url,
     host: listening,
@@ -120,6 +186,14 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       const res = await fetch(`${url}/__fake/mode`, { method: 'POST', body: JSON.stringify({ mode }) })
       if (!res.ok) throw new Error(`fake ollama refused mode ${mode}: ${await res.text()}`)
     },
+    async runners() {
+      return (await (await fetch(`${url}/__fake/runners`)).json()) as {
+        model: string
+        pid: number
+        port: number
+      }[]
+    },
+    ready: () => readyP,
     output: () => output,
     stop: () => stopChild(child),
   }

@@ -10,3 +10,4 @@ export {
   type FakeStreamIO,
 } from './fake-host'
 export * from './fake-ollama'
+export { type OllamaContractOptions, ollamaContract } from './ollama-contract'

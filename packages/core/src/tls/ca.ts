@@ -1,6 +1,9 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { rename, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
 import { SharedLLMError } from '../errors'
 import type { Logger } from '../logger'
+import { ipBytes, SERVED_RANGES } from './addresses'
 import { createFileExclusive, moveExclusive, readOptional, type TlsPaths, writeFileAtomic } from './files'
 import {
   BACKDATE_MS,
@@ -12,8 +15,14 @@ import {
   signCertificate,
 } from './keys'
 
-/** How long the CA lasts: phones trust it once, so it outlives many server certificates. */
-export const CA_VALIDITY_DAYS = 3650
+/**
+ * How long the CA lasts: at most two years, so a copied CA key stops mattering within that time; it is
+ * replaced (with a warning: every phone must install the new one) 30 days before it ends.
+ */
+export const CA_VALIDITY_DAYS = 730
+/** A CA closer than this to its end is rotated. */
+export const CA_ROTATE_BEFORE_DAYS = 30
+const NAME_CONSTRAINTS_OID = '2.5.29.30'
 
 export interface HostCa {
   certPem: string
@@ -22,6 +31,73 @@ export interface HostCa {
   /** Subject key identifier, copied into each server certificate's authority key identifier. */
   keyId: string
   created: boolean
+  /** Why the CA was replaced by a new one in this call (the old one is retired); null otherwise. */
+  rotated: string | null
+}
+
+/**
+ * The critical nameConstraints extension (RFC 5280 §4.2.1.10): the CA may vouch only for `dns` (and their
+ * subdomains) and the `SERVED_RANGES` addresses. A browser that trusts the CA still refuses a certificate
+ * from it for any other name, so the CA cannot be used to impersonate another site.
+ */
+export function nameConstraintsExtension(dns: string[]): {
+  id: string
+  critical: true
+  value: forge.asn1.Asn1
+} {
+  const { asn1 } = forge
+  const subtree = (base: forge.asn1.Asn1) =>
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [base])
+  const names = dns.map((d) => subtree(asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, d)))
+  const ranges = SERVED_RANGES.map((r) => {
+    // iPAddress in a constraint is the network's address followed by its mask (RFC 5280 §4.2.1.10).
+    const bytes = ipBytes(r.network)
+    const mask = Buffer.from(
+      [...bytes].map((_, i) => (0xff << (8 - Math.max(0, Math.min(8, r.prefix - i * 8)))) & 0xff),
+    )
+    return subtree(
+      asn1.create(asn1.Class.CONTEXT_SPECIFIC, 7, false, Buffer.concat([bytes, mask]).toString('binary')),
+    )
+  })
+  const permitted = asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [...names, ...ranges])
+  return {
+    id: NAME_CONSTRAINTS_OID,
+    critical: true,
+    value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [permitted]),
+  }
+}
+
+/** The DNS names a CA's nameConstraints permit, or null when it has none (a CA of an older version). */
+export function permittedDnsNames(certPem: string): string[] | null {
+  const cert = forge.pki.certificateFromPem(certPem)
+  const ext = cert.getExtension('nameConstraints') as { value?: string } | null
+  if (!ext?.value) return null
+  const seq = forge.asn1.fromDer(ext.value)
+  const permitted = (seq.value as forge.asn1.Asn1[]).find(
+    (v) => v.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && v.type === 0,
+  )
+  const out: string[] = []
+  for (const sub of (permitted?.value as forge.asn1.Asn1[] | undefined) ?? []) {
+    const base = (sub.value as forge.asn1.Asn1[])[0]
+    if (base && base.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && base.type === 2)
+      out.push(String(base.value).toLowerCase())
+  }
+  return out
+}
+
+/** Why a loaded CA must be replaced now, or null. */
+function rotationReason(certPem: string, cert: ForgeCert, dns: string[], now: Date): string | null {
+  const { notBefore, notAfter } = cert.validity
+  if (notAfter.getTime() <= now.getTime()) return `it expired on ${notAfter.toISOString()}`
+  if (notAfter.getTime() - now.getTime() < CA_ROTATE_BEFORE_DAYS * DAY_MS)
+    return `it expires on ${notAfter.toISOString()}`
+  if (notAfter.getTime() - notBefore.getTime() > (CA_VALIDITY_DAYS + 2) * DAY_MS)
+    return 'it is valid for more than two years'
+  const permitted = permittedDnsNames(certPem)
+  if (permitted === null) return 'it has no name constraints (it could vouch for any site)'
+  const missing = dns.filter((d) => !permitted.includes(d.toLowerCase()))
+  if (missing.length > 0) return `its name constraints do not cover ${missing.join(', ')}`
+  return null
 }
 
 /**
@@ -31,7 +107,7 @@ export interface HostCa {
  */
 export async function loadOrCreateCa(
   paths: TlsPaths,
-  o: { hostname: string; now: Date; log: Logger },
+  o: { hostname: string; now: Date; log: Logger; dns: string[] },
 ): Promise<HostCa> {
   const keyPem = await readOptional(paths.caKey)
   let certPem = await readOptional(paths.caCert)
@@ -49,21 +125,33 @@ export async function loadOrCreateCa(
       'restore the matching pair',
     )
   }
-  const notAfter = cert.validity.notAfter
-  if (notAfter.getTime() <= o.now.getTime()) {
-    throw new SharedLLMError(
-      'STORE_CORRUPT',
-      `the host CA ${paths.caCert} expired on ${notAfter.toISOString()}; move ${paths.caCert} and ${paths.caKey} away to create a new one (every device must then trust the new CA)`,
-      { details: { file: paths.caCert } },
+  const reason = rotationReason(certPem, cert, o.dns, o.now)
+  if (reason !== null) {
+    // Retired, not deleted: the old certificate stays for reference; its key goes, so it can sign nothing.
+    const stamp = o.now.toISOString().replace(/[:.]/g, '-')
+    await rename(paths.caCert, join(paths.dir, `ca-retired-${stamp}.crt`))
+    await unlink(paths.caKey)
+    const fresh = await createCa(paths, o)
+    o.log.warn(
+      { reason, fingerprint: new X509Certificate(fresh.certPem).fingerprint256 },
+      `the host CA was replaced because ${reason}: every phone and browser that trusted the old one must install the new CA from /ca.crt (or /ca.mobileconfig), and paired peer hosts must join this host again`,
     )
+    return { ...fresh, created: false, rotated: reason }
   }
-  if (notAfter.getTime() - o.now.getTime() < 365 * DAY_MS) {
-    o.log.warn({ file: paths.caCert, notAfter }, 'the host CA expires within a year')
+  return {
+    certPem,
+    cert,
+    key,
+    keyId: cert.generateSubjectKeyIdentifier().getBytes(),
+    created: false,
+    rotated: null,
   }
-  return { certPem, cert, key, keyId: cert.generateSubjectKeyIdentifier().getBytes(), created: false }
 }
 
-async function createCa(paths: TlsPaths, o: { hostname: string; now: Date; log: Logger }): Promise<HostCa> {
+async function createCa(
+  paths: TlsPaths,
+  o: { hostname: string; now: Date; log: Logger; dns: string[] },
+): Promise<HostCa> {
   const pair = await newRsaKeyPair()
   const key = createPrivateKey(pair.privateKeyPem)
   const cert = forge.pki.createCertificate()
@@ -85,6 +173,7 @@ async function createCa(paths: TlsPaths, o: { hostname: string; now: Date; log: 
     { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
+    nameConstraintsExtension(o.dns),
   ])
   signCertificate(cert, key)
   const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n')
@@ -96,7 +185,14 @@ async function createCa(paths: TlsPaths, o: { hostname: string; now: Date; log: 
     { file: paths.caCert, fingerprint: new X509Certificate(certPem).fingerprint256 },
     'created host CA',
   )
-  return { certPem, cert, key, keyId: cert.generateSubjectKeyIdentifier().getBytes(), created: true }
+  return {
+    certPem,
+    cert,
+    key,
+    keyId: cert.generateSubjectKeyIdentifier().getBytes(),
+    created: true,
+    rotated: null,
+  }
 }
 
 /** ca.key without ca.crt: completes a creation cut short after the key was linked, if the pending cert fits. */

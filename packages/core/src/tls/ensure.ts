@@ -33,6 +33,11 @@ export interface HostCertificates {
   reissued: boolean
   /** Whether this call created the CA (first start). */
   caCreated: boolean
+  /**
+   * Why this call replaced the CA (expiring, older than the two-year limit, no name constraints, a new host
+   * name); null when it did not. Devices must then install the new CA; it is logged as a warning.
+   */
+  caRotated: string | null
 }
 
 export interface EnsureHostCertificatesOptions {
@@ -73,7 +78,7 @@ export async function ensureHostCertificates(o: EnsureHostCertificatesOptions): 
   const paths = tlsPaths(o.dataDir)
   await ensureTlsDir(paths.dir)
 
-  const ca = await loadOrCreateCa(paths, { hostname: o.hostname ?? osHostname(), now, log })
+  const ca = await loadOrCreateCa(paths, { hostname: o.hostname ?? osHostname(), now, log, dns: wanted.dns })
   let certPem = await readOptional(paths.serverCert).catch(() => null)
   let keyPem = await readOptional(paths.serverKey).catch(() => null)
   const reason = reissueReason({ certPem, keyPem }, ca.certPem, wanted, now, renewBeforeDays)
@@ -100,5 +105,6 @@ export async function ensureHostCertificates(o: EnsureHostCertificatesOptions): 
     notAfter: new Date(leaf.validTo),
     reissued: reason !== null,
     caCreated: ca.created,
+    caRotated: ca.rotated,
   }
 }

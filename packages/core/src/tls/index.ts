@@ -1,4 +1,15 @@
-export { canonicalIp, desiredSans, lanAddresses, type SanSet } from './addresses'
+export {
+  type AddressKind,
+  addressKind,
+  canonicalIp,
+  desiredSans,
+  isLoopbackIp,
+  isServedAddress,
+  lanAddresses,
+  type SanSet,
+  SERVED_RANGES,
+  sourceKey,
+} from './addresses'
 export { CA_VALIDITY_DAYS } from './ca'
 export { type EnsureHostCertificatesOptions, ensureHostCertificates, type HostCertificates } from './ensure'
 export { certificateFingerprint, normalizeFingerprint, spkiSha256Base64 } from './fingerprint'

@@ -25,12 +25,15 @@ export class RemoteHost {
   readonly requests = new Map<string, Request>()
   joinCalls = 0
   claimCalls = 0
-  misbehave: 'none' | 'garbage' | 'huge' | 'hang' | 'no-key' = 'none'
+  /** Every request, with the credentials it carried. */
+  readonly seen: Array<{ path: string; authorization: string | null; claimSecret: string | null }> = []
+  misbehave: 'none' | 'garbage' | 'huge' | 'hang' | 'no-key' | 'other-device' | 'odd-models' | 'extra-key' =
+    'none'
   approveOnJoin = false
   private server: Server | undefined
 
   /** Listens on `port` (0: any free one); a closed host can listen again on its old port. */
-  async listen(port = 0): Promise<{ address: string; port: number }> {
+  async listen(port = 0, host = '127.0.0.1'): Promise<{ address: string; port: number }> {
     this.server = createServer((req, res) => {
       void this.handle(req).then(
         ({ status, body }) => {
@@ -40,8 +43,8 @@ export class RemoteHost {
         () => res.writeHead(500).end(),
       )
     })
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve))
-    return { address: '127.0.0.1', port: (this.server.address() as AddressInfo).port }
+    await new Promise<void>((resolve) => this.server!.listen(port, host, resolve))
+    return { address: host, port: (this.server.address() as AddressInfo).port }
   }
 
   close(): Promise<void> {
@@ -62,6 +65,12 @@ export class RemoteHost {
 
   private async handle(req: IncomingMessage): Promise<{ status: number; body: string }> {
     const url = new URL(req.url ?? '/', 'http://x')
+    const header = (h: string | string[] | undefined) => (typeof h === 'string' ? h : null)
+    this.seen.push({
+      path: url.pathname,
+      authorization: header(req.headers.authorization),
+      claimSecret: header(req.headers['x-claim-secret']),
+    })
     if (this.misbehave === 'hang') return { status: 0, body: '' }
     if (this.misbehave === 'garbage') return { status: 200, body: '{"request_id": 5, "<html>": true}' }
     if (this.misbehave === 'huge') return { status: 200, body: JSON.stringify({ pad: 'x'.repeat(200_000) }) }
@@ -82,7 +91,9 @@ export class RemoteHost {
       }
       this.requests.set(r.id, r)
       if (this.approveOnJoin) this.approveAll()
-      return json(201, { request_id: r.id, claim_secret: r.secret, device_id: r.deviceId, status: r.status })
+      const answer = { request_id: r.id, claim_secret: r.secret, device_id: r.deviceId, status: r.status }
+      if (this.misbehave === 'extra-key') return json(201, { ...answer, role: 'role-admin' })
+      return json(201, answer)
     }
     const claim = /^\/api\/join\/([^/]+)$/.exec(url.pathname)
     if (req.method === 'GET' && claim) {
@@ -94,11 +105,15 @@ export class RemoteHost {
       if (r.claimed) return json(410, { error: 'the key was already claimed' })
       r.claimed = true
       if (this.misbehave === 'no-key') return json(200, { status: 'approved', device_id: r.deviceId })
+      if (this.misbehave === 'other-device')
+        return json(200, { status: 'approved', device_id: randomUUID(), device_key: r.key })
       return json(200, { status: 'approved', device_id: r.deviceId, device_key: r.key })
     }
     if (req.method === 'GET' && url.pathname === '/ollama/api/tags') {
       const key = req.headers.authorization?.replace(/^Bearer /, '')
       const ok = [...this.requests.values()].some((r) => r.key !== null && r.key === key)
+      if (ok && this.misbehave === 'odd-models')
+        return json(200, { models: [{ name: 'llama3:8b', size: 5, evil: '<img src=x onerror=alert(1)>' }] })
       return ok ? { status: 200, body: tags } : json(401, { error: 'invalid key' })
     }
     return json(404, { error: 'not found' })

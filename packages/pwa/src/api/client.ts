@@ -28,8 +28,23 @@ import type {
 } from '@sharedllm/core/protocol'
 import { rawRequest, readNdjson, request } from './http'
 
-/** The editable fields of a role, as the API's role schema takes them. */
-export type RoleFields = Omit<Role, 'id' | 'builtin' | 'created_at' | 'updated_at'>
+/**
+ * A role as the role editor sends it: the fields it shows, and optionally the rest (fair share, budgets,
+ * hours, body and predict limits), which the API defaults for a new role and leaves as they are on an edit.
+ */
+export type RoleFields = Pick<
+  Role,
+  | 'name'
+  | 'max_memory_mb'
+  | 'can_pull'
+  | 'trust_level'
+  | 'allowed_models'
+  | 'requests_per_minute'
+  | 'max_concurrent'
+  | 'max_keep_alive_s'
+  | 'max_context_tokens'
+> &
+  Partial<Omit<Role, 'id' | 'builtin' | 'created_at' | 'updated_at'>>
 
 const enc = encodeURIComponent
 

@@ -80,6 +80,16 @@ export const useLiveStore = defineStore('live', () => {
       case 'setting_changed':
         useSettingsStore().changed(msg.key, msg.value)
         return
+      case 'security_changed':
+        // Recorded in the audit log, which the Audit page reads when opened.
+        return
+      case 'join_requests_coalesced':
+        // A burst of requests: the toast shows the latest few; the Devices page has them all.
+        for (const d of msg.devices) {
+          devices.upsert(d)
+          approvals.announce(d)
+        }
+        return
       case 'ollama_status':
         memory.setOllama(msg)
         return

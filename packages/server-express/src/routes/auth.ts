@@ -1,7 +1,7 @@
 import { type SessionResponse, SharedLLMError } from '@sharedllm/core'
 import type { Request, Response } from 'express'
 import { z } from 'zod'
-import { cookieOf, SESSION_COOKIE, unauthorized } from '../auth'
+import { cookieOf, SESSION_COOKIE, sourceOf, unauthorized } from '../auth'
 import { type AnyRoute, route } from './define'
 
 export const loginSchema = z.strictObject({
@@ -25,7 +25,7 @@ export async function startSession(req: Request, res: Response, credential: stri
   const hub = req.app.locals.hub
   let session: { session: string; expiresAt: number }
   try {
-    session = await hub.admin.login(credential)
+    session = await hub.admin.login(credential, sourceOf(req))
   } catch (err) {
     if (err instanceof SharedLLMError && err.code === 'UNAUTHORIZED') {
       // One answer for a wrong secret and a used or expired link, so neither can be told apart.

@@ -1,10 +1,14 @@
 import { type Hub, isAdmin, parseInput, type Principal } from '@sharedllm/core'
 import type { Request, RequestHandler, Response, Router } from 'express'
 import type { z } from 'zod'
-import { type AuthVia, authResult, requireAdmin, requirePrincipal } from '../auth'
+import { type AuthVia, authResult, requireAdmin, requireOwner, requirePrincipal } from '../auth'
 
-/** `public`: anyone on the LAN; `principal`: admin or an approved device; `admin`: the owner. */
-export type Access = 'public' | 'principal' | 'admin'
+/**
+ * `public`: anyone on the LAN; `principal`: the owner or an approved device; `admin`: the owner or an
+ * admin-role device (devices and models); `owner`: the owner, or an admin-role device granted "manage"
+ * (settings, roles, other devices' keys).
+ */
+export type Access = 'public' | 'principal' | 'admin' | 'owner'
 
 export interface RouteContext<B, Q> {
   req: Request
@@ -60,6 +64,7 @@ const guards: Record<Access, RequestHandler[]> = {
   public: [],
   principal: [requirePrincipal],
   admin: [requireAdmin],
+  owner: [requireOwner],
 }
 
 export function actorOf(principal: Principal | null): string {

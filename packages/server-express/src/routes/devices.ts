@@ -3,13 +3,18 @@ import {
   allocationSchema,
   approveSchema,
   type DeviceDetailResponse,
+  deviceLimitsSchema,
   type DeviceResponse,
   type DevicesResponse,
   deviceStatusSchema,
+  isOwner,
   type RotateKeyResponse,
+  SharedLLMError,
 } from '@sharedllm/core'
 import { z } from 'zod'
 import { type AnyRoute, route } from './define'
+
+export const manageSchema = z.strictObject({ can_manage: z.boolean({ error: 'must be true or false' }) })
 
 export const listDevicesQuery = z.object({ status: deviceStatusSchema.optional() })
 
@@ -107,12 +112,41 @@ export const deviceRoutes: AnyRoute[] = [
     }),
   }),
   route({
+    method: 'patch',
+    path: '/api/devices/:id/limits',
+    access: 'admin',
+    summary: "Set a device's own token budgets and allowed hours (null: its role's)",
+    body: deviceLimitsSchema,
+    handler: async ({ hub, params, body, actor }): Promise<DeviceResponse> => ({
+      device: await hub.devices.setLimits(params.id!, body, actor),
+    }),
+  }),
+  route({
     method: 'post',
     path: '/api/devices/:id/rotate-key',
     access: 'admin',
-    summary: 'Issue a new device key (shown once); the old one stops working',
-    handler: async ({ hub, params, actor }): Promise<RotateKeyResponse> => ({
-      device_key: await hub.access.rotateKey(params.id!, actor),
+    summary:
+      "Issue a new device key (shown once); the old one stops working. Another device's key: the owner only",
+    handler: async ({ hub, params, actor, principal }): Promise<RotateKeyResponse> => {
+      const own = principal?.kind === 'device' && principal.device.id === params.id
+      if (!own && !isOwner(principal)) {
+        throw new SharedLLMError(
+          'FORBIDDEN',
+          "another device's key is the owner's to rotate; an admin-role device needs the owner's \"manage\" grant",
+        )
+      }
+      return { device_key: await hub.access.rotateKey(params.id!, actor) }
+    },
+  }),
+  route({
+    method: 'patch',
+    path: '/api/devices/:id/manage',
+    access: 'owner',
+    summary:
+      'Grant (or take back) "manage" on an admin-role device: settings, roles and other devices\' keys',
+    body: manageSchema,
+    handler: async ({ hub, params, body, actor }): Promise<DeviceResponse> => ({
+      device: await hub.devices.setManage(params.id!, body.can_manage, actor),
     }),
   }),
 ]

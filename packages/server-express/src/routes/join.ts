@@ -1,13 +1,12 @@
 import { type ClaimResponse, type JoinResponse, joinSchema, type PairingResponse } from '@sharedllm/core'
 import type { Request } from 'express'
 import { z } from 'zod'
-import { bearerOf } from '../auth'
+import { bearerOf, sourceOf } from '../auth'
 import { type AnyRoute, route } from './define'
 
-/** The peer address without the IPv4-mapped prefix, for rate limits and the device record. */
+/** The peer address in one spelling (IPv4-mapped as IPv4), for rate limits and the device record. */
 export function clientIp(req: Request): string {
-  const ip = req.socket.remoteAddress ?? 'unknown'
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip
+  return sourceOf(req)
 }
 
 export const pairingSchema = z.strictObject({

@@ -9,9 +9,10 @@ import { type AnyRoute, route } from './define'
 
 function peersOf(hub: Hub) {
   if (!hub.peers) {
+    // How this host was started, not an outage: a 4xx, never a 5xx.
     throw new SharedLLMError(
-      'UPSTREAM_UNAVAILABLE',
-      'LAN discovery is off on this host (started with --no-mdns)',
+      'CONFLICT',
+      'LAN discovery is off on this host (started with --no-mdns): no peers',
     )
   }
   return hub.peers

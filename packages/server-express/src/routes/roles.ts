@@ -12,7 +12,7 @@ export const roleRoutes: AnyRoute[] = [
   route({
     method: 'post',
     path: '/api/permissions/roles',
-    access: 'admin',
+    access: 'owner',
     summary: 'Create a role',
     body: roleInputSchema,
     status: 201,
@@ -23,7 +23,7 @@ export const roleRoutes: AnyRoute[] = [
   route({
     method: 'put',
     path: '/api/permissions/roles/:id',
-    access: 'admin',
+    access: 'owner',
     summary: 'Change some fields of a role',
     body: roleUpdateSchema,
     handler: async ({ hub, params, body, actor }): Promise<RoleResponse> => ({
@@ -33,7 +33,7 @@ export const roleRoutes: AnyRoute[] = [
   route({
     method: 'delete',
     path: '/api/permissions/roles/:id',
-    access: 'admin',
+    access: 'owner',
     summary: 'Delete a role that no device uses (built-in roles cannot be deleted)',
     handler: async ({ hub, params, actor }): Promise<RoleResponse> => ({
       role: await hub.roles.delete(params.id!, actor),

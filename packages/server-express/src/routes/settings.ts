@@ -15,14 +15,14 @@ export const settingRoutes: AnyRoute[] = [
   route({
     method: 'get',
     path: '/api/settings',
-    access: 'admin',
+    access: 'owner',
     summary: 'Every setting with its value, default and type (secrets never appear)',
     handler: ({ hub }): SettingsResponse => ({ settings: hub.settings.list() }),
   }),
   route({
     method: 'put',
     path: '/api/settings/:key',
-    access: 'admin',
+    access: 'owner',
     summary: 'Set one setting; the value is validated against its type',
     body: settingUpdateSchema,
     handler: async ({ hub, params, body, actor }): Promise<SettingUpdateResponse> => {

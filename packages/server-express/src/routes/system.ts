@@ -9,6 +9,7 @@ import {
 } from '@sharedllm/core'
 import { z } from 'zod'
 import { type AnyRoute, route } from './define'
+import { usageRoutes } from './usage'
 
 export const auditQuery = z.object({
   limit: z.coerce.number().int('must be a whole number').min(1).max(1000).optional(),
@@ -78,5 +79,6 @@ export function systemRoutes(version: string): AnyRoute[] {
         return hub.policy.me(principal)
       },
     }),
+    ...usageRoutes,
   ]
 }

@@ -3,6 +3,9 @@ import * as init from './20261127_001_init'
 import * as access from './20261127_003_access'
 import * as discovery from './20261127_004_discovery'
 import * as peerTls from './20261127_005_peer_tls'
+import * as gateway from './20261201_006_gateway'
+import * as fairshareQuotas from './20261201_008_fairshare_quotas'
+import * as security from './20261201_007_security'
 import * as householdRoles from './20261201_009_household_roles'
 
 interface Migration {
@@ -19,6 +22,9 @@ const migrations: Record<string, Migration> = {
   '20261127_003_access': access,
   '20261127_004_discovery': discovery,
   '20261127_005_peer_tls': peerTls,
+  '20261201_006_gateway': gateway,
+  '20261201_008_fairshare_quotas': fairshareQuotas,
+  '20261201_007_security': security,
   '20261201_009_household_roles': householdRoles,
 }
 

@@ -1,0 +1,223 @@
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { SharedLLMError } from '../../errors'
+import type { OllamaClient } from '../../ollama/client'
+import { unreachable, upstreamFailed } from '../../ollama/errors'
+import { sendGatewayError } from './respond'
+import type { GatewayApi } from './routes'
+import { tapFor, type UsageCounts } from './usage-tap'
+
+export interface ForwardRequest {
+  upstream: OllamaClient
+  api: GatewayApi
+  method: 'GET' | 'POST'
+  /** Ollama path, from the route table. */
+  path: string
+  /** The JSON body to send, already rewritten by the policy. */
+  body?: Buffer
+  /** Client headers worth passing on (accept, user-agent); never credentials. */
+  headers?: OutgoingHttpHeaders
+  res: ServerResponse
+  /** Aborts the exchange (key revoked, server stopping); its reason, when a SharedLLMError, is the reply. */
+  signal: AbortSignal
+  /** Deadline for Ollama's response headers (a model load can take a while). */
+  headersTimeoutMs: number
+  /** Remove the usage-only SSE event the gateway asked for on the client's behalf. */
+  stripUsageEvent?: boolean
+}
+
+export type ForwardOutcome =
+  | 'completed'
+  | 'client_closed'
+  | 'aborted'
+  | 'unavailable'
+  | 'upstream_error'
+  | 'broken'
+  | 'timeout'
+
+export interface ForwardResult {
+  /** What the client got (499 when it went away first). */
+  status: number
+  outcome: ForwardOutcome
+  counts?: UsageCounts
+  /** Ollama's `{"error"}` inside a 2xx stream. */
+  streamError?: string
+  /** A pull stream said success. */
+  success: boolean
+}
+
+/** Response headers of Ollama passed back; hop-by-hop ones and cookies never are. */
+const PASS_BACK = ['content-type', 'content-length', 'cache-control', 'content-encoding'] as const
+
+function isStreamType(type: string | undefined): boolean {
+  return !!type && (type.startsWith('application/x-ndjson') || type.startsWith('text/event-stream'))
+}
+
+/**
+ * Sends one request to Ollama and pipes its answer to the client chunk by chunk: each upstream chunk is
+ * written as it arrives (no buffering, no coalescing; backpressure pauses Ollama's socket instead). A client
+ * that goes away aborts the upstream request at once; Ollama unreachable is 503, an Ollama 5xx is 502 with
+ * its message. Resolves when the exchange is over, never rejects.
+ */
+export function forward(f: ForwardRequest): Promise<ForwardResult> {
+  const { res } = f
+  return new Promise((resolve) => {
+    let settled = false
+    let upRes: IncomingMessage | undefined
+    let timer: NodeJS.Timeout | undefined
+    let tapped: ReturnType<typeof tapFor>
+
+    let started: ReturnType<OllamaClient['open']>
+    try {
+      started = f.upstream.open(f.method, f.path, {
+        ...f.headers,
+        ...(f.body ? { 'content-type': 'application/json', 'content-length': f.body.length } : {}),
+      })
+    } catch (err) {
+      const e = err instanceof SharedLLMError ? err : unreachable('ollama_host', err)
+      sendGatewayError(res, f.api, e)
+      resolve({ status: e.status, outcome: 'unavailable', success: false })
+      return
+    }
+    const { req: upReq, target } = started
+
+    const finish = (r: Omit<ForwardResult, 'success' | 'counts' | 'streamError'>) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      res.off('close', onClientClose)
+      f.signal.removeEventListener('abort', onAbort)
+      resolve({
+        ...r,
+        success: tapped?.success ?? false,
+        ...(tapped?.counts ? { counts: tapped.counts } : {}),
+        ...(tapped?.streamError !== undefined ? { streamError: tapped.streamError } : {}),
+      })
+    }
+    const fail = (err: SharedLLMError, outcome: ForwardOutcome) => {
+      upReq.destroy()
+      upRes?.destroy()
+      // Headers already sent: cutting the connection is the only honest signal left.
+      sendGatewayError(res, f.api, err)
+      finish({ status: outcome === 'broken' ? 502 : err.status, outcome })
+    }
+    const onClientClose = () => {
+      if (res.writableFinished) return
+      upReq.destroy()
+      upRes?.destroy()
+      finish({ status: 499, outcome: 'client_closed' })
+    }
+    const onAbort = () => {
+      const reason = f.signal.reason
+      const err =
+        reason instanceof SharedLLMError
+          ? reason
+          : new SharedLLMError('CANCELLED', 'the request was cancelled by the host')
+      upReq.destroy()
+      upRes?.destroy()
+      const status = res.headersSent ? 499 : err.status
+      sendGatewayError(res, f.api, err)
+      finish({ status, outcome: 'aborted' })
+    }
+    if (f.signal.aborted) {
+      onAbort()
+      return
+    }
+    if (res.destroyed || res.socket?.destroyed) {
+      // The client left while we were deciding; Ollama never hears of it.
+      upReq.destroy()
+      finish({ status: 499, outcome: 'client_closed' })
+      return
+    }
+    res.on('close', onClientClose)
+    f.signal.addEventListener('abort', onAbort, { once: true })
+    timer = setTimeout(() => {
+      fail(
+        new SharedLLMError(
+          'TIMEOUT',
+          `Ollama at ${target.base} did not start answering ${f.method} ${f.path} within ${f.headersTimeoutMs} ms`,
+        ),
+        'timeout',
+      )
+    }, f.headersTimeoutMs)
+
+    upReq.on('error', (err) => {
+      if (settled) return
+      if (upRes) fail(unreachable(target.base, err), 'broken')
+      else fail(unreachable(target.base, err), 'unavailable')
+    })
+
+    upReq.on('response', (r: IncomingMessage) => {
+      upRes = r
+      clearTimeout(timer)
+      if (settled) {
+        r.destroy()
+        return
+      }
+      const status = r.statusCode ?? 502
+      if (status >= 500) {
+        readSmall(r, 64 * 1024).then(
+          (text) => {
+            if (!settled) fail(upstreamFailed(status, text), 'upstream_error')
+          },
+          (err) => {
+            if (!settled) fail(unreachable(target.base, err), 'broken')
+          },
+        )
+        return
+      }
+      const type = r.headers['content-type']
+      const streaming = isStreamType(type)
+      tapped = tapFor(type, { stripUsageEvent: f.stripUsageEvent })
+      const strip = f.stripUsageEvent === true && streaming
+      const headers: OutgoingHttpHeaders = {}
+      for (const name of PASS_BACK) {
+        const v = r.headers[name]
+        if (v !== undefined && !(strip && name === 'content-length')) headers[name] = v
+      }
+      if (streaming) {
+        headers['cache-control'] = 'no-cache'
+        headers['x-accel-buffering'] = 'no'
+      }
+      res.writeHead(status, headers)
+      if (streaming) res.flushHeaders()
+
+      const tap = tapped
+      r.on('data', (chunk: Buffer) => {
+        const out = tap ? tap.push(chunk) : chunk
+        if (out.length > 0 && !res.write(out)) {
+          r.pause()
+          res.once('drain', () => r.resume())
+        }
+      })
+      r.on('end', () => {
+        if (settled) return
+        const rest = tap?.end()
+        if (rest && rest.length > 0) res.write(rest)
+        res.end()
+        finish({ status: tapped?.streamError !== undefined ? 502 : status, outcome: 'completed' })
+      })
+      r.on('error', (err) => {
+        if (!settled) fail(unreachable(target.base, err), 'broken')
+      })
+      r.on('close', () => {
+        if (!settled && !r.complete)
+          fail(unreachable(target.base, new Error('connection closed mid-answer')), 'broken')
+      })
+    })
+
+    upReq.end(f.body)
+  })
+}
+
+function readSmall(r: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let size = 0
+    r.on('data', (c: Buffer) => {
+      if (size < limit) parts.push(c)
+      size += c.length
+    })
+    r.on('end', () => resolve(Buffer.concat(parts).toString('utf8').slice(0, limit)))
+    r.on('error', reject)
+  })
+}

@@ -1,0 +1,159 @@
+import type { Knex } from 'knex'
+import { z } from 'zod'
+import { SharedLLMError } from '../errors'
+import type { UsageSeriesResponse } from '../protocol/api'
+import { parseInput } from '../schemas'
+import { usageRollupsRepo } from '../store/usage-rollups'
+import { isoLocal, startOfHour, windowAt } from './zoned'
+
+const HOUR = 3_600_000
+const DAY = 86_400_000
+/** Longest range per bucket size: a month of hours, 400 days (the rollup retention) of days. */
+const MAX_RANGE_MS = { hour: 31 * DAY, day: 400 * DAY } as const
+
+const instant = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v)
+  if (!Number.isFinite(n) || n < 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be a time: UTC ms or ISO 8601' })
+    return z.NEVER
+  }
+  return n
+})
+
+/** `?group=device|model&bucket=hour|day&from=&to=` (times as UTC ms or ISO 8601). */
+export const usageSeriesQuerySchema = z
+  .object({
+    group: z.enum(['device', 'model']).default('device'),
+    bucket: z.enum(['hour', 'day']).default('hour'),
+    from: instant.optional(),
+    to: instant.optional(),
+  })
+  .strip()
+export type UsageSeriesQueryInput = z.input<typeof usageSeriesQuerySchema>
+
+export interface SeriesOptions {
+  zone: string
+  now: number
+  /** Only this device's usage (a device reading its own). */
+  deviceId?: string
+}
+
+/** Bucket starts covering `[from, to)` in the zone: local hours or local days (23–25 h across DST). */
+export function bucketStarts(bucket: 'hour' | 'day', from: number, to: number, zone: string): number[] {
+  const out: number[] = []
+  if (bucket === 'hour') {
+    for (let t = startOfHour(from, zone); t < to; t += HOUR) out.push(t)
+  } else {
+    for (let t = windowAt('day', from, zone)[0]; t < to; t = windowAt('day', t, zone)[1]) out.push(t)
+  }
+  return out
+}
+
+/**
+ * Usage over time from the hourly rollups, grouped by device or model, in hour or day buckets of the host's
+ * time zone. Every bucket of the range is present (zeros where nothing ran), aligned across series.
+ */
+export async function usageSeries(
+  db: Knex,
+  input: UsageSeriesQueryInput | unknown,
+  opts: SeriesOptions,
+): Promise<UsageSeriesResponse> {
+  const q = parseInput(usageSeriesQuerySchema, input ?? {}, 'query')
+  const to = q.to ?? opts.now
+  const from = q.from ?? to - (q.bucket === 'hour' ? DAY : 30 * DAY)
+  if (from >= to) {
+    throw new SharedLLMError('VALIDATION', 'from: must be before to', { details: { field: 'from' } })
+  }
+  if (to - from > MAX_RANGE_MS[q.bucket]) {
+    throw new SharedLLMError(
+      'VALIDATION',
+      `from: a range of at most ${MAX_RANGE_MS[q.bucket] / DAY} days with ${q.bucket} buckets`,
+      { details: { field: 'from' } },
+    )
+  }
+  const buckets = bucketStarts(q.bucket, from, to, opts.zone)
+  const first = buckets[0] ?? from
+  const rows = await usageRollupsRepo.hourly(db, first, to, opts.deviceId)
+  const names = q.group === 'device' ? await usageRollupsRepo.deviceNames(db) : new Map<string, string>()
+  const index = new Map(buckets.map((b, i) => [b, i]))
+  const dayOf = (t: number) => (q.bucket === 'hour' ? t : windowAt('day', t, opts.zone)[0])
+  const series = new Map<string, UsageSeriesResponse['series'][number]>()
+  for (const r of rows) {
+    const i = index.get(dayOf(r.hour_start))
+    if (i === undefined) continue
+    const key = q.group === 'device' ? r.device_id : r.model
+    let s = series.get(key)
+    if (!s) {
+      const zeros = () => buckets.map(() => 0)
+      s = {
+        key,
+        label: labelOf(q.group, key, names),
+        requests: zeros(),
+        errors: zeros(),
+        prompt_tokens: zeros(),
+        completion_tokens: zeros(),
+      }
+      series.set(key, s)
+    }
+    s.requests[i] = (s.requests[i] ?? 0) + r.requests
+    s.errors[i] = (s.errors[i] ?? 0) + r.errors
+    s.prompt_tokens[i] = (s.prompt_tokens[i] ?? 0) + r.prompt_tokens
+    s.completion_tokens[i] = (s.completion_tokens[i] ?? 0) + r.completion_tokens
+  }
+  return {
+    group: q.group,
+    bucket: q.bucket,
+    from,
+    to,
+    time_zone: opts.zone,
+    buckets,
+    series: [...series.values()].sort((a, b) => a.label.localeCompare(b.label) || a.key.localeCompare(b.key)),
+  }
+}
+
+function labelOf(group: 'device' | 'model', key: string, names: Map<string, string>): string {
+  if (group === 'model') return key === '' ? '(unknown model)' : key
+  if (key === '') return '(host owner)'
+  return names.get(key) ?? `(removed device ${key.slice(0, 8)})`
+}
+
+/** A CSV cell: quoted when needed, and never read as a formula by a spreadsheet. */
+function cell(v: string | number): string {
+  let s = String(v)
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}
+
+/** The same view as CSV: one line per bucket and series where anything ran. */
+export function usageSeriesCsv(view: UsageSeriesResponse): string {
+  const lines = [
+    [
+      'bucket_start_utc',
+      'bucket_start_local',
+      view.group,
+      `${view.group}_label`,
+      'requests',
+      'errors',
+      'prompt_tokens',
+      'completion_tokens',
+    ].join(','),
+  ]
+  view.buckets.forEach((b, i) => {
+    for (const s of view.series) {
+      if (!s.requests[i] && !s.prompt_tokens[i] && !s.completion_tokens[i]) continue
+      lines.push(
+        [
+          new Date(b).toISOString(),
+          isoLocal(b, view.time_zone),
+          cell(s.key),
+          cell(s.label),
+          s.requests[i] ?? 0,
+          s.errors[i] ?? 0,
+          s.prompt_tokens[i] ?? 0,
+          s.completion_tokens[i] ?? 0,
+        ].join(','),
+      )
+    }
+  })
+  return `${lines.join('\r\n')}\r\n`
+}

@@ -1,0 +1,21 @@
+import { describe, expect, test } from 'vitest'
+import { modelAllowed } from '../src/gateway/patterns'
+
+describe('model patterns: * stays within one path segment', () => {
+  test.each([
+    [['smollm2*'], 'smollm2', true],
+    [['smollm2*'], 'smollm2:135m', true],
+    [['smollm2*'], 'smollm2-attacker/backdoored-model', false],
+    [['smollm2*'], 'smollm2-attacker/backdoored-model:latest', false],
+    [['llama3*'], 'llama3/../evil:latest', false],
+    [['*'], 'library/llama3:8b', false],
+    [['*'], 'llama3:8b', true],
+    [['hf.co/bartowski/*'], 'hf.co/bartowski/qwen:q4', true],
+    [['hf.co/bartowski/*'], 'hf.co/bartowski/qwen/extra:q4', false],
+    [['hf.co/**'], 'hf.co/bartowski/qwen:q4', true],
+    [['*/llama3:8b'], 'registry.example/ns/llama3:8b', false],
+    [['*/*/llama3:8b'], 'registry.example/ns/llama3:8b', true],
+  ])('%j admits %s: %s', (patterns, model, expected) => {
+    expect(modelAllowed(patterns, model)).toBe(expected)
+  })
+})
