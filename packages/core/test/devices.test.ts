@@ -154,6 +154,7 @@ describe('allocation', () => {
 
   test('set allocation: within role max and remaining capacity, with a history row per change', async () => {
     const hub = await startHub({ capacityMb: () => 6000 })
+    await hub.roles.update('role-user', { max_memory_mb: 4096 }) // round one's size, which this test was written for
     const events = recordEvents(hub)
     const a = await hub.devices.add({ name: 'a', ip: '10.0.0.1' })
     const b = await hub.devices.add({ name: 'b', ip: '10.0.0.2' })
@@ -192,6 +193,7 @@ describe('allocation', () => {
 
   test('allow_oversubscription lifts the capacity bound but not the role max', async () => {
     const hub = await startHub({ capacityMb: () => 1000 })
+    await hub.roles.update('role-user', { max_memory_mb: 4096 })
     await hub.settings.set('allow_oversubscription', true)
     const a = await hub.devices.add({ name: 'a', ip: '10.0.0.1' })
     expect((await hub.devices.approve(a.id, 'role-user')).allocation_mb).toBe(4096)

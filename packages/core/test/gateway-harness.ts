@@ -57,6 +57,8 @@ export async function startGateway(
     settings: { auto_start_ollama: false, ...opts.hub?.settings },
   })
   await hub.start()
+  // Sized for round one's 4096 MiB user role (the model lists below depend on it); the built-in is 8192 now.
+  await hub.roles.update('role-user', { max_memory_mb: 4096 })
   // Stored, not an override, so a test can change it like the owner would.
   await hub.settings.set('ollama_host', opts.upstream ?? fake?.url ?? 'http://127.0.0.1:9')
   await hub.admin.ensureSecret(ADMIN_SECRET)

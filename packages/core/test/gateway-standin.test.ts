@@ -150,6 +150,8 @@ describe('the slice against the stand-in on an 80 GiB GPU', () => {
 
   it('load small, then ask big: refused, though the small load fits', async () => {
     const user = await h.device('desk', 'role-user')
+    // 4 GiB: qwen3:1.7b fits at 4096 tokens (about 1.9 GiB) and not at 32768 (about 5.9 GiB).
+    await h.hub.devices.setAllocation(user.deviceId, 4096)
     await unloadAll()
     const chat = (num_ctx: number) => ({
       model: 'qwen3:1.7b',

@@ -236,6 +236,7 @@ describe('gateway policy', () => {
 
   test('a model that does not fit the allocation is refused with what it needs and what the device has', async () => {
     const hub = await hubWith(catalog())
+    await hub.roles.update('role-user', { max_memory_mb: 4096 })
     const p = await device(hub, 'role-user') // 4096 MiB
     const err = await rejection(hub.policy.admit(p, CHAT, { model: 'dolphin3:8b' }))
     expect(err.code).toBe('FORBIDDEN')
@@ -399,7 +400,7 @@ describe('gateway policy', () => {
     expect(small).toMatchObject({ verdict: 'fits', conservative: true })
     const views = await hub.policy.modelViews()
     expect(views.find((v) => v.name === 'qwen3:1.7b')?.fits.every((f) => f.conservative)).toBe(true)
-    const user = await device(hub, 'role-user')
+    const user = await device(hub, 'role-user', 4096)
     const err = await rejection(hub.policy.admit(user, CHAT, { model: 'dolphin3:8b' }))
     expect(err.message).toMatch(/estimated conservatively/)
   })
@@ -441,7 +442,7 @@ describe('gateway policy', () => {
     const me = await hub.policy.me(p)
     expect(me.usage).toEqual({ requests: 1, prompt_tokens: 12, completion_tokens: 34 })
     expect(me.models.find((m) => m.name === 'qwen3:1.7b')?.verdict).toBe('fits')
-    expect(me.models.find((m) => m.name === 'dolphin3:8b')?.verdict).toBe('exceeds_allocation')
+    expect(me.models.find((m) => m.name === 'dolphin3:8b')?.verdict).toBe('fits') // an 8B Q4 fits the user role's 8 GiB
     const report = await hub.policy.usageReport()
     expect(report.by_device_model[0]).toMatchObject({
       model: 'qwen3:1.7b',

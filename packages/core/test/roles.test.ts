@@ -1,6 +1,8 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { describe, expect, test } from 'vitest'
 import { isSharedLLMError } from '../src/index'
-import { dbState, recordEvents, startHub } from './helpers'
+import { dbState, recordEvents, startHub, tempDir } from './helpers'
 
 const expectCode = async (p: Promise<unknown>, code: string, message?: RegExp) => {
   const err = await p.then(
@@ -18,12 +20,28 @@ describe('roles', () => {
     const roles = await hub.roles.list()
     expect(roles.map((r) => [r.id, r.name, r.max_memory_mb, r.can_pull, r.trust_level])).toEqual([
       ['role-admin', 'admin', 16384, true, 3],
-      ['role-user', 'user', 4096, true, 2],
-      ['role-guest', 'guest', 1024, false, 1],
+      ['role-user', 'user', 8192, true, 2],
+      ['role-guest', 'guest', 2048, false, 1],
     ])
     const guest = await hub.roles.get('role-guest')
     expect(guest).toMatchObject({ requests_per_minute: 30, max_concurrent: 1, builtin: true })
     expect(await hub.roles.get('role-user')).toMatchObject({ requests_per_minute: null, max_concurrent: 4 })
+  })
+
+  test('migration 009 moves the round-one sizes of the built-ins, not a size the owner set', async () => {
+    const dataDir = tempDir()
+    const first = await startHub({ dataDir })
+    await first.stop()
+    // A database from round one: the old sizes, the user role edited by its owner, 009 not yet run.
+    const db = new Database(join(dataDir, 'sharedllm.db'))
+    db.prepare("UPDATE roles SET max_memory_mb = 1024 WHERE id = 'role-guest'").run()
+    db.prepare("UPDATE roles SET max_memory_mb = 5000 WHERE id = 'role-user'").run()
+    db.prepare("DELETE FROM knex_migrations WHERE name = '20261201_009_household_roles'").run()
+    db.close()
+    const hub = await startHub({ dataDir })
+    expect((await hub.roles.get('role-guest')).max_memory_mb).toBe(2048)
+    expect((await hub.roles.get('role-user')).max_memory_mb).toBe(5000)
+    expect((await hub.roles.get('role-admin')).max_memory_mb).toBe(16384)
   })
 
   test('create, update and delete a custom role, with events and audit', async () => {

@@ -1,4 +1,5 @@
 import { createRouter, createWebHistory, type RouteLocationRaw, type RouteRecordRaw } from 'vue-router'
+import { ApiRequestError } from './api/http'
 import { useSessionStore } from './stores/session'
 
 declare module 'vue-router' {
@@ -10,7 +11,18 @@ declare module 'vue-router' {
 }
 
 export const routes: RouteRecordRaw[] = [
-  { path: '/', name: 'home', component: { render: () => null }, meta: { area: 'public' } },
+  {
+    path: '/',
+    name: 'home',
+    component: () => import('./views/HomeView.vue'),
+    meta: { area: 'public', title: 'Welcome' },
+  },
+  {
+    path: '/offline',
+    name: 'offline',
+    component: () => import('./views/OfflineView.vue'),
+    meta: { area: 'public', title: 'Offline' },
+  },
   {
     path: '/login',
     name: 'login',
@@ -38,7 +50,8 @@ export const routes: RouteRecordRaw[] = [
       {
         path: 'chat',
         name: 'chat',
-        component: () => import('./views/device/ChatView.vue'),
+        component: () => import('./views/ChatView.vue'),
+        props: { mode: 'device' },
         meta: { area: 'device', title: 'Chat' },
       },
       {
@@ -59,6 +72,13 @@ export const routes: RouteRecordRaw[] = [
         name: 'dashboard',
         component: () => import('./views/admin/DashboardView.vue'),
         meta: { area: 'admin', title: 'Dashboard' },
+      },
+      {
+        path: 'chat',
+        name: 'owner-chat',
+        component: () => import('./views/ChatView.vue'),
+        props: { mode: 'owner' },
+        meta: { area: 'admin', title: 'Chat' },
       },
       {
         path: 'devices',
@@ -106,23 +126,30 @@ export function homeFor(session: ReturnType<typeof useSessionStore>): RouteLocat
   if (session.kind === 'admin') return { name: 'dashboard' }
   if (session.kind === 'device') return { name: 'chat' }
   if (session.pendingJoin) return { name: 'waiting' }
-  return { name: 'join' }
+  return { name: 'home' }
 }
 
 export function createAppRouter() {
   const router = createRouter({ history: createWebHistory(), routes })
   router.beforeEach(async (to) => {
     const session = useSessionStore()
+    if (to.name === 'offline') return true
     if (session.kind === 'unknown') {
       try {
         await session.resolve()
       } catch (err) {
+        // Offline, or the host is down: the cached shell says so instead of showing a login form.
+        if (err instanceof ApiRequestError && err.code === 'NETWORK')
+          return { name: 'offline', query: { next: to.fullPath } }
         session.kind = 'anonymous'
         session.notice = (err as Error).message
       }
     }
     const area = to.meta.area ?? 'public'
-    if (to.name === 'home') return homeFor(session)
+    if (to.name === 'home') {
+      const home = homeFor(session)
+      return typeof home === 'object' && 'name' in home && home.name === 'home' ? true : home
+    }
     if (area === 'admin' && session.kind !== 'admin') return { name: 'login', query: { next: to.fullPath } }
     if (area === 'device' && session.kind !== 'device') return homeFor(session)
     return true

@@ -16,7 +16,7 @@ describe('DeviceCard', () => {
     expect(w.text()).toContain('Ana’s Pixel')
     expect(w.get('[data-status]').attributes('data-status')).toBe('approved')
     expect(w.get('[data-field="role"]').text()).toBe('user')
-    expect(w.get('[data-field="allocation"]').text()).toBe('3 GiB of 4 GiB max')
+    expect(w.get('[data-field="allocation"]').text()).toBe('3 GiB of 8 GiB max')
     expect(w.get('[data-field="usage"]').text()).toBe('3 requests, 120 tokens')
     expect(w.get('.online').classes()).toContain('on')
   })

@@ -54,6 +54,11 @@ export function device(over: Partial<Device> = {}): Device {
     online: true,
     last_seen: Date.now(),
     instance_id: null,
+    can_manage: false,
+    token_budget_day: null,
+    token_budget_week: null,
+    token_budget_month: null,
+    allowed_hours: null,
     created_at: 1_700_000_000_000 + seq,
     updated_at: 1_700_000_000_000 + seq,
     ...over,
@@ -62,8 +67,8 @@ export function device(over: Partial<Device> = {}): Device {
 
 export const builtinRoles: Role[] = [
   role('role-admin', 'admin', 16384, { can_pull: true, trust_level: 3, max_concurrent: 4 }),
-  role('role-user', 'user', 4096, { can_pull: true, trust_level: 2, max_concurrent: 4 }),
-  role('role-guest', 'guest', 1024, { trust_level: 1, requests_per_minute: 30 }),
+  role('role-user', 'user', 8192, { can_pull: true, trust_level: 2, max_concurrent: 4 }),
+  role('role-guest', 'guest', 2048, { trust_level: 1, requests_per_minute: 30 }),
 ]
 
 export function role(id: string, name: string, max: number, over: Partial<Role> = {}): Role {
@@ -78,6 +83,16 @@ export function role(id: string, name: string, max: number, over: Partial<Role> 
     max_concurrent: 1,
     max_keep_alive_s: null,
     max_context_tokens: null,
+    share_weight: 1,
+    max_queued: 2,
+    max_wait_s: 60,
+    allow_cloud: false,
+    token_budget_day: null,
+    token_budget_week: null,
+    token_budget_month: null,
+    allowed_hours: null,
+    max_body_bytes: 1024 * 1024,
+    max_predict_tokens: null,
     builtin: id.startsWith('role-'),
     created_at: 1,
     updated_at: 1,

@@ -6,6 +6,7 @@ import { useDevicesStore } from '../src/stores/devices'
 import { useLiveStore } from '../src/stores/live'
 import { useModelsStore } from '../src/stores/models'
 import { useRolesStore } from '../src/stores/roles'
+import { useSessionStore } from '../src/stores/session'
 import { useUsageStore } from '../src/stores/usage'
 import { builtinRoles, device, role } from './helpers'
 
@@ -34,6 +35,32 @@ describe('live store', () => {
     expect(useApprovalsStore().queue).toEqual([])
     live.apply(snap([a]))
     expect(useDevicesStore().list.map((d) => d.id)).toEqual([a.id])
+  })
+
+  it('a device told it was revoked or removed forgets its key and says why, at once', () => {
+    const live = useLiveStore()
+    const session = useSessionStore()
+    const me = device({ status: 'approved' })
+    localStorage.setItem('sharedllm.device_key', 'sllm_old')
+    session.kind = 'device'
+    session.device = me
+    session.deviceKey = 'sllm_old'
+    // Another device's revocation changes nothing here.
+    live.apply({ type: 'device_revoked', device: { ...device(), status: 'revoked' } })
+    expect(session.kind).toBe('device')
+    live.apply({
+      type: 'device_revoked',
+      device: { ...me, status: 'revoked', updated_at: me.updated_at + 1 },
+    })
+    expect(session.kind).toBe('anonymous')
+    expect(session.deviceKey).toBeNull()
+    expect(localStorage.getItem('sharedllm.device_key')).toBeNull()
+    expect(session.notice).toMatch(/revoked this device’s access/)
+    expect(session.notice).not.toMatch(/admin/i)
+    session.kind = 'device'
+    session.device = me
+    live.apply({ type: 'device_removed', device: me })
+    expect(session.notice).toMatch(/removed this device/)
   })
 
   it('keeps the newer device record when an older event arrives late', () => {

@@ -44,4 +44,33 @@ describe('PullProgress', () => {
     await w.get('[data-action="dismiss"]').trigger('click')
     expect(w.emitted('dismiss')).toEqual([['llama3.2:3b']])
   })
+  it('shows a pull cancelled elsewhere as cancelled, not as a red failure', () => {
+    const w = mount(PullProgress, {
+      props: { pull: pull({ cancelled: true, status: 'cancelled', own: false }) },
+    })
+    expect(w.get('[data-field="status"]').text()).toBe('cancelled')
+    expect(w.find('[role="alert"]').exists()).toBe(false)
+    expect(w.find('[data-action="dismiss"]').exists()).toBe(true)
+  })
+})
+
+describe('models store: cancel', () => {
+  it('a pull this tab cancelled leaves no row when the host reports it cancelled; one cancelled elsewhere is not a failure', async () => {
+    const { createPinia, setActivePinia } = await import('pinia')
+    const { useModelsStore } = await import('../src/stores/models')
+    setActivePinia(createPinia())
+    const models = useModelsStore()
+    models.progress({ name: 'a:1b', status: 'pulling', completed: 1, total: 2, percent: 50 })
+    globalThis.fetch = (async () => new Response(null, { status: 204 })) as typeof fetch
+    await models.cancel('a:1b')
+    models.finished('a:1b', 'The pull of a:1b was cancelled')
+    expect(models.pulls['a:1b']).toBeUndefined()
+    models.progress({ name: 'b:1b', status: 'pulling', completed: 1, total: 2, percent: 50 })
+    models.finished('b:1b', 'The pull of b:1b was cancelled')
+    expect(models.pulls['b:1b']).toMatchObject({ cancelled: true, status: 'cancelled' })
+    expect(models.pulls['b:1b']?.error).toBeUndefined()
+    models.progress({ name: 'c:1b', status: 'pulling', completed: 1, total: 2, percent: 50 })
+    models.finished('c:1b', 'pull model manifest: file does not exist')
+    expect(models.pulls['c:1b']?.error).toBe('pull model manifest: file does not exist')
+  })
 })

@@ -1,5 +1,5 @@
 import { mount } from '@vue/test-utils'
-import { NDynamicTags, NInputNumber, NSwitch } from 'naive-ui'
+import { NInputNumber, NSwitch } from 'naive-ui'
 import { describe, expect, it } from 'vitest'
 import RoleEditor from '../src/components/RoleEditor.vue'
 import { builtinRoles, role } from './helpers'
@@ -14,7 +14,8 @@ describe('RoleEditor', () => {
     numberField(w, 'max_memory_mb').vm.$emit('update:value', 2048)
     numberField(w, 'requests_per_minute').vm.$emit('update:value', 20)
     w.findComponent(NSwitch).vm.$emit('update:value', true)
-    w.findComponent(NDynamicTags).vm.$emit('update:value', ['llama3*', 'qwen2.5:7b'])
+    // Typed as one comma-separated line (ListInput), as a person would.
+    await w.get('[data-field="allowed_models"] input').setValue('llama3*, qwen2.5:7b, ')
     await w.get('form').trigger('submit')
     expect(w.emitted('save')).toEqual([
       [

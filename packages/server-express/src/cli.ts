@@ -12,6 +12,7 @@ import {
   silentLogger,
 } from '@sharedllm/core'
 import { VERSION } from './app'
+import { printBanner } from './console-banner'
 import { joinHost } from './join-client'
 import { listen } from './listen'
 import { createServerLogger } from './logger'
@@ -177,34 +178,16 @@ async function serve(args: Parsed): Promise<void> {
     running = await listen(hub, listenOptions)
   }
   const link = await hub.admin.createLoginLink()
-  const base = running.urls.find((u) => !u.includes('localhost')) ?? running.urls[0]
-  // Printed, never logged: the link and a first secret are credentials.
-  const lines = [
-    '',
-    `  sharedLLM ${VERSION} is listening on port ${running.port}`,
-    ...running.urls.map((u) => `    ${u}`),
-  ]
-  if (running.https && tls) {
-    lines.push(
-      `  and over HTTPS on port ${running.https.port} (phones: install the host CA from /ca.crt first)`,
-      ...running.https.urls.map((u) => `    ${u}`),
-      `  Host CA fingerprint (SHA-256): ${tls.certs.caFingerprintSha256}`,
-    )
-  }
-  lines.push(
-    '',
-    '  Open the dashboard (one-time admin login link, valid 24 h):',
-    `    ${base}/login?token=${link}`,
-  )
-  if (newSecret) {
-    lines.push(
-      '',
-      '  Admin secret (shown once; for scripts: Authorization: Bearer <secret>):',
-      `    ${newSecret}`,
-      '  Lost it? Run `sharedllm admin reset-token`.',
-    )
-  }
-  process.stdout.write(`${lines.join('\n')}\n\n`)
+  printBanner(hub, {
+    version: VERSION,
+    host: listenOptions.host,
+    port: running.port,
+    urls: running.urls,
+    https: running.https && tls ? running.https : undefined,
+    caFingerprint: running.https && tls ? tls.certs.caFingerprintSha256 : undefined,
+    loginToken: link,
+    newSecret,
+  })
   log.info(
     { port: running.port, https_port: running.https?.port ?? null, dataDir: hub.dataDir },
     'sharedLLM listening',

@@ -80,7 +80,7 @@ describe('devices API', () => {
     expect(approved.body.device).toMatchObject({
       status: 'approved',
       role_id: 'role-user',
-      allocation_mb: 4096,
+      allocation_mb: 8192,
     })
     const mem = await request(h.app)
       .patch(`/api/devices/${id}/memory`)
@@ -157,7 +157,7 @@ describe('devices API', () => {
     const over = await request(h.app).patch(`/api/devices/${id}/memory`).set(ADMIN).send({ memory_mb: 8192 })
     expect(over.status).toBeGreaterThanOrEqual(409)
     expect(over.status).toBeLessThan(500)
-    expect((await h.hub.devices.get(id)).allocation_mb).toBe(1024)
+    expect((await h.hub.devices.get(id)).allocation_mb).toBe(2048)
     await request(h.app).patch(`/api/devices/${id}/memory`).set(ADMIN).send({ memory_mb: 1.5 }).expect(400)
     await request(h.app).patch(`/api/devices/${id}/memory`).set(ADMIN).send({ memory_mb: '512' }).expect(400)
   })

@@ -39,6 +39,8 @@ beforeAll(async () => {
     ollama: false,
   })
   await hub.start()
+  // Sized for round one's 4096 MiB user role (the model lists below depend on it); the built-in is 8192 now.
+  await hub.roles.update('role-user', { max_memory_mb: 4096 })
   await hub.settings.set('ollama_host', fake.url)
   await hub.admin.ensureSecret(ADMIN_SECRET)
   const app = createApp(hub, { pwaDir: join(dir, 'pwa') })

@@ -110,8 +110,9 @@ export class DevicesService {
       await audit(trx, this.ctx, actor, 'device.remove', id, device, null)
       return device
     })
-    this.ctx.bus.emit('device_keys_revoked', { device_id: id })
+    // The device's own socket is told first; closing it (device_keys_revoked) comes after.
     this.ctx.bus.emit('device_removed', { device })
+    this.ctx.bus.emit('device_keys_revoked', { device_id: id })
     return device
   }
 
@@ -184,8 +185,8 @@ export class DevicesService {
 
   async revoke(id: string, actor: Actor = 'admin'): Promise<Device> {
     const device = await this.transition(id, actor, 'revoked', ['approved'], 'device.revoke')
-    this.ctx.bus.emit('device_keys_revoked', { device_id: id })
     this.ctx.bus.emit('device_revoked', { device })
+    this.ctx.bus.emit('device_keys_revoked', { device_id: id })
     return device
   }
 

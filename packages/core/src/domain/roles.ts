@@ -9,6 +9,10 @@ import type { SettingsService } from './settings'
 
 type BuiltinDefaults = Omit<Role, 'created_at' | 'updated_at'>
 
+// Sizes from real fit estimates (README, Roles): guest runs the smallest chat models (0.3–1.5B, about
+// 1.1–1.6 GiB with its context), user a 7–8B model at Q4_K_M (about 5.5 GiB at 4096 tokens), admin a 14B one.
+// Migration 20261201_009 moves older databases that still hold the round-one sizes.
+
 export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
   'role-admin': {
     id: 'role-admin',
@@ -29,7 +33,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
   'role-user': {
     id: 'role-user',
     name: 'user',
-    max_memory_mb: 4096,
+    max_memory_mb: 8192,
     can_pull: true,
     trust_level: 2,
     allowed_models: [],
@@ -45,7 +49,7 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
   'role-guest': {
     id: 'role-guest',
     name: 'guest',
-    max_memory_mb: 1024,
+    max_memory_mb: 2048,
     can_pull: false,
     trust_level: 1,
     allowed_models: [],

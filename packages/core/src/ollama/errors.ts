@@ -33,7 +33,8 @@ export function connectionError(
   const code = socketErrorCode(err)
   const reason =
     code === 'ECONNREFUSED'
-      ? 'connection refused; is Ollama running? Start it with `ollama serve` or turn on auto_start_ollama'
+      ? // The advice (start it, or turn on auto_start_ollama) depends on settings this layer does not know.
+        'connection refused: Ollama is not running there'
       : `${code ?? (err instanceof Error ? err.message : String(err))}`
   return new SharedLLMError('UPSTREAM_UNAVAILABLE', `Ollama at ${where.host} is not reachable (${reason})`, {
     cause: err,

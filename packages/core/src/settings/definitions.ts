@@ -19,7 +19,11 @@ const ADMIN_ROLE_ID = 'role-admin'
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
 const hasControl = (s: string) => /[\u0000-\u001f\u007f]/.test(s)
 
-const port = z.number({ error: 'must be a number' }).int('must be a whole number').min(1).max(65535)
+const port = z
+  .number({ error: 'must be a port number from 1 to 65535' })
+  .int('must be a whole number from 1 to 65535')
+  .min(1, 'must be a port number from 1 to 65535')
+  .max(65535, 'must be a port number from 1 to 65535')
 const hostName = z
   .string()
   .trim()
@@ -142,7 +146,11 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     description: 'Extra names accepted in the Host header',
   },
   https_port: {
-    schema: z.number().int().min(0).max(65535),
+    schema: z
+      .number({ error: 'must be a port number from 1 to 65535, or 0 for off' })
+      .int('must be a port number from 1 to 65535, or 0 for off')
+      .min(0, 'must be a port number from 1 to 65535, or 0 for off')
+      .max(65535, 'must be a port number from 1 to 65535, or 0 for off'),
     default: 8443,
     description: 'HTTPS port; 0 turns HTTPS off (from the next start)',
   },

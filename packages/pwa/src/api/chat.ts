@@ -5,9 +5,9 @@ export interface ChatMessage {
   content: string
 }
 
-/** One line of Ollama's streamed `/api/chat` answer (only the fields the app reads). */
+/** One line of Ollama's streamed `/api/chat` answer (only the fields the app reads; api/types.go ChatResponse). */
 interface ChatLine {
-  message?: { content?: string }
+  message?: { content?: string; thinking?: string }
   done?: boolean
   error?: string
   prompt_eval_count?: number
@@ -16,6 +16,7 @@ interface ChatLine {
 
 export interface ChatResult {
   content: string
+  thinking: string
   prompt_tokens: number | null
   completion_tokens: number | null
   /** True when the user pressed stop before the model finished. */
@@ -28,16 +29,36 @@ export async function streamChat(opts: {
   messages: ChatMessage[]
   signal: AbortSignal
   onDelta: (text: string) => void
+  /** Pieces of `message.thinking` from a thinking model. */
+  onThinking?: (text: string) => void
+  /** Ollama's `options.temperature`; omitted when null. */
+  temperature?: number | null
 }): Promise<ChatResult> {
-  const result: ChatResult = { content: '', prompt_tokens: null, completion_tokens: null, stopped: false }
+  const result: ChatResult = {
+    content: '',
+    thinking: '',
+    prompt_tokens: null,
+    completion_tokens: null,
+    stopped: false,
+  }
   try {
     const res = await rawRequest('/ollama/api/chat', {
       method: 'POST',
-      body: { model: opts.model, messages: opts.messages, stream: true },
+      body: {
+        model: opts.model,
+        messages: opts.messages,
+        stream: true,
+        ...(opts.temperature != null ? { options: { temperature: opts.temperature } } : {}),
+      },
       signal: opts.signal,
     })
     for await (const line of readNdjson<ChatLine>(res)) {
       if (line.error) throw new Error(line.error)
+      const thought = line.message?.thinking ?? ''
+      if (thought) {
+        result.thinking += thought
+        opts.onThinking?.(thought)
+      }
       const text = line.message?.content ?? ''
       if (text) {
         result.content += text

@@ -16,6 +16,7 @@ import type {
   PullStreamLine,
   Role,
   RoleResponse,
+  RotateKeyResponse,
   RolesResponse,
   RunningModelsResponse,
   SessionResponse,
@@ -27,14 +28,30 @@ import type {
 } from '@sharedllm/core/protocol'
 import { rawRequest, readNdjson, request } from './http'
 
-/** The editable fields of a role, as the API's role schema takes them. */
-export type RoleFields = Omit<Role, 'id' | 'builtin' | 'created_at' | 'updated_at'>
+/**
+ * A role as the role editor sends it: the fields it shows, and optionally the rest (fair share, budgets,
+ * hours, body and predict limits), which the API defaults for a new role and leaves as they are on an edit.
+ */
+export type RoleFields = Pick<
+  Role,
+  | 'name'
+  | 'max_memory_mb'
+  | 'can_pull'
+  | 'trust_level'
+  | 'allowed_models'
+  | 'requests_per_minute'
+  | 'max_concurrent'
+  | 'max_keep_alive_s'
+  | 'max_context_tokens'
+> &
+  Partial<Omit<Role, 'id' | 'builtin' | 'created_at' | 'updated_at'>>
 
 const enc = encodeURIComponent
 
 /** Every REST call the PWA makes, typed from `@sharedllm/core/protocol`. */
 export const api = {
-  session: () => request<SessionResponse>('/api/auth/session'),
+  session: (bearer?: string) =>
+    request<SessionResponse>('/api/auth/session', bearer === undefined ? {} : { bearer }),
   login: (secret: string) =>
     request<SessionResponse | undefined>('/api/auth/login', {
       method: 'POST',
@@ -56,6 +73,8 @@ export const api = {
   remove: (id: string) => request<DeviceResponse>(`/api/devices/${enc(id)}`, { method: 'DELETE' }),
   setAllocation: (id: string, memory_mb: number) =>
     request<DeviceResponse>(`/api/devices/${enc(id)}/memory`, { method: 'PATCH', body: { memory_mb } }),
+  rotateKey: (id: string) =>
+    request<RotateKeyResponse>(`/api/devices/${enc(id)}/rotate-key`, { method: 'POST' }),
   setRole: (id: string, role_id: string) =>
     request<DeviceResponse>(`/api/devices/${enc(id)}/role`, { method: 'PATCH', body: { role_id } }),
 

@@ -8,6 +8,8 @@ export interface SocketOptions {
   protocols?: () => string[] | undefined
   onMessage: (msg: ServerMessage) => void
   onState: (state: SocketState, info: { attempt: number; retryInMs: number | null }) => void
+  /** Each close the server made, with its code (4001: the credential ended). */
+  onClose?: (code: number, reason: string) => void
   /** First retry delay; doubles up to `maxDelayMs`. @default 500 */
   baseDelayMs?: number
   /** @default 15000 */
@@ -32,7 +34,8 @@ export class LiveSocket {
   private attempt = 0
   private timer: ReturnType<typeof setTimeout> | null = null
   private stopped = true
-  private readonly opts: Required<Omit<SocketOptions, 'protocols'>> & Pick<SocketOptions, 'protocols'>
+  private readonly opts: Required<Omit<SocketOptions, 'protocols' | 'onClose'>> &
+    Pick<SocketOptions, 'protocols' | 'onClose'>
 
   constructor(options: SocketOptions) {
     this.opts = {
@@ -92,9 +95,10 @@ export class LiveSocket {
       }
       if (msg && typeof msg.type === 'string') this.opts.onMessage(msg)
     }
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return
       this.ws = null
+      this.opts.onClose?.(ev.code, ev.reason)
       this.scheduleRetry()
     }
     ws.onerror = () => {

@@ -51,11 +51,16 @@ export const useLiveStore = defineStore('live', () => {
       case 'device_revoked':
         devices.upsert(msg.device)
         approvals.settle(msg.device.id)
-        if (session.device?.id === msg.device.id) session.device = msg.device
+        if (session.device?.id === msg.device.id) {
+          // The server tells a device before it closes its socket; this is how the phone learns at once.
+          if (msg.type === 'device_approved') session.device = msg.device
+          else session.endDevice(msg.type === 'device_denied' ? 'denied' : 'revoked')
+        }
         return
       case 'device_removed':
         devices.drop(msg.device.id)
         approvals.settle(msg.device.id)
+        if (session.device?.id === msg.device.id) session.endDevice('removed')
         return
       case 'device_discovered':
       case 'device_updated':
@@ -74,6 +79,16 @@ export const useLiveStore = defineStore('live', () => {
         return
       case 'setting_changed':
         useSettingsStore().changed(msg.key, msg.value)
+        return
+      case 'security_changed':
+        // Recorded in the audit log, which the Audit page reads when opened.
+        return
+      case 'join_requests_coalesced':
+        // A burst of requests: the toast shows the latest few; the Devices page has them all.
+        for (const d of msg.devices) {
+          devices.upsert(d)
+          approvals.announce(d)
+        }
         return
       case 'ollama_status':
         memory.setOllama(msg)
@@ -112,6 +127,11 @@ export const useLiveStore = defineStore('live', () => {
         protocols: () => (session.deviceKey ? ['sharedllm', `bearer.${session.deviceKey}`] : undefined),
         onMessage: apply,
         onState: connection.setState,
+        // 4001: the key was revoked or replaced. Ask the host who we are now; a dead key is then
+        // forgotten with a notice, instead of reconnecting with it forever.
+        onClose: (code) => {
+          if (code === 4001 && session.kind === 'device') session.resolve().catch(() => {})
+        },
       })
     }
     socket.start()

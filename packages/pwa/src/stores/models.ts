@@ -9,13 +9,20 @@ export interface PullState extends PullProgress {
   error?: string
   /** True for a pull this tab started and follows through its own stream. */
   own: boolean
+  /** Ended by a cancel (from any tab): not a failure. */
+  cancelled?: boolean
 }
+
+/** core/src/ollama/models.ts names a cancelled pull so ("The pull of X was cancelled"). */
+const CANCELLED = /was cancelled$/
 
 export const useModelsStore = defineStore('models', () => {
   const models = ref<ModelView[]>([])
   const running = ref<RunningModel[]>([])
   const pulls = ref<Record<string, PullState>>({})
   const controllers = new Map<string, AbortController>()
+  /** Pulls this tab cancelled: their failure event is the cancel itself and shows nothing. */
+  const cancelledHere = new Set<string>()
 
   const pullList = computed(() => Object.values(pulls.value))
   const runningByName = computed(() => Object.fromEntries(running.value.map((m) => [m.name, m])))
@@ -40,6 +47,17 @@ export const useModelsStore = defineStore('models', () => {
   }
   function finished(name: string, error?: string) {
     controllers.delete(name)
+    if (error && (cancelledHere.has(name) || (CANCELLED.test(error) && !pulls.value[name]))) {
+      cancelledHere.delete(name)
+      return dismiss(name)
+    }
+    if (error && CANCELLED.test(error)) {
+      pulls.value = {
+        ...pulls.value,
+        [name]: { ...(pulls.value[name] ?? blank(name)), status: 'cancelled', cancelled: true, own: false },
+      }
+      return
+    }
     if (error)
       pulls.value = { ...pulls.value, [name]: { ...(pulls.value[name] ?? blank(name)), error, own: false } }
     else dismiss(name)
@@ -72,6 +90,7 @@ export const useModelsStore = defineStore('models', () => {
   async function cancel(name: string) {
     const own = controllers.get(name)
     controllers.delete(name)
+    cancelledHere.add(name)
     own?.abort()
     dismiss(name)
     try {

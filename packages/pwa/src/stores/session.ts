@@ -62,7 +62,8 @@ export const useSessionStore = defineStore('session', () => {
       if (deviceKey.value) {
         // The stored key no longer works (revoked or removed): forget it and ask again as nobody.
         forgetKey()
-        notice.value = 'This device’s access was revoked or removed. You can request access again.'
+        notice.value =
+          'This device’s key no longer works: the owner revoked it, removed the device, or issued a new key. If they gave you a new key, use it under Request access › “I already have a key”; else request access again.'
         return resolve()
       }
       kind.value = 'anonymous'
@@ -123,6 +124,29 @@ export const useSessionStore = defineStore('session', () => {
     return false
   }
 
+  /** The owner revoked, denied or removed this device (told on its socket): forget the key, say why. */
+  function endDevice(status: 'revoked' | 'denied' | 'removed') {
+    if (kind.value !== 'device') return
+    forgetKey()
+    kind.value = 'anonymous'
+    notice.value =
+      status === 'removed'
+        ? 'The owner removed this device from the host. You can request access again.'
+        : status === 'denied'
+          ? 'The owner denied this device’s access. Ask them, then request access again.'
+          : 'The owner revoked this device’s access. Ask them, then request access again.'
+  }
+
+  /** Switches this device to another key (a rotated one), after checking that the host accepts it. */
+  async function useKey(key: string) {
+    const trimmed = key.trim()
+    const res = await api.session(trimmed)
+    if (res.kind !== 'device') throw new ApiRequestError(400, 'VALIDATION', 'That is not a device key')
+    deviceKeyStorage.set(trimmed)
+    deviceKey.value = trimmed
+    apply(res)
+  }
+
   function cancelJoin() {
     joinStorage.clear()
     pendingJoin.value = null
@@ -151,5 +175,7 @@ export const useSessionStore = defineStore('session', () => {
     pollClaim,
     cancelJoin,
     forgetKey,
+    endDevice,
+    useKey,
   }
 })

@@ -86,6 +86,9 @@ describe.skipIf(missing.length > 0)('PWA end to end (real Chromium, real server,
 
   it('a phone requests access and waits', async () => {
     await phone.goto(server.url)
+    // Without a key, `/` asks who this is; on a phone Request access comes first.
+    await phone.waitForSelector('[data-choice="join"]')
+    await phone.click('[data-choice="join"]')
     await phone.waitForURL(`${server.url}/join`)
     expect(await phone.inputValue('[data-field="name"] input')).toBe('Android phone (Chrome)')
     await capture(phone, 'device-join')
@@ -100,7 +103,7 @@ describe.skipIf(missing.length > 0)('PWA end to end (real Chromium, real server,
     expect(await toast.textContent()).toContain('Android phone (Chrome) asks to join')
     await admin.screenshot({ path: join(shots, 'admin-approval-toast-desktop.png') })
     await toast.locator('.n-base-selection').click()
-    await admin.locator('.n-base-select-option', { hasText: 'user (4 GiB)' }).click()
+    await admin.locator('.n-base-select-option', { hasText: 'user (8 GiB)' }).click()
     await toast.locator('[data-action="approve"]').click()
     await toast.waitFor({ state: 'detached' })
   })
@@ -130,7 +133,7 @@ describe.skipIf(missing.length > 0)('PWA end to end (real Chromium, real server,
 
   it('the admin sees the phone’s usage', async () => {
     await admin.click('a[href="/admin/devices"]')
-    await admin.click('.n-tabs-tab:has-text("Approved")')
+    await admin.click('[data-tab="approved"]')
     const card = admin.locator('.device-card', { hasText: 'Android phone (Chrome)' })
     await expect
       .poll(async () => card.locator('[data-field="usage"]').textContent(), { timeout: 15_000 })

@@ -257,6 +257,8 @@ describe.skipIf(missing.length > 0)(
         const guide = phone.locator('[data-testid="cert-guide"]')
         await guide.waitFor({ timeout: 15_000 })
         expect(await guide.textContent()).toContain('Install the host certificate')
+        // One line; the steps open on request.
+        await guide.locator('[data-action="open-cert-steps"]').click()
         await guide.locator('[data-fingerprint]').waitFor()
         expect(await guide.locator('[data-fingerprint]').textContent()).toBe(certificateFingerprint(caPem))
         // The way to HTTPS keeps the pairing code.

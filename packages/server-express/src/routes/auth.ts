@@ -27,7 +27,13 @@ export async function startSession(req: Request, res: Response, credential: stri
   try {
     session = await hub.admin.login(credential, sourceOf(req))
   } catch (err) {
-    if (err instanceof SharedLLMError && err.code === 'UNAUTHORIZED') throw unauthorized()
+    if (err instanceof SharedLLMError && err.code === 'UNAUTHORIZED') {
+      // One answer for a wrong secret and a used or expired link, so neither can be told apart.
+      throw new SharedLLMError(
+        'UNAUTHORIZED',
+        'that admin secret or login link did not work: a login link works once and for 24 hours; restart the host for a new one, or paste the admin secret',
+      )
+    }
     throw err
   }
   res.setHeader('Set-Cookie', sessionCookie(req, session.session, session.expiresAt - Date.now()))

@@ -6,6 +6,7 @@ import * as peerTls from './20261127_005_peer_tls'
 import * as gateway from './20261201_006_gateway'
 import * as fairshareQuotas from './20261201_008_fairshare_quotas'
 import * as security from './20261201_007_security'
+import * as householdRoles from './20261201_009_household_roles'
 import * as fitRatio from './20261201_010_fit_ratio'
 
 interface Migration {
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   '20261201_006_gateway': gateway,
   '20261201_008_fairshare_quotas': fairshareQuotas,
   '20261201_007_security': security,
+  '20261201_009_household_roles': householdRoles,
   '20261201_010_fit_ratio': fitRatio,
 }
 
