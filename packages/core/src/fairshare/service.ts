@@ -79,6 +79,11 @@ export class QueueService {
       o.bus.on('device_keys_revoked', ({ device_id }) => {
         this.scheduler.drop(device_id)
       }),
+      o.bus.on('setting_changed', ({ key }) => {
+        if (key === 'ollama_num_parallel' || key === 'model_switch_wait_s') this.scheduler.poke()
+      }),
+      o.bus.on('model_pulled', ({ name }) => this.forget(name)),
+      o.bus.on('model_deleted', ({ name }) => this.forget(name)),
     )
   }
 
