@@ -13,6 +13,7 @@ import type { MemoryProvider, ProviderHost } from './providers/types'
 import { getInstanceId } from './store/instance'
 import { VERSION } from './version'
 import { GatewayMetrics } from './gateway/metrics'
+import { normaliseModelName } from './gateway/patterns'
 import { GatewayPolicy, type ModelCatalog } from './gateway/policy'
 import { EventBus } from './events'
 import { systemClock, type Clock } from './fairshare/clock'
@@ -181,7 +182,15 @@ export class Hub {
           ? numParallelFromEnv(ollamaEnv.OLLAMA_NUM_PARALLEL)
           : this.settings.get('ollama_num_parallel'),
       modelSwitchWaitS: () => this.settings.get('model_switch_wait_s'),
-      traits: async (model) => traitsFromShow(await this.catalog?.show(model)),
+      traits: async (model) => {
+        const [shown, list] = await Promise.all([
+          this.catalog?.show(model),
+          this.catalog?.list().catch(() => []),
+        ])
+        const listed = list?.find((m) => normaliseModelName(m.name) === model)
+        return traitsFromShow(shown, listed?.size)
+      },
+      freeMb: () => this.freeMb(),
     })
   }
 

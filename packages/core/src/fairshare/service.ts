@@ -35,6 +35,8 @@ export interface ModelTraits {
   completion: boolean
   /** `details.family` of `/api/show` (Ollama's `Config.ModelFamily`). */
   family: string
+  /** Its size on disk (`/api/tags`), a floor for the memory it needs when loaded. */
+  sizeBytes?: number
 }
 
 export interface QueueServiceOptions {
@@ -45,8 +47,10 @@ export interface QueueServiceOptions {
   numParallel: () => number
   /** The `model_switch_wait_s` setting, in seconds. */
   modelSwitchWaitS: () => number
-  /** Reads a model's traits (from `/api/show`); until it answers the model counts as one at a time. */
+  /** Reads a model's traits (from `/api/show`); until it answers, Ollama's setting applies. */
   traits?: (model: string) => Promise<ModelTraits | undefined>
+  /** The host's free memory in MiB, for whether a model would load beside the loaded ones. */
+  freeMb?: () => number | undefined
 }
 
 /**
@@ -57,7 +61,7 @@ export interface QueueServiceOptions {
 export class QueueService {
   readonly scheduler: FairScheduler
   private loaded = new Set<string>()
-  private readonly traits = new Map<string, ModelTraits | 'pending'>()
+  private readonly traits = new Map<string, ModelTraits | 'pending' | { unknownUntil: number }>()
   private publishing = false
   private readonly off: Array<() => void> = []
 
@@ -67,6 +71,7 @@ export class QueueService {
       capacity: (model) => this.capacity(model),
       loadedModels: () => this.loaded,
       modelSwitchWaitMs: () => o.modelSwitchWaitS() * 1000,
+      canLoadAlongside: (model) => this.fitsAlongside(model),
       onChange: () => this.schedulePublish(),
     })
     this.off.push(
@@ -89,13 +94,22 @@ export class QueueService {
 
   /** Requests Ollama runs at once for `model` (sched.go `load`): 1 for embedding models and some families. */
   capacity(model: string): number {
-    const key = normaliseModelName(model)
-    const t = this.traits.get(key)
-    if (t === undefined) this.learn(key)
+    const t = this.known(model)
     const parallel = Math.max(1, Math.floor(this.o.numParallel()))
-    // Not known yet (asked now): most models complete text, so Ollama's setting applies until it answers.
-    if (t === undefined || t === 'pending') return parallel
+    // Not known (asked now, or Ollama could not say): most models complete text, so Ollama's setting applies.
+    if (!t) return parallel
     return !t.completion || SERIAL_FAMILIES.has(t.family) ? 1 : parallel
+  }
+
+  /**
+   * Whether `model` would load without making Ollama evict a loaded one: only a model known to be larger
+   * than the free memory is held back for locality (unknown sizes are not: Ollama decides).
+   */
+  fitsAlongside(model: string): boolean {
+    const t = this.known(model)
+    const free = this.o.freeMb?.()
+    if (!t || t.sizeBytes === undefined || free === undefined) return true
+    return t.sizeBytes <= free * 1024 * 1024
   }
 
   /** Forget what was learnt about a model (pulled again, deleted). */
@@ -109,17 +123,30 @@ export class QueueService {
     this.scheduler.close()
   }
 
+  /** The model's traits when known; starts the lookup once (again a minute after one that failed). */
+  private known(model: string): ModelTraits | undefined {
+    const key = normaliseModelName(model)
+    const t = this.traits.get(key)
+    if (t === 'pending') return undefined
+    if (t === undefined || ('unknownUntil' in t && t.unknownUntil <= Date.now())) {
+      this.learn(key)
+      return undefined
+    }
+    return 'unknownUntil' in t ? undefined : t
+  }
+
   private learn(key: string): void {
     if (!this.o.traits) return
     this.traits.set(key, 'pending')
+    const unknown = () => this.traits.set(key, { unknownUntil: Date.now() + 60_000 })
     this.o.traits(key).then(
       (t) => {
-        if (t) this.traits.set(key, t)
-        else this.traits.delete(key)
+        if (!t) return unknown()
+        this.traits.set(key, t)
         this.scheduler.poke()
       },
       (err: unknown) => {
-        this.traits.delete(key)
+        unknown()
         this.o.log.debug({ err, model: key }, 'could not read model traits for the queue')
       },
     )
@@ -147,11 +174,15 @@ export class QueueService {
 }
 
 /** Reads ModelTraits from an `/api/show` answer; undefined when it says neither. */
-export function traitsFromShow(show: unknown): ModelTraits | undefined {
+export function traitsFromShow(show: unknown, sizeBytes?: number): ModelTraits | undefined {
   if (!show || typeof show !== 'object') return undefined
   const s = show as { capabilities?: unknown; details?: { family?: unknown } }
   const caps = Array.isArray(s.capabilities) ? s.capabilities.filter((c) => typeof c === 'string') : null
   const family = typeof s.details?.family === 'string' ? s.details.family.toLowerCase() : ''
   // Ollama before capabilities existed: a completion model (embedding models came later).
-  return { completion: caps === null ? true : caps.includes('completion'), family }
+  return {
+    completion: caps === null ? true : caps.includes('completion'),
+    family,
+    ...(sizeBytes !== undefined && Number.isFinite(sizeBytes) && sizeBytes > 0 ? { sizeBytes } : {}),
+  }
 }
