@@ -54,11 +54,22 @@ const body = (tokens: number) =>
 const GUEST_BODY = body(GUEST_TOKENS)
 const USER_BODY = body(USER_TOKENS)
 
-const fake = await startFakeOllama({
-  chunkDelayMs: 1000 / TOKENS_PER_S,
+// The stand-in paces generation with FAKE_OLLAMA_TOKENS_PER_SEC and runs OLLAMA_NUM_PARALLEL answers per
+// model at once, queueing the rest (its runner semaphore, as llm/llama_server.go's). An older stand-in
+// without them (no /__fake/config) is paced with FAKE_OLLAMA_CHUNK_DELAY_MS instead; it runs every request
+// at once, which the check below reports.
+let fake = await startFakeOllama({
   record: false,
-  env: { OLLAMA_NUM_PARALLEL: '1' },
+  env: { OLLAMA_NUM_PARALLEL: '1', FAKE_OLLAMA_TOKENS_PER_SEC: String(TOKENS_PER_S) },
 })
+if ((await fetch(`${fake.url}/__fake/config`)).status === 404) {
+  await fake.stop()
+  fake = await startFakeOllama({
+    chunkDelayMs: 1000 / TOKENS_PER_S,
+    record: false,
+    env: { OLLAMA_NUM_PARALLEL: '1' },
+  })
+}
 const child: ChildProcess = spawn(process.execPath, [join(root, 'bench/_fairness-server.mjs')], {
   env: { ...process.env, BENCH_UPSTREAM: fake.url },
   stdio: ['ignore', 'pipe', 'inherit'],

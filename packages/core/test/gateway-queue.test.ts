@@ -238,12 +238,21 @@ describe('budgets and hours at admission', () => {
 
   it('a daily budget: the stream that crosses it finishes, the next request is a 429 naming it', async () => {
     const { key, deviceId } = await h.device('budgeted', 'role-user')
-    // One chat: 1 prompt token ("hi") + 10 chunks = 11 tokens; 15 is crossed by the second.
-    await h.hub.devices.setLimits(deviceId, { token_budget_day: 15 })
+    const tokensOf = (text: string) => {
+      const last = JSON.parse(text.trim().split('\n').at(-1) as string)
+      return (last.prompt_eval_count as number) + (last.eval_count as number)
+    }
     const quota: Array<EventMap['quota']> = []
     const notices: Array<EventMap['budget_reached']> = []
     const offs = [h.hub.on('quota', (q) => quota.push(q)), h.hub.on('budget_reached', (n) => notices.push(n))]
-    expect((await post(CHAT_URL(h), key, CHAT())).status).toBe(200)
+    await h.hub.devices.setLimits(deviceId, { token_budget_day: 1_000_000 })
+    const first = await post(CHAT_URL(h), key, CHAT())
+    expect(first.status).toBe(200)
+    // One chat costs n tokens (Ollama's prompt_eval_count + eval_count); a budget of 1.5 n is crossed by the
+    // second, which still streams to its end.
+    const n = tokensOf(first.text)
+    const budget = Math.ceil(1.5 * n)
+    await h.hub.devices.setLimits(deviceId, { token_budget_day: budget })
     const crossing = await post(CHAT_URL(h), key, CHAT())
     expect(crossing.status).toBe(200)
     expect(crossing.text.trim().split('\n')).toHaveLength(CHUNKS + 1)
@@ -251,25 +260,27 @@ describe('budgets and hours at admission', () => {
     // No flush needed: the recorder's buffered tokens count at once.
     const refused = await post(CHAT_URL(h), key, CHAT())
     expect(refused.status).toBe(429)
-    expect(refused.json().error).toMatch(/daily token budget \(15 tokens\) is used up; it resets/)
-    expect(refused.json().details).toMatchObject({ reason: 'token_budget', window: 'day', used: 22 })
+    expect(refused.json().error).toMatch(
+      new RegExp(`daily token budget \\(${budget} tokens\\) is used up; it resets`),
+    )
+    expect(refused.json().details).toMatchObject({ reason: 'token_budget', window: 'day', used: 2 * n })
     const retry = Number(refused.headers.get('retry-after'))
     const limits = await h.hub.usage.limits(
       await h.hub.devices.get(deviceId),
       await h.hub.roles.get('role-user'),
     )
     const day = limits.quota.find((q) => q.window === 'day')!
-    expect(day).toMatchObject({ budget: 15, used: 22, remaining: 0 })
+    expect(day).toMatchObject({ budget, used: 2 * n, remaining: 0 })
     expect(Math.abs(retry - (day.resets_at - Date.now()) / 1000)).toBeLessThan(5)
     await vi.waitFor(() => expect(quota.map((q) => q.threshold)).toEqual([80, 100]))
-    expect(quota[0]).toMatchObject({ device_id: deviceId, window: 'day', budget: 15 })
+    expect(quota[0]).toMatchObject({ device_id: deviceId, window: 'day', budget })
     expect(notices).toHaveLength(1)
     expect(notices[0]).toMatchObject({ device_id: deviceId, device_name: 'budgeted', threshold: 100 })
     for (const off of offs) off()
     // The edge: a budget equal to what was used refuses; one token more admits.
-    await h.hub.devices.setLimits(deviceId, { token_budget_day: 22 })
+    await h.hub.devices.setLimits(deviceId, { token_budget_day: 2 * n })
     expect((await post(CHAT_URL(h), key, CHAT())).status).toBe(429)
-    await h.hub.devices.setLimits(deviceId, { token_budget_day: 23 })
+    await h.hub.devices.setLimits(deviceId, { token_budget_day: 2 * n + 1 })
     expect((await post(CHAT_URL(h), key, CHAT())).status).toBe(200)
     // Lists are not inference: still answered.
     expect((await get(`${h.url}/ollama/api/tags`, key)).status).toBe(200)
@@ -306,13 +317,24 @@ describe('budgets and hours at admission', () => {
     expect((await post(CHAT_URL(h), key, CHAT('count me', { stream: false }))).status).toBe(200)
     off()
     expect(seen).toHaveLength(1)
-    expect(seen[0]).toMatchObject({ device_id: deviceId, model: MODEL, status: 200, prompt_tokens: 2 })
+    expect(seen[0]).toMatchObject({
+      device_id: deviceId,
+      model: MODEL,
+      status: 200,
+      completion_tokens: CHUNKS,
+    })
+    const used = (seen[0]?.prompt_tokens as number) + CHUNKS
+    expect(seen[0]?.prompt_tokens).toBeGreaterThan(0)
     await h.hub.recorder.flush()
     const rows = await h.hub.db('usage').where({ device_id: deviceId })
     expect(rows).toHaveLength(1)
     const hourly = await h.hub.db('usage_hourly').where({ device_id: deviceId })
     expect(hourly).toHaveLength(1)
-    expect(hourly[0]).toMatchObject({ requests: 1, prompt_tokens: 2, completion_tokens: CHUNKS })
+    expect(hourly[0]).toMatchObject({
+      requests: 1,
+      prompt_tokens: seen[0]?.prompt_tokens,
+      completion_tokens: CHUNKS,
+    })
     await h.hub.devices.setLimits(deviceId, { token_budget_week: 1000 })
     const metrics = await get(`${h.url}/metrics`, ADMIN_SECRET)
     expect(metrics.status).toBe(200)
@@ -331,7 +353,7 @@ describe('budgets and hours at admission', () => {
     ])
       expect(families).toContain(f)
     expect(metrics.text).toContain(
-      `sharedllm_quota_remaining_tokens{device="${deviceId}",window="week"} ${1000 - 2 - CHUNKS}`,
+      `sharedllm_quota_remaining_tokens{device="${deviceId}",window="week"} ${1000 - used}`,
     )
     expect(metrics.text).toMatch(/sharedllm_queue_wait_seconds_bucket\{le="\+Inf",role="role-user"\} \d+/)
   })
