@@ -21,7 +21,7 @@ interface Streamed {
   done: Promise<{ status: number; text: string; headers: Record<string, unknown>; error?: Error }>
 }
 
-function stream(url: string, key: string, body: unknown): Streamed {
+function stream(url: string, key: string, body: unknown, extra: Record<string, string> = {}): Streamed {
   let onStart!: (t: number) => void
   const started = new Promise<number>((r) => {
     onStart = r
@@ -35,6 +35,7 @@ function stream(url: string, key: string, body: unknown): Streamed {
           Authorization: `Bearer ${key}`,
           'content-type': 'application/json',
           'user-agent': TEST_UA,
+          ...extra,
         },
       })
       req.on('response', (res) => {
@@ -124,10 +125,11 @@ describe('the fair-share queue in the gateway', () => {
     await h.fake?.clearRequests()
     const a = stream(CHAT_URL(h), key, CHAT('first'))
     await vi.waitFor(() => expect(runningOf(deviceId)).toBe(1))
-    const b = stream(CHAT_URL(h), key, CHAT('second waits'))
+    // The client names its request (X-Request-Id), so it can tell which of its requests waits.
+    const b = stream(CHAT_URL(h), key, CHAT('second waits'), { 'x-request-id': 'pwa-chat-0001' })
     await vi.waitFor(() => expect(waitingOf(deviceId)).toBe(1))
     await vi.waitFor(() => expect(positions.length).toBeGreaterThan(0))
-    expect(positions[0]).toMatchObject({ device_id: deviceId, position: 1 })
+    expect(positions[0]).toMatchObject({ device_id: deviceId, request_id: 'pwa-chat-0001', position: 1 })
     // The waiting room is full: 429 with Retry-After naming max_queued, and Ollama never hears of it.
     const c = await post(CHAT_URL(h), key, CHAT('third', { stream: false }))
     expect(c.status).toBe(429)

@@ -65,7 +65,13 @@ export class QueueStage {
     const left = () => waiting.abort(exchange.reason)
     res.once('close', gone)
     exchange.addEventListener('abort', left, { once: true })
-    const requestId = randomUUID()
+    const given = res.req?.headers['x-request-id']
+    // The client's own id (the PWA matches queue_position events to its chat by it), else a fresh one; a
+    // device's events go to its own sockets only, so an id another request holds is simply not reused.
+    const requestId =
+      typeof given === 'string' && REQUEST_ID.test(given) && !this.hub.queue.scheduler.has(given)
+        ? given
+        : randomUUID()
     let lease: Lease
     try {
       const ticket = this.hub.queue.scheduler.submit({
@@ -168,3 +174,6 @@ export class QueueStage {
 }
 
 let usageSeq = 0
+
+/** A client-chosen request id (`X-Request-Id`): 8 to 64 letters, digits, `.`, `_`, `-`. */
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/
