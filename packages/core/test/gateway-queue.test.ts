@@ -90,7 +90,9 @@ describe('the fair-share queue in the gateway', () => {
     })
     const guest = Array.from({ length: 20 }, () => stream(CHAT_URL(h), key, CHAT('flood flood flood')))
     await vi.waitFor(() => expect(waitingOf(deviceId)).toBe(19), { timeout: 10_000 })
-    // The guest's first request is streaming: its counter grows with each chunk.
+    // The guest's first request is streaming (Ollama answered; a first load can take a while): its counter
+    // grows with each chunk.
+    await Promise.race(guest.map((g) => g.started))
     await vi.waitFor(() =>
       expect(snapshot().devices.find((d) => d.device_id === deviceId)?.vtc_counter).toBeGreaterThan(0),
     )
