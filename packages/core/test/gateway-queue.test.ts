@@ -229,6 +229,18 @@ describe('the fair-share queue in the gateway', () => {
     const last = JSON.parse(out.text.trim().split('\n').at(-1) as string)
     expect(last.error).toMatch(/took the GPU back/)
     await vi.waitFor(() => expect(runningOf(deviceId)).toBe(0))
+
+    // The OpenAI stream ends with an error event, as OpenAI clients read one.
+    const v1 = stream(`${h.url}/v1/chat/completions`, key, CHAT('reclaimed too'))
+    await v1.started
+    await vi.waitFor(() => expect(runningOf(deviceId)).toBe(1))
+    expect(h.hub.queue.scheduler.reclaim()).toHaveLength(1)
+    const events = (await v1.done).text.trim().split('\n\n')
+    const error = JSON.parse((events.at(-1) as string).replace(/^data: /, ''))
+    expect(error.error).toMatchObject({
+      code: 'UPSTREAM_UNAVAILABLE',
+      message: expect.stringMatching(/took the GPU back/),
+    })
   }, 30_000)
 })
 
