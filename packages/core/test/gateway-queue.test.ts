@@ -244,6 +244,40 @@ describe('the fair-share queue in the gateway', () => {
   }, 30_000)
 })
 
+describe('max_concurrent keeps its meaning when Ollama has room (OLLAMA_NUM_PARALLEL 4)', () => {
+  let h: GatewayHarness
+
+  beforeAll(async () => {
+    h = await startGateway({
+      fake: { chunks: CHUNKS, chunkDelayMs: 30 },
+      hub: { settings: { ollama_num_parallel: 4 } },
+    })
+  })
+  afterAll(() => h.close())
+
+  it('a device runs at most max_concurrent at once; the rest wait (not refused) while others run beside', async () => {
+    const roleId = await h.role({
+      name: 'one-at-a-time',
+      max_memory_mb: 8192,
+      max_concurrent: 1,
+      max_queued: 2,
+    })
+    const { key, deviceId } = await h.device('one-at-a-time', roleId)
+    const mine = [stream(CHAT_URL(h), key, CHAT('one')), stream(CHAT_URL(h), key, CHAT('two'))]
+    const snap = () => h.hub.queue.scheduler.snapshot().devices.find((d) => d.device_id === deviceId)
+    await vi.waitFor(() => expect(snap()).toMatchObject({ running: 1, waiting: 1 }))
+    // The owner's requests run beside it: Ollama has three more slots.
+    const owner = await Promise.all(
+      [1, 2].map(() => post(CHAT_URL(h), ADMIN_SECRET, CHAT('owner', { stream: false }))),
+    )
+    expect(owner.map((r) => r.status)).toEqual([200, 200])
+    const [a, b] = await Promise.all(mine.map((m) => m.done))
+    expect([a?.status, b?.status]).toEqual([200, 200])
+    // The waiting one started after the running one.
+    expect(await mine[1]?.started).toBeGreaterThan(await mine[0]!.started)
+  }, 30_000)
+})
+
 describe('budgets and hours at admission', () => {
   let h: GatewayHarness
 
