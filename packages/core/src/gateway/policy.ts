@@ -6,6 +6,7 @@ import { SharedLLMError } from '../errors'
 import type { MeModel, MeResponse, ModelView, UsageResponse } from '../protocol/api'
 import type { FitVerdict, LoadVerdict, ModelInfo, Role, RunningModel, UsageRecord } from '../protocol/types'
 import { usageRepo } from '../store/access'
+import type { UsageService } from '../usage/service'
 import { rolesRepo } from '../store/roles'
 import { estimateFit, type FitEstimate, kvShapeFromModelInfo, type KvShape, MiB, toMiB } from './fit'
 import { clampKeepAlive } from './keep-alive'
@@ -63,6 +64,8 @@ export interface GatewayPolicyOptions {
   freeMb?: () => number | undefined
   /** How long model lists and running models are cached on the hot path. @default 5000 */
   cacheMs?: number
+  /** Budgets and allowed hours, checked at admission of inference requests. */
+  usage?: () => UsageService | undefined
 }
 
 /**
@@ -169,12 +172,14 @@ export class GatewayPolicy {
       }
       if (!holds) return () => {}
       const active = this.activeStreams(device.id)
-      if (active >= role.max_concurrent) {
+      // max_concurrent run at once and max_queued wait in the fair-share queue: past both, refused here
+      // before the body is read (the queue itself keeps the two apart).
+      if (active >= role.max_concurrent + role.max_queued) {
         this.reject(
           'concurrency',
           new SharedLLMError(
             'RATE_LIMITED',
-            `role '${role.name}' allows ${role.max_concurrent} request${role.max_concurrent === 1 ? '' : 's'} at a time and ${active} ${active === 1 ? 'is' : 'are'} running; wait for ${active === 1 ? 'it' : 'one'} to finish`,
+            `role '${role.name}' allows ${role.max_concurrent} request${role.max_concurrent === 1 ? '' : 's'} at a time (max_concurrent)${role.max_queued > 0 ? ` and ${role.max_queued} waiting (max_queued)` : ''}, and ${active} ${active === 1 ? 'is' : 'are'} in progress; wait for ${active === 1 ? 'it' : 'one'} to finish`,
             { details: { retry_after: 1 } },
           ),
         )
@@ -205,6 +210,7 @@ export class GatewayPolicy {
   ): Promise<Admission> {
     const deviceId = principal.kind === 'device' ? principal.device.id : null
     if (!route.body) return { deviceId, model: null, outgoing: {}, stripUsageEvent: false, release: slot }
+    if (route.kind === 'infer' && principal.kind === 'device') await this.budgets(principal)
     const limit = principal.kind === 'device' ? principal.role.max_body_bytes : OWNER_BODY_LIMIT
     const body = typeof source === 'function' ? await source(limit, deviceId) : source
     const picked = pickFields(route.body, body)
@@ -324,6 +330,22 @@ export class GatewayPolicy {
     if (given.include_usage === true) return false
     outgoing.stream_options = { ...given, include_usage: true }
     return true
+  }
+
+  /**
+   * Allowed hours (403 naming the next opening) and token budgets (429 with Retry-After at the reset),
+   * before the body is read. Checked at admission only: a stream that crosses a budget finishes.
+   */
+  private async budgets(principal: Extract<Principal, { kind: 'device' }>): Promise<void> {
+    const usage = this.o.usage?.()
+    if (!usage) return
+    try {
+      await usage.admit(principal.device, principal.role)
+    } catch (err) {
+      if (!(err instanceof SharedLLMError) || (err.code !== 'FORBIDDEN' && err.code !== 'RATE_LIMITED'))
+        throw err
+      this.reject(err.code === 'FORBIDDEN' ? 'hours' : 'token_budget', err)
+    }
   }
 
   /** The role's model list. */

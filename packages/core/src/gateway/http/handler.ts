@@ -5,6 +5,7 @@ import type { Hub } from '../../hub'
 import type { PullProgress } from '../../protocol/types'
 import { SharedCache } from '../cache'
 import type { Admission } from '../policy'
+import { type QueuedRun, QueueStage } from '../queue'
 import { authenticateRequest, checkCookieOrigin, unauthorized } from './auth'
 import { BodyMeter, readJsonObject } from './body'
 import { InFlight } from './inflight'
@@ -91,6 +92,7 @@ class Gateway {
   private readonly listTimeoutMs: number
   private readonly lists = new Map<string, SharedCache<ListDoc>>()
   private readonly off: Array<() => void> = []
+  private readonly queue: QueueStage
 
   constructor(
     private readonly hub: Hub,
@@ -99,6 +101,7 @@ class Gateway {
     this.meter = new BodyMeter(options.bodyBytesPerDevice ?? 16 * 1024 * 1024)
     this.headersTimeoutMs = options.headersTimeoutMs ?? 300_000
     this.listTimeoutMs = options.listTimeoutMs ?? 10_000
+    this.queue = new QueueStage(hub)
     for (const path of ['/api/tags', '/api/ps', '/v1/models']) {
       this.lists.set(
         path,
@@ -125,6 +128,7 @@ class Gateway {
 
   close(): void {
     for (const off of this.off.splice(0)) off()
+    this.queue.close()
   }
 
   /** Handles one request. Never throws; every failure is an answer. */
@@ -134,6 +138,7 @@ class Gateway {
     const api = apiOf(path)
     let flight: { signal: AbortSignal; close: () => void } | undefined
     let admission: Admission | undefined
+    let run: QueuedRun | undefined
     try {
       const auth = await authenticateRequest(this.hub, req)
       if (!auth) throw unauthorized()
@@ -176,6 +181,8 @@ class Gateway {
         case 'pull':
         case 'infer':
         case 'show': {
+          // The fair-share queue: an inference request waits here for its turn at Ollama.
+          run = await this.queue.enter(principal, route, admission, signal, res)
           const result =
             route.kind === 'pull'
               ? await this.pull(api, admission, res, signal)
@@ -187,19 +194,13 @@ class Gateway {
                   body: Buffer.from(JSON.stringify(admission.outgoing)),
                   headers: passHeaders(req),
                   res,
-                  signal,
+                  signal: run?.signal ?? signal,
                   headersTimeoutMs: this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
+                  ...(run ? { onOutput: run.output } : {}),
                 })
-          void this.hub.policy.recordUsage({
-            device_id: admission.deviceId,
-            model: admission.model,
-            endpoint: route.endpoint,
-            prompt_tokens: result.counts?.prompt_tokens ?? 0,
-            completion_tokens: result.counts?.completion_tokens ?? 0,
-            duration_ms: Math.round(performance.now() - started),
-            status: result.status,
-          })
+          run?.end(result)
+          this.queue.record(principal, route, admission, result, performance.now() - started, run)
           return
         }
       }
@@ -210,6 +211,7 @@ class Gateway {
       if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close')
       sendGatewayError(res, api, e)
     } finally {
+      run?.end()
       admission?.release()
       flight?.close()
     }

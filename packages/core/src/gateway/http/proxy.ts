@@ -23,6 +23,8 @@ export interface ForwardRequest {
   headersTimeoutMs: number
   /** Remove the usage-only SSE event the gateway asked for on the client's behalf. */
   stripUsageEvent?: boolean
+  /** Called with 1 per streamed content chunk (the fair-share queue charges output as it streams). */
+  onOutput?: (tokens: number) => void
 }
 
 export type ForwardOutcome =
@@ -115,7 +117,16 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       upReq.destroy()
       upRes?.destroy()
       const status = res.headersSent ? 499 : err.status
-      sendGatewayError(res, f.api, err)
+      const type = String(upRes?.headers['content-type'] ?? '')
+      if (res.headersSent && !res.destroyed && err.details?.reason === 'reclaimed' && isStreamType(type)) {
+        // The owner took the GPU back mid-answer: say so in the stream, the way Ollama reports a
+        // failure inside a 200 stream (an `{"error"}` line; an error event on the OpenAI routes).
+        res.end(
+          type.startsWith('text/event-stream')
+            ? `data: ${JSON.stringify({ error: { message: err.message, type: 'api_error', code: err.code } })}\n\n`
+            : `${JSON.stringify({ error: err.message })}\n`,
+        )
+      } else sendGatewayError(res, f.api, err)
       finish({ status, outcome: 'aborted' })
     }
     if (f.signal.aborted) {
@@ -167,7 +178,7 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       }
       const type = r.headers['content-type']
       const streaming = isStreamType(type)
-      tapped = tapFor(type, { stripUsageEvent: f.stripUsageEvent })
+      tapped = tapFor(type, { stripUsageEvent: f.stripUsageEvent, onOutput: f.onOutput })
       const strip = f.stripUsageEvent === true && streaming
       const headers: OutgoingHttpHeaders = {}
       for (const name of PASS_BACK) {
