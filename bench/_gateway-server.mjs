@@ -22,6 +22,8 @@ const hub = createHub({
 })
 await hub.start()
 await hub.settings.set('ollama_host', upstream)
+// The mock serves any number at once: so does the fair-share queue (it still runs on every request).
+await hub.settings.set('ollama_num_parallel', 4096)
 const role = await hub.roles.create({ name: 'bench', max_memory_mb: 16384, max_concurrent: 1000 })
 const joined = await hub.access.join({ name: 'bench-client' }, '127.0.0.1')
 await hub.devices.approve(joined.device_id, role.id)

@@ -4,10 +4,10 @@
 // client come from the same clock. Prints a table; writes bench/results/gateway.json.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { cpus, loadavg, totalmem } from 'node:os'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
@@ -280,6 +280,66 @@ async function abortToClose(via: Via, n: number) {
   return { p50: pct(deltas, 50), p95: pct(deltas, 95), max: Math.max(...deltas) }
 }
 
+// 6. Recording usage on the request path: the batch recorder (what the gateway does now: an append to
+// memory, written off the path at least every second) against round one's per-row insert, on a real
+// SQLite file, in this process. better-sqlite3 writes synchronously, so the per-row insert blocked the
+// event loop of every request even when its promise was not awaited.
+async function usageRecording(n: number) {
+  const core = (await import(
+    join(root, 'packages/core/dist/index.js')
+  )) as typeof import('../packages/core/dist/index.js')
+  const dir = mkdtempSync(join(tmpdir(), 'sllm-bench-usage-'))
+  const hub = core.createHub({
+    dataDir: dir,
+    logger: core.silentLogger,
+    capacityMb: () => 65536,
+    providers: false,
+    discovery: false,
+    ollama: false,
+  })
+  await hub.start()
+  try {
+    const joined = await hub.access.join({ name: 'bench-usage' }, '127.0.0.1')
+    await hub.devices.approve(joined.device_id, 'role-user')
+    const rec = (i: number) => ({
+      device_id: joined.device_id,
+      model: MODEL,
+      endpoint: '/api/chat',
+      prompt_tokens: 12 + (i % 7),
+      completion_tokens: 34,
+      duration_ms: 20,
+      status: 200,
+    })
+    for (let i = 0; i < 50; i++) await hub.policy.recordUsage(rec(i)) // warm-up
+    const perRow: number[] = []
+    for (let i = 0; i < n; i++) {
+      const t = performance.now()
+      await hub.policy.recordUsage(rec(i))
+      perRow.push((performance.now() - t) * 1000)
+    }
+    await hub.recorder.flush()
+    const batched: number[] = []
+    for (let i = 0; i < n; i++) {
+      const t = performance.now()
+      hub.recorder.record(rec(i))
+      batched.push((performance.now() - t) * 1000)
+    }
+    // What the recorder later writes off the request path, per row.
+    const t = performance.now()
+    await hub.recorder.flush()
+    const flushPerRowUs = ((performance.now() - t) * 1000) / n
+    return {
+      requests: n,
+      perRowInsertUs: { p50: pct(perRow, 50), p95: pct(perRow, 95) },
+      batchedUs: { p50: pct(batched, 50), p95: pct(batched, 95) },
+      flushPerRowUs,
+    }
+  } finally {
+    await hub.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 try {
   // Memory first, after a short warm-up, so the figure is the streams' and not leftovers of the load phases.
   for (let i = 0; i < count(200, 10); i++) await chat('gateway', { mode: 'json' })
@@ -290,6 +350,7 @@ try {
   const chunkGateway = await perChunk('gateway', count(16, 2), count(quick ? 100 : 300, 10))
   const abortDirect = await abortToClose('direct', count(quick ? 10 : 30, 3))
   const abortGateway = await abortToClose('gateway', count(quick ? 10 : 30, 3))
+  const usage = await usageRecording(count(quick ? 1000 : 5000, 100))
 
   const rows = [
     {
@@ -357,6 +418,23 @@ try {
       ok: held.rssMb <= 160 && held.streams === count(1000, 20),
     },
     {
+      // "direct" here is round one's per-row insert, "through gateway" the batch recorder the gateway uses.
+      metric: 'recording usage on the request path p50 (µs): per-row insert → batched',
+      direct: usage.perRowInsertUs.p50,
+      gateway: usage.batchedUs.p50,
+      added: usage.batchedUs.p50 - usage.perRowInsertUs.p50,
+      target: 'batched < per-row',
+      ok: usage.batchedUs.p50 < usage.perRowInsertUs.p50,
+    },
+    {
+      metric: 'recording usage p95 (µs): per-row insert → batched',
+      direct: usage.perRowInsertUs.p95,
+      gateway: usage.batchedUs.p95,
+      added: usage.batchedUs.p95 - usage.perRowInsertUs.p95,
+      target: '',
+      ok: true,
+    },
+    {
       metric: 'client abort → upstream close p95 (ms)',
       direct: abortDirect.p95,
       gateway: abortGateway.p95,
@@ -375,7 +453,7 @@ try {
   ].join('\n')
   console.log(table)
   console.log(
-    `\nRSS column "direct" is the gateway process idle; chunk reads through the gateway: ${chunkGateway.readsOut} for ${chunkGateway.linesIn} lines written. Abort max ${r3(abortGateway.max)} ms.`,
+    `\nRSS column "direct" is the gateway process idle; chunk reads through the gateway: ${chunkGateway.readsOut} for ${chunkGateway.linesIn} lines written. Abort max ${r3(abortGateway.max)} ms. Usage rows the recorder writes later: ${r3(usage.flushPerRowUs)} µs each, off the request path.`,
   )
   const result = {
     bench: 'gateway',
@@ -394,6 +472,7 @@ try {
     perChunk: { streams: 16, chunksPerSecond: 100, direct: chunkDirect, gateway: chunkGateway },
     heldStreams: held,
     abortToUpstreamClose: { direct: abortDirect, gateway: abortGateway },
+    usageRecording: usage,
     rows,
     ok: rows.every((r) => r.ok),
   }

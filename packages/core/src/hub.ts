@@ -13,8 +13,14 @@ import type { MemoryProvider, ProviderHost } from './providers/types'
 import { getInstanceId } from './store/instance'
 import { VERSION } from './version'
 import { GatewayMetrics } from './gateway/metrics'
+import { normaliseModelName } from './gateway/patterns'
 import { GatewayPolicy, type ModelCatalog } from './gateway/policy'
 import { EventBus } from './events'
+import { systemClock, type Clock } from './fairshare/clock'
+import { numParallelFromEnv, QueueService, traitsFromShow } from './fairshare/service'
+import { UsageRecorder } from './usage/recorder'
+import { UsageService } from './usage/service'
+import { QuotaWatch } from './usage/watch'
 import type { Knex } from 'knex'
 import type { DomainContext } from './domain/context'
 import { DevicesService } from './domain/devices'
@@ -88,6 +94,14 @@ export class Hub {
   readonly ollama: OllamaManager
   /** Models: list, running, pull with progress, delete. */
   readonly models: ModelManager
+  /** The fair-share queue in front of Ollama (every inference request through the gateway waits here). */
+  readonly queue: QueueService
+  /** Usage written in batches off the request path (raw rows and hourly rollups). */
+  readonly recorder: UsageRecorder
+  /** Budgets, allowed hours and usage over time. */
+  readonly usage: UsageService
+  /** The 80 % / 100 % budget marks each finished request passes. */
+  readonly quotaWatch: QuotaWatch
   /** Memory probe loop; undefined with `providers: false` or before start. */
   memory: ProviderSet | undefined
   /** mDNS advertise/browse; undefined with `discovery: false` or before start. */
@@ -136,6 +150,7 @@ export class Hub {
       metrics: this.metrics,
       catalog: () => this.catalog,
       freeMb: () => this.freeMb(),
+      usage: () => this.usage,
     })
     const ollamaOpts = typeof options.ollama === 'object' ? options.ollama : {}
     this.ollama = new OllamaManager({
@@ -160,6 +175,40 @@ export class Hub {
       inUse: (name) => this.policy.modelInUse(name),
     })
     this.catalog = this.models
+    const clock: Clock = { now, setTimer: systemClock.setTimer, clearTimer: systemClock.clearTimer }
+    this.recorder = new UsageRecorder({
+      db: () => this.db,
+      clock,
+      retention: () => ({
+        rawDays: this.settings.get('usage_raw_retention_days'),
+        rollupDays: this.settings.get('usage_rollup_retention_days'),
+      }),
+      onError: (message) => this.log.warn(message),
+    })
+    this.usage = new UsageService({ db: () => this.db, recorder: this.recorder, clock })
+    this.quotaWatch = new QuotaWatch({
+      usedSince: (deviceId, at) => this.usage.usedSince(deviceId, at),
+      zone: () => this.usage.zone,
+    })
+    const ollamaEnv = ollamaOpts.env ?? process.env
+    this.queue = new QueueService({
+      bus: this.bus,
+      log: this.log.child({ component: 'queue' }),
+      numParallel: () =>
+        this.ollama.status().owned
+          ? numParallelFromEnv(ollamaEnv.OLLAMA_NUM_PARALLEL)
+          : this.settings.get('ollama_num_parallel'),
+      modelSwitchWaitS: () => this.settings.get('model_switch_wait_s'),
+      traits: async (model) => {
+        const [shown, list] = await Promise.all([
+          this.catalog?.show(model),
+          this.catalog?.list().catch(() => []),
+        ])
+        const listed = list?.find((m) => normaliseModelName(m.name) === model)
+        return traitsFromShow(shown, listed?.size)
+      },
+      freeMb: () => this.freeMb(),
+    })
   }
 
   get db(): Knex {
@@ -188,6 +237,11 @@ export class Hub {
     return free === undefined ? undefined : Math.floor(free / MIB)
   }
 
+  /** The hub's clock (the `now` option), in UTC ms. */
+  now(): number {
+    return this.ctx.now()
+  }
+
   on<K extends EventType>(type: K, listener: (payload: EventMap[K]) => void): () => void {
     return this.bus.on(type, listener)
   }
@@ -212,8 +266,10 @@ export class Hub {
       await this.settings.load()
       this.instanceId = await getInstanceId(this.db)
       await this.access.expirePending()
+      this.recorder.start()
       await this.startServices()
     } catch (err) {
+      await this.recorder.stop()
       await this.stopServices()
       await this.store?.close()
       this.store = undefined
@@ -312,7 +368,10 @@ export class Hub {
     this.stopped = true
     if (this.startPromise) await this.startPromise.catch(() => {})
     this.startPromise = undefined
+    this.queue.close()
     await this.stopServices()
+    // What the recorder still holds is written before the store closes.
+    if (this.store) await this.recorder.stop()
     const store = this.store
     this.store = undefined
     this.bus.clear()

@@ -29,8 +29,12 @@ describe('admission', () => {
   let h: GatewayHarness
 
   beforeAll(async () => {
-    // Streams last ~200 ms, so parallel ones overlap.
-    h = await startGateway({ fake: { chunks: 5, chunkDelayMs: 40 } })
+    // Streams last ~200 ms, so parallel ones overlap; Ollama runs 4 at once (OLLAMA_NUM_PARALLEL), so the
+    // fair-share queue lets up to 4 through and only the role's max_concurrent limits a device.
+    h = await startGateway({
+      fake: { chunks: 5, chunkDelayMs: 40 },
+      hub: { settings: { ollama_num_parallel: 4 } },
+    })
   })
   afterAll(() => h.close())
   beforeEach(async () => {
@@ -45,9 +49,14 @@ describe('admission', () => {
     [1, 20],
     [3, 24],
   ])(
-    '%i concurrent streams allowed, %i sent at once: exactly that many admitted, the rest 429',
+    '%i concurrent streams allowed and none may wait, %i sent at once: exactly that many admitted, the rest 429',
     async (k, n) => {
-      const roleId = await h.role({ name: `parallel-${k}`, max_memory_mb: 8192, max_concurrent: k })
+      const roleId = await h.role({
+        name: `parallel-${k}`,
+        max_memory_mb: 8192,
+        max_concurrent: k,
+        max_queued: 0,
+      })
       const { key, deviceId } = await h.device(`parallel-${k}`, roleId)
       const statuses = await Promise.all(
         Array.from({ length: n }, (_, i) =>
@@ -66,7 +75,12 @@ describe('admission', () => {
   )
 
   it('the policy itself: 20 parallel admits against max_concurrent 2 give 2 admissions', async () => {
-    const roleId = await h.role({ name: 'policy-parallel', max_memory_mb: 8192, max_concurrent: 2 })
+    const roleId = await h.role({
+      name: 'policy-parallel',
+      max_memory_mb: 8192,
+      max_concurrent: 2,
+      max_queued: 0,
+    })
     const { deviceId, key } = await h.device('policy-parallel', roleId)
     const principal = await h.hub.access.authenticate(key)
     const route = (await import('../src/index')).GATEWAY_ROUTES.get('/ollama/api/chat')!

@@ -107,7 +107,7 @@ describe('forwarding to the fake Ollama', () => {
   })
 
   it('429 with Retry-After when the role’s concurrent streams are in use, and Ollama is not asked', async () => {
-    const roleId = await h.role({ name: 'one stream', max_memory_mb: 8192, max_concurrent: 1 })
+    const roleId = await h.role({ name: 'one stream', max_memory_mb: 8192, max_concurrent: 1, max_queued: 0 })
     const { key, deviceId } = await h.device('single', roleId)
     const first = streamChunks(`${h.url}/ollama/api/chat`, key, CHAT({ stream: true }))
     await expect.poll(() => h.hub.policy.activeStreams(deviceId)).toBe(1)

@@ -232,7 +232,11 @@ describe('OpenAI routes, translated to the native ones', () => {
   })
 
   it('chat, streaming without include_usage: no usage chunk, and the usage is still recorded', async () => {
-    const before = (await h.hub.policy.usageReport()).recent.length
+    const chatRows = async () =>
+      (await h.hub.policy.usageReport()).recent.filter((u) => u.endpoint === 'openai:/v1/chat/completions')
+    // Usage rows are written in batches: wait until the earlier requests' rows are in.
+    await expect.poll(async () => (await chatRows()).length, { timeout: 5000 }).toBeGreaterThanOrEqual(2)
+    const before = (await chatRows()).length
     const stream = await openai.chat.completions.create({
       model: 'qwen3:1.7b',
       messages: [{ role: 'user', content: 'hi' }],
@@ -241,8 +245,8 @@ describe('OpenAI routes, translated to the native ones', () => {
     const chunks: Json[] = []
     for await (const c of stream) chunks.push(c)
     expect(chunks.every((c) => c.usage === undefined)).toBe(true)
-    await expect.poll(async () => (await h.hub.policy.usageReport()).recent.length).toBe(before + 1)
-    const usage = (await h.hub.policy.usageReport()).recent[0]
+    await expect.poll(async () => (await chatRows()).length, { timeout: 5000 }).toBe(before + 1)
+    const usage = (await chatRows())[0]
     expect(usage).toMatchObject({
       endpoint: 'openai:/v1/chat/completions',
       prompt_tokens: 5,

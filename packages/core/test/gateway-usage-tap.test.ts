@@ -99,3 +99,34 @@ describe('usage tap', () => {
     expect(tapFor('text/plain')).toBeUndefined()
   })
 })
+
+describe('usage tap: output charged per streamed chunk (for the fair-share queue)', () => {
+  it('NDJSON: one per content line wherever the chunks are cut, none for the final line', () => {
+    const chunk = compact('docs-api-chat-stream-chunk.json')
+    const stream = Buffer.from(
+      `${chunk}\n${chunk}\n${chunk}\n${compact('docs-api-chat-stream-final.json')}\n`,
+    )
+    everySplit(stream, (cuts) => {
+      let n = 0
+      const tap = tapFor('application/x-ndjson', { onOutput: (k) => (n += k) }) as UsageTap
+      feed(tap, stream, cuts)
+      expect(n).toBe(3)
+    })
+  })
+
+  it('SSE: one per content event; the usage event and [DONE] are not output', () => {
+    const captured = fixture('openai-v1-chat-completions-sse-content-stream.txt')
+    const events = captured.split('\n\n').filter((e) => e.trim().length > 0)
+    const content = events.filter((e) => !e.includes('[DONE]') && !e.includes('"usage"')).length
+    expect(content).toBeGreaterThan(0)
+    for (const strip of [false, true]) {
+      let n = 0
+      const tap = tapFor('text/event-stream', {
+        stripUsageEvent: strip,
+        onOutput: (k) => (n += k),
+      }) as UsageTap
+      feed(tap, Buffer.from(captured), [7, 100])
+      expect(n).toBe(content)
+    }
+  })
+})

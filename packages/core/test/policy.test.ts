@@ -340,14 +340,20 @@ describe('gateway policy', () => {
     ;(await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })).release()
   })
 
-  test('concurrency: the guest gets one stream; release frees it', async () => {
+  test('concurrency: the guest gets one stream and two waiting (max_queued); release frees a slot', async () => {
     const hub = await hubWith(catalog())
     await hub.roles.update('role-guest', { max_memory_mb: 4096, requests_per_minute: 100 })
     const p = await device(hub, 'role-guest')
     const first = await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })
+    const waiting = [
+      await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' }),
+      await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' }),
+    ]
     const err = await rejection(hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' }))
     expect(err.code).toBe('RATE_LIMITED')
+    expect(err.message).toMatch(/allows 1 request at a time \(max_concurrent\) and 2 waiting \(max_queued\)/)
     expect(err.details?.retry_after).toBe(1)
+    for (const w of waiting) w.release()
     first.release()
     first.release() // idempotent
     ;(await hub.policy.admit(p, CHAT, { model: 'qwen3:1.7b' })).release()
@@ -411,6 +417,12 @@ describe('gateway policy', () => {
     const p = await device(hub, 'role-admin', 16384)
     for (let i = 0; i < 5; i++) (await hub.policy.admit(p, CHAT, { model: 'dolphin3:8b' })).release()
     expect(cat.shows).toBe(1)
+    // Parallel first requests for another model share one read too.
+    const many = await Promise.all(
+      Array.from({ length: 3 }, () => hub.policy.admit(p, CHAT, { model: 'mistral:7b' })),
+    )
+    for (const a of many) a.release()
+    expect(cat.shows).toBe(2)
   })
 
   test('model views and /api/me verdicts; usage recorded and reported', async () => {

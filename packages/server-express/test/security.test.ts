@@ -317,3 +317,14 @@ describe('join: an approval is never inherited through an instance id', () => {
     expect(rejoin.body).toMatchObject({ status: 'approved', device_id: device.id })
   })
 })
+
+describe('words a device reads', () => {
+  it('a device whose key was revoked is not told about admin credentials on the REST API', async () => {
+    h = await setup()
+    const { deviceId, key } = await approvedDevice(h.hub, 'phone', 'role-user')
+    await h.hub.devices.revoke(deviceId)
+    const res = await request(h.app).get('/api/me').set('Authorization', `Bearer ${key}`).expect(401)
+    expect(res.body.error).toMatch(/key/)
+    expect(JSON.stringify(res.body)).not.toMatch(/admin/i)
+  })
+})

@@ -13,3 +13,11 @@ export {
   type QueueRequest,
   type Ticket,
 } from './scheduler'
+export {
+  type ModelTraits,
+  numParallelFromEnv,
+  QueueService,
+  type QueueServiceOptions,
+  SERIAL_FAMILIES,
+  traitsFromShow,
+} from './service'

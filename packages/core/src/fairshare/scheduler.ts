@@ -487,6 +487,11 @@ export class FairScheduler {
     }))
   }
 
+  /** Whether a request with this id is waiting or running. */
+  has(id: string): boolean {
+    return this.ids.has(id)
+  }
+
   /** The device's counter now (weighted tokens), for tests and the dashboard. */
   counter(deviceId: string): number | undefined {
     return this.devices.get(deviceId)?.counter

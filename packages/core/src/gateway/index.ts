@@ -14,3 +14,4 @@ export {
   OWNER_BODY_LIMIT,
 } from './policy'
 export * from './request-body'
+export { OWNER_QUEUE_ID, type QueuedRun, QueueStage } from './queue'

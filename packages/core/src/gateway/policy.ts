@@ -6,6 +6,7 @@ import { SharedLLMError } from '../errors'
 import type { MeModel, MeResponse, ModelView, UsageResponse } from '../protocol/api'
 import type { FitVerdict, LoadVerdict, ModelInfo, Role, RunningModel, UsageRecord } from '../protocol/types'
 import { usageRepo } from '../store/access'
+import type { UsageService } from '../usage/service'
 import { rolesRepo } from '../store/roles'
 import { type FitRatio, fitRatiosRepo } from './fit-ratios'
 import {
@@ -101,6 +102,8 @@ export interface GatewayPolicyOptions {
   freeMb?: () => number | undefined
   /** How long model lists and running models are cached on the hot path. @default 5000 */
   cacheMs?: number
+  /** Budgets and allowed hours, checked at admission of inference requests. */
+  usage?: () => UsageService | undefined
 }
 
 /**
@@ -116,6 +119,7 @@ export class GatewayPolicy {
   private readonly ps: SharedCache<RunningModel[]>
   private readonly shapes = new Map<string, KvShape | null>()
   private readonly ratios = new Map<string, FitRatio | null>()
+  private readonly shapeReads = new Map<string, Promise<KvShape | undefined>>()
   private readonly cacheMs: number
 
   constructor(private readonly o: GatewayPolicyOptions) {
@@ -211,12 +215,14 @@ export class GatewayPolicy {
       }
       if (!holds) return () => {}
       const active = this.activeStreams(device.id)
-      if (active >= role.max_concurrent) {
+      // max_concurrent run at once and max_queued wait in the fair-share queue: past both, refused here
+      // before the body is read (the queue itself keeps the two apart).
+      if (active >= role.max_concurrent + role.max_queued) {
         this.reject(
           'concurrency',
           new SharedLLMError(
             'RATE_LIMITED',
-            `role '${role.name}' allows ${role.max_concurrent} request${role.max_concurrent === 1 ? '' : 's'} at a time and ${active} ${active === 1 ? 'is' : 'are'} running; wait for ${active === 1 ? 'it' : 'one'} to finish`,
+            `role '${role.name}' allows ${role.max_concurrent} request${role.max_concurrent === 1 ? '' : 's'} at a time (max_concurrent)${role.max_queued > 0 ? ` and ${role.max_queued} waiting (max_queued)` : ''}, and ${active} ${active === 1 ? 'is' : 'are'} in progress; wait for ${active === 1 ? 'it' : 'one'} to finish`,
             { details: { retry_after: 1 } },
           ),
         )
@@ -247,6 +253,7 @@ export class GatewayPolicy {
   ): Promise<Admission> {
     const deviceId = principal.kind === 'device' ? principal.device.id : null
     if (!route.body) return { deviceId, model: null, outgoing: {}, stripUsageEvent: false, release: slot }
+    if (route.kind === 'infer' && principal.kind === 'device') await this.budgets(principal)
     const limit = principal.kind === 'device' ? principal.role.max_body_bytes : OWNER_BODY_LIMIT
     const body = typeof source === 'function' ? await source(limit, deviceId) : source
     const picked = pickFields(route.body, body)
@@ -426,6 +433,22 @@ export class GatewayPolicy {
     else opts.num_predict = n
   }
 
+  /**
+   * Allowed hours (403 naming the next opening) and token budgets (429 with Retry-After at the reset),
+   * before the body is read. Checked at admission only: a stream that crosses a budget finishes.
+   */
+  private async budgets(principal: Extract<Principal, { kind: 'device' }>): Promise<void> {
+    const usage = this.o.usage?.()
+    if (!usage) return
+    try {
+      await usage.admit(principal.device, principal.role)
+    } catch (err) {
+      if (!(err instanceof SharedLLMError) || (err.code !== 'FORBIDDEN' && err.code !== 'RATE_LIMITED'))
+        throw err
+      this.reject(err.code === 'FORBIDDEN' ? 'hours' : 'token_budget', err)
+    }
+  }
+
   /** The role's model list. */
   private checkAllowed(role: Role, model: string): void {
     if (modelAllowed(role.allowed_models, model)) return
@@ -515,9 +538,19 @@ export class GatewayPolicy {
    * the token list out (`null`, server/routes.go getModelInfo without verbose); then it is read once
    * more with `verbose: true`.
    */
-  private async shape(model: ModelInfo): Promise<KvShape | undefined> {
+  private shape(model: ModelInfo): Promise<KvShape | undefined> {
     const key = model.digest || model.name
-    if (this.shapes.has(key)) return this.shapes.get(key) ?? undefined
+    if (this.shapes.has(key)) return Promise.resolve(this.shapes.get(key) ?? undefined)
+    // Parallel requests for one model share one read (a verbose show can be megabytes).
+    let pending = this.shapeReads.get(key)
+    if (!pending) {
+      pending = this.readShape(model, key).finally(() => this.shapeReads.delete(key))
+      this.shapeReads.set(key, pending)
+    }
+    return pending
+  }
+
+  private async readShape(model: ModelInfo, key: string): Promise<KvShape | undefined> {
     const catalog = this.o.catalog()
     if (!catalog) return undefined
     let shown = await catalog.show(model.name).catch(() => undefined)

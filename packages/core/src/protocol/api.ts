@@ -9,6 +9,7 @@ import type {
   AllowedHours,
   AuditEntry,
   Device,
+  DeviceLimitsView,
   DeviceStatus,
   FitVerdict,
   LoadVerdict,
@@ -17,10 +18,24 @@ import type {
   OllamaStatus,
   Peer,
   PullProgress,
+  QueueSnapshot,
   Role,
   RunningModel,
   UsageRecord,
 } from './types'
+
+/** GET /api/queue (owner): the fair-share queue now: who runs, who waits and for how long, per model. */
+export type QueueResponse = QueueSnapshot
+
+/** POST /api/queue/pause and /resume (owner): the roles paused after the change. */
+export interface QueuePauseResponse {
+  paused_roles: Array<{ role_id: string; mode: 'wait' | 'refuse' }>
+}
+
+/** POST /api/queue/reclaim (owner): the running requests that were stopped. */
+export interface QueueReclaimResponse {
+  reclaimed: string[]
+}
 
 export interface ApiError {
   error: string
@@ -243,6 +258,8 @@ export interface MeResponse {
   role: Role | null
   usage: UsageTotals
   models: MeModel[]
+  /** Remaining budget per window (with its reset) and the next change of the allowed hours. */
+  limits?: DeviceLimitsView
 }
 
 /**

@@ -63,12 +63,14 @@ export interface EventMap {
   /** A background discovery step failed (socket, store); discovery keeps running. */
   discovery_error: { message: string }
   /**
-   * A request of this device waits in the fair-share queue (`FairScheduler.positions()`). Not forwarded to
-   * WS clients yet: the gateway integration adds it to the wire list with the device filter.
+   * A request of this device waits in the fair-share queue (`FairScheduler.positions()`): sent when its
+   * position or ETA changes. A device's socket gets its own; the owner's gets all.
    */
   queue_position: QueuePositionEvent & { device_id: string }
-  /** A device's usage passed 80 % or 100 % of a token budget (`quotaCrossings`). Not forwarded yet. */
+  /** A device's usage passed 80 % or 100 % of a token budget (`quotaCrossings`). The device and the owner. */
   quota: QuotaCrossing
+  /** The owner's dashboard notice: a device used up a budget (its 100 % mark). The owner only. */
+  budget_reached: QuotaCrossing & { device_name: string }
 }
 
 export type EventType = keyof EventMap
@@ -98,6 +100,9 @@ export const WIRE_EVENT_TYPES = [
   'model_deleted',
   'models_running',
   'usage',
+  'queue_position',
+  'quota',
+  'budget_reached',
 ] as const satisfies readonly EventType[]
 
 export type WireEventType = (typeof WIRE_EVENT_TYPES)[number]

@@ -232,6 +232,10 @@ export interface PullProgress {
 }
 
 export interface UsageRecord {
+  /**
+   * The stored row's id; on a live `usage` event a negative id unique in this process (the gateway's
+   * rows are written in batches, after the event).
+   */
   id: number
   device_id: string | null
   model: string | null

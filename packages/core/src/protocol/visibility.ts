@@ -24,8 +24,8 @@ export function runningVisibleTo(
 
 /**
  * The one rule of which viewer sees which wire event, and in which form: the owner sees everything; a
- * device sees events about itself, its own usage and the running models its role may see. Returns the
- * payload to send (possibly narrowed), or undefined for none.
+ * device sees events about itself, its own usage, queue positions and budget marks, and the running models
+ * its role may see. Returns the payload to send (possibly narrowed), or undefined for none.
  */
 export function visibleEvent<K extends WireEventType>(
   viewer: Viewer,
@@ -37,8 +37,11 @@ export function visibleEvent<K extends WireEventType>(
     const { models } = payload as EventMap['models_running']
     return { models: models.filter((m) => runningVisibleTo(viewer, m)) } as EventMap[K]
   }
-  if (type === 'usage')
-    return (payload as EventMap['usage']).device_id === viewer.deviceId ? payload : undefined
+  if (type === 'usage' || type === 'queue_position' || type === 'quota') {
+    return (payload as { device_id?: string | null }).device_id === viewer.deviceId ? payload : undefined
+  }
+  // budget_reached is the owner's notice about a device; no device sees it (not even the one it names).
+  if (type === 'budget_reached') return undefined
   if (type.startsWith('device_') || type === 'allocation_changed') {
     return (payload as { device?: { id?: string } }).device?.id === viewer.deviceId ? payload : undefined
   }

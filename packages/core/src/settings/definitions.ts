@@ -171,7 +171,8 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
       'How long the queue keeps serving a loaded model before a request for another may make Ollama switch',
   },
   ollama_num_parallel: {
-    schema: z.number().int('must be a whole number').min(1).max(256),
+    // envconfig/config.go reads OLLAMA_NUM_PARALLEL as any unsigned integer; the bound only stops nonsense.
+    schema: z.number().int('must be a whole number').min(1).max(4096),
     default: 1,
     description: 'Requests an attached Ollama runs at once per model (its OLLAMA_NUM_PARALLEL, 1 by default)',
   },

@@ -25,3 +25,4 @@ export {
   wallTime,
   windowAt,
 } from './zoned'
+export { QuotaWatch, type QuotaWatchOptions } from './watch'

@@ -157,7 +157,7 @@ export class UsageService {
     const labels = new Map(devices.map((d) => [d.id, d.label]))
     const tokens: PromSample[] = []
     for (const r of await usageRollupsRepo.totalsSince(this.options.db(), 0)) {
-      const device = labels.get(r.device_id) ?? (r.device_id || 'host-owner')
+      const device = labels.get(r.device_id) ?? (r.device_id || 'admin')
       tokens.push([{ device, model: r.model, kind: 'prompt' }, r.prompt_tokens])
       tokens.push([{ device, model: r.model, kind: 'completion' }, r.completion_tokens])
     }
@@ -177,7 +177,8 @@ export class UsageService {
     ]
   }
 
-  private async usedSince(deviceId: string, now: number): Promise<(from: number) => number> {
+  /** A device's tokens since a window start: the rollups plus what the recorder still holds. */
+  async usedSince(deviceId: string, now: number): Promise<(from: number) => number> {
     const starts = QUOTA_WINDOWS.map((w) => windowAt(w, now, this.zone)[0])
     const stored = await usageRollupsRepo.tokensSince(this.options.db(), deviceId, starts)
     const byStart = new Map(starts.map((s, i) => [s, stored[i] ?? 0]))

@@ -9,6 +9,7 @@ import {
 } from '@sharedllm/core'
 import { z } from 'zod'
 import { type AnyRoute, route } from './define'
+import { queueRoutes } from './queue'
 import { usageRoutes } from './usage'
 
 export const auditQuery = z.object({
@@ -68,17 +69,23 @@ export function systemRoutes(version: string): AnyRoute[] {
       method: 'get',
       path: '/api/me',
       access: 'principal',
-      summary: 'The calling device: its record, role, usage and the models it may run',
-      handler: ({ hub, principal }): Promise<MeResponse> => {
+      summary:
+        'The calling device: its record, role, usage, the models it may run, its remaining budgets and hours',
+      handler: async ({ hub, principal }): Promise<MeResponse> => {
         if (principal?.kind !== 'device') {
           throw new SharedLLMError(
             'BAD_REQUEST',
             '/api/me is for device keys; the host admin has no device record',
           )
         }
-        return hub.policy.me(principal)
+        const [me, limits] = await Promise.all([
+          hub.policy.me(principal),
+          hub.usage.limits(principal.device, principal.role),
+        ])
+        return { ...me, limits }
       },
     }),
     ...usageRoutes,
+    ...queueRoutes,
   ]
 }

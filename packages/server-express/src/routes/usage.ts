@@ -2,7 +2,7 @@ import {
   type Hub,
   SharedLLMError,
   type UsageSeriesResponse,
-  UsageService,
+  type UsageService,
   usageSeriesCsv,
   usageSeriesQuerySchema,
 } from '@sharedllm/core'
@@ -14,7 +14,8 @@ export const usageSeriesQuery = usageSeriesQuerySchema.extend({
   device_id: z.string().trim().min(1).max(100).optional(),
 })
 
-const usageOf = (hub: Hub) => new UsageService({ db: () => hub.db })
+/** The hub's service: its recorder's buffered tokens count too. */
+const usageOf = (hub: Hub): UsageService => hub.usage
 
 export const usageRoutes: AnyRoute[] = [
   route({

@@ -19,7 +19,9 @@ export interface AuthResult {
 const MESSAGES = {
   gateway:
     'a valid key is required: send Authorization: Bearer <device key> (the key may be missing, unknown or revoked)',
-  admin: 'admin credential required: log in on the dashboard, or send Authorization: Bearer <admin secret>',
+  // Read by devices too (a revoked phone, a script with an old key): it must not talk to them about admin secrets.
+  admin:
+    'not signed in, or the key is not valid: the host owner logs in on the dashboard; a device sends its own key (Authorization: Bearer <key>), which may be unknown, rotated or revoked',
 } as const
 
 /**

@@ -7,6 +7,7 @@ import { canonicalModelName, resolveModelName } from '../../ollama/names'
 import { SharedCache } from '../cache'
 import { type ReplyShape, replyTransform } from '../openai'
 import type { Admission } from '../policy'
+import { type QueuedRun, QueueStage } from '../queue'
 import { authenticateRequest, checkCookieOrigin, unauthorized } from './auth'
 import { BodyMeter, readJsonObject } from './body'
 import { InFlight } from './inflight'
@@ -93,6 +94,7 @@ class Gateway {
   private readonly listTimeoutMs: number
   private readonly lists = new Map<string, SharedCache<ListDoc>>()
   private readonly off: Array<() => void> = []
+  private readonly queue: QueueStage
 
   constructor(
     private readonly hub: Hub,
@@ -101,6 +103,7 @@ class Gateway {
     this.meter = new BodyMeter(options.bodyBytesPerDevice ?? 16 * 1024 * 1024)
     this.headersTimeoutMs = options.headersTimeoutMs ?? 300_000
     this.listTimeoutMs = options.listTimeoutMs ?? 10_000
+    this.queue = new QueueStage(hub)
     for (const path of ['/api/tags', '/api/ps', '/v1/models']) {
       this.lists.set(
         path,
@@ -127,6 +130,7 @@ class Gateway {
 
   close(): void {
     for (const off of this.off.splice(0)) off()
+    this.queue.close()
   }
 
   /** Handles one request. Never throws; every failure is an answer. */
@@ -136,6 +140,7 @@ class Gateway {
     const api = apiOf(path)
     let flight: { signal: AbortSignal; close: () => void } | undefined
     let admission: Admission | undefined
+    let run: QueuedRun | undefined
     try {
       const auth = await authenticateRequest(this.hub, req)
       if (!auth) throw unauthorized()
@@ -186,6 +191,8 @@ class Gateway {
         case 'pull':
         case 'infer':
         case 'show': {
+          // The fair-share queue: an inference request waits here for its turn at Ollama.
+          run = await this.queue.enter(principal, route, admission, signal, res)
           const result =
             route.kind === 'pull'
               ? await this.pull(api, admission, res, signal)
@@ -197,10 +204,11 @@ class Gateway {
                   body: Buffer.from(JSON.stringify(admission.outgoing)),
                   headers: passHeaders(req),
                   res,
-                  signal,
+                  signal: run?.signal ?? signal,
                   // A non-streaming answer has its headers only at the end: no deadline but the client's own.
                   headersTimeoutMs: answersAtTheEnd(route, admission) ? 0 : this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
+                  ...(run ? { onOutput: run.output } : {}),
                   ...(admission.reply
                     ? {
                         transform: (status: number, type: string | undefined) =>
@@ -208,15 +216,8 @@ class Gateway {
                       }
                     : {}),
                 })
-          void this.hub.policy.recordUsage({
-            device_id: admission.deviceId,
-            model: admission.model,
-            endpoint: route.endpoint,
-            prompt_tokens: result.counts?.prompt_tokens ?? 0,
-            completion_tokens: result.counts?.completion_tokens ?? 0,
-            duration_ms: Math.round(performance.now() - started),
-            status: result.status,
-          })
+          run?.end(result)
+          this.queue.record(principal, route, admission, result, performance.now() - started, run)
           return
         }
       }
@@ -227,6 +228,7 @@ class Gateway {
       if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close')
       sendGatewayError(res, api, e)
     } finally {
+      run?.end()
       admission?.release()
       flight?.close()
     }

@@ -30,6 +30,8 @@ export interface ForwardRequest {
   transform?: (status: number, contentType: string | undefined) => ReplyTransform
   /** Remove the usage-only SSE event the gateway asked for on the client's behalf. */
   stripUsageEvent?: boolean
+  /** Called with 1 per streamed content chunk (the fair-share queue charges output as it streams). */
+  onOutput?: (tokens: number) => void
 }
 
 export type ForwardOutcome =
@@ -72,6 +74,8 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
     let upRes: IncomingMessage | undefined
     let timer: NodeJS.Timeout | undefined
     let tapped: ReturnType<typeof tapFor>
+    /** The content type the client was sent (an OpenAI answer is SSE though Ollama's was NDJSON). */
+    let sentType = ''
 
     let started: ReturnType<OllamaClient['open']>
     try {
@@ -122,7 +126,16 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       upReq.destroy()
       upRes?.destroy()
       const status = res.headersSent ? 499 : err.status
-      sendGatewayError(res, f.api, err)
+      const type = sentType
+      if (res.headersSent && !res.destroyed && err.details?.reason === 'reclaimed' && isStreamType(type)) {
+        // The owner took the GPU back mid-answer: say so in the stream, the way Ollama reports a
+        // failure inside a 200 stream (an `{"error"}` line; an error event on the OpenAI routes).
+        res.end(
+          type.startsWith('text/event-stream')
+            ? `data: ${JSON.stringify({ error: { message: err.message, type: 'api_error', code: err.code } })}\n\n`
+            : `${JSON.stringify({ error: err.message })}\n`,
+        )
+      } else sendGatewayError(res, f.api, err)
       finish({ status, outcome: 'aborted' })
     }
     if (f.signal.aborted) {
@@ -204,8 +217,8 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       const transform = f.transform?.(status, upstreamType)
       const type = transform ? transform.contentType : upstreamType
       const streaming = isStreamType(type)
-      // Usage is read from Ollama's own answer, before any rewriting.
-      tapped = tapFor(upstreamType, { stripUsageEvent: f.stripUsageEvent })
+      // Usage (and the queue's output charge) is read from Ollama's own answer, before any rewriting.
+      tapped = tapFor(upstreamType, { stripUsageEvent: f.stripUsageEvent, onOutput: f.onOutput })
       const strip = (f.stripUsageEvent === true && streaming) || !!transform
       const headers: OutgoingHttpHeaders = {}
       for (const name of PASS_BACK) {
@@ -220,6 +233,7 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
         headers['cache-control'] = 'no-cache'
         headers['x-accel-buffering'] = 'no'
       }
+      sentType = String(headers['content-type'] ?? '')
       res.writeHead(status, headers)
       if (streaming) res.flushHeaders()
 

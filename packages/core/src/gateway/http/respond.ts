@@ -35,7 +35,8 @@ export function errorBody(api: GatewayApi, err: SharedLLMError): Record<string, 
  * and everything else that answers a refusal.
  */
 export function retryAfterSeconds(err: SharedLLMError): number | undefined {
-  const retry = err.details?.retry_after
+  // `retry_after` (rate and slot limits) or `retry_after_s` (the queue, budgets, hours).
+  const retry = err.details?.retry_after ?? err.details?.retry_after_s
   if (typeof retry !== 'number' || !Number.isFinite(retry)) return undefined
   return Math.max(1, Math.ceil(retry))
 }

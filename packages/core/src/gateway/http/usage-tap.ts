@@ -64,10 +64,14 @@ function errorText(obj: Record<string, unknown>): string | undefined {
   return undefined
 }
 
+/** Called with 1 for each streamed content chunk (Ollama streams one token per chunk), for the queue. */
+type OnOutput = (tokens: number) => void
+
 abstract class TapBase implements UsageTap {
   counts: UsageCounts | undefined
   streamError: string | undefined
   success = false
+  constructor(protected readonly onOutput?: OnOutput) {}
   abstract push(chunk: Buffer): Buffer
   abstract end(): Buffer
 
@@ -110,7 +114,7 @@ class NdjsonTap extends TapBase {
     // Only the few lines that can matter are parsed; content chunks are skipped on a substring check.
     if (DONE.test(line) || line.includes('"error"') || line.includes('"success"')) {
       this.inspect(parse(line))
-    }
+    } else if (this.onOutput && line.length > 0) this.onOutput(1)
   }
 }
 
@@ -123,8 +127,11 @@ class SseTap extends TapBase {
   private readonly decoder = new StringDecoder('utf8')
   private pending = ''
 
-  constructor(private readonly strip: boolean) {
-    super()
+  constructor(
+    private readonly strip: boolean,
+    onOutput?: OnOutput,
+  ) {
+    super(onOutput)
   }
 
   push(chunk: Buffer): Buffer {
@@ -167,7 +174,10 @@ class SseTap extends TapBase {
 
   /** Inspects one event; true when it is to be dropped. */
   private event(event: string): boolean {
-    if (!event.includes('"usage"') && !event.includes('"error"')) return false
+    if (!event.includes('"usage"') && !event.includes('"error"')) {
+      if (this.onOutput && event.includes('data:') && !event.includes('[DONE]')) this.onOutput(1)
+      return false
+    }
     const data = event
       .split('\n')
       .filter((l) => l.startsWith('data:'))
@@ -210,11 +220,11 @@ class JsonTap extends TapBase {
 /** The tap for an upstream content type, or undefined for bodies that carry no counts. */
 export function tapFor(
   contentType: string | undefined,
-  opts: { stripUsageEvent?: boolean } = {},
+  opts: { stripUsageEvent?: boolean; onOutput?: OnOutput } = {},
 ): UsageTap | undefined {
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase()
-  if (type === 'application/x-ndjson') return new NdjsonTap()
-  if (type === 'text/event-stream') return new SseTap(opts.stripUsageEvent === true)
+  if (type === 'application/x-ndjson') return new NdjsonTap(opts.onOutput)
+  if (type === 'text/event-stream') return new SseTap(opts.stripUsageEvent === true, opts.onOutput)
   if (type === 'application/json') return new JsonTap()
   return undefined
 }
