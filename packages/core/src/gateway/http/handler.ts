@@ -176,10 +176,26 @@ class Gateway {
         case 'pull':
         case 'infer':
         case 'show': {
+          // pool: begin — a paired peer may serve it (hub.pool.serve answers, or returns undefined: here).
+          const routed =
+            route.kind !== 'pull' && this.hub.pool
+              ? await this.hub.pool.serve({
+                  principal,
+                  route,
+                  admission,
+                  req,
+                  res,
+                  signal,
+                  headersTimeoutMs: this.headersTimeoutMs,
+                  headers: passHeaders(req),
+                })
+              : undefined
+          // pool: end
           const result =
             route.kind === 'pull'
               ? await this.pull(api, admission, res, signal)
-              : await forward({
+              : (routed ??
+                (await forward({
                   upstream: this.hub.ollama.client,
                   api: route.api,
                   method: 'POST',
@@ -190,7 +206,7 @@ class Gateway {
                   signal,
                   headersTimeoutMs: this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
-                })
+                })))
           void this.hub.policy.recordUsage({
             device_id: admission.deviceId,
             model: admission.model,
@@ -199,6 +215,7 @@ class Gateway {
             completion_tokens: result.counts?.completion_tokens ?? 0,
             duration_ms: Math.round(performance.now() - started),
             status: result.status,
+            ...(routed ? { via: routed.via } : {}),
           })
           return
         }
@@ -241,7 +258,13 @@ class Gateway {
       )
       return
     }
-    sendJson(res, 200, filterList(upstream.body, listKey, keep))
+    const doc = filterList(upstream.body, listKey, keep)
+    // pool: the models of online peers the caller may use, marked with their host.
+    const pooled =
+      this.hub.pool && (route.kind === 'tags' || route.kind === 'models')
+        ? this.hub.pool.extendList(principal, route.kind, doc)
+        : doc
+    sendJson(res, 200, pooled)
   }
 
   /**

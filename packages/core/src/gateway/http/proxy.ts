@@ -7,7 +7,8 @@ import type { GatewayApi } from './routes'
 import { tapFor, type UsageCounts } from './usage-tap'
 
 export interface ForwardRequest {
-  upstream: OllamaClient
+  /** Ollama, or a peer host's gateway (pooling). */
+  upstream: Pick<OllamaClient, 'open'>
   api: GatewayApi
   method: 'GET' | 'POST'
   /** Ollama path, from the route table. */
@@ -23,6 +24,11 @@ export interface ForwardRequest {
   headersTimeoutMs: number
   /** Remove the usage-only SSE event the gateway asked for on the client's behalf. */
   stripUsageEvent?: boolean
+  /**
+   * Pooling: a failure before anything was sent to the client (refused, unreachable, 5xx, timeout) is not
+   * answered; it resolves with `retry` so the caller can try another host.
+   */
+  failover?: boolean
 }
 
 export type ForwardOutcome =
@@ -43,6 +49,8 @@ export interface ForwardResult {
   streamError?: string
   /** A pull stream said success. */
   success: boolean
+  /** With `failover`: the failure before the first byte, left for the caller to answer. */
+  retry?: SharedLLMError
 }
 
 /** Response headers of Ollama passed back; hop-by-hop ones and cookies never are. */
@@ -96,6 +104,10 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
     const fail = (err: SharedLLMError, outcome: ForwardOutcome) => {
       upReq.destroy()
       upRes?.destroy()
+      if (f.failover && !res.headersSent && outcome !== 'broken') {
+        finish({ status: err.status, outcome, retry: err })
+        return
+      }
       // Headers already sent: cutting the connection is the only honest signal left.
       sendGatewayError(res, f.api, err)
       finish({ status: outcome === 'broken' ? 502 : err.status, outcome })

@@ -6,6 +6,7 @@ import * as peerTls from './20261127_005_peer_tls'
 import * as gateway from './20261201_006_gateway'
 import * as fairshareQuotas from './20261201_008_fairshare_quotas'
 import * as security from './20261201_007_security'
+import * as pooling from './20261201_011_pooling'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '20261201_006_gateway': gateway,
   '20261201_008_fairshare_quotas': fairshareQuotas,
   '20261201_007_security': security,
+  '20261201_011_pooling': pooling,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
