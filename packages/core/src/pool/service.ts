@@ -76,6 +76,7 @@ interface PeerState {
   breaker: Breaker
   /** This service wrote the row's error (so a good poll clears it, and only that). */
   wroteError: boolean
+  written: string | null
   upstream: PeerUpstream | undefined
 }
 
@@ -270,6 +271,7 @@ export class PoolService {
           now: this.now,
         }),
         wroteError: false,
+        written: null,
         upstream: undefined,
       }
       this.states.set(peer.id, s)
@@ -320,6 +322,7 @@ export class PoolService {
       s.up = true
       if (s.wroteError) {
         s.wroteError = false
+        s.written = null
         await this.patchError(peer, null)
       } else if (changed) this.emit(peer)
     } catch (err) {
@@ -328,13 +331,14 @@ export class PoolService {
       s.lastError = errorMessage(err)
       if (s.up && s.missed >= (this.o.missesToDown ?? 2)) {
         s.up = false
-        s.wroteError = true
         this.o.log.warn({ peer: peer.name, err: s.lastError }, 'pool: a peer stopped answering its status')
-        await this.patchError(peer, `pool: status poll failed ${s.missed} times: ${s.lastError}`)
-      } else if (!s.up && !s.wroteError && s.lastOkAt === null && s.missed === 1) {
-        // Never answered at all: say why on the dashboard once.
+      }
+      // Down (or never up): the current cause on the row for the dashboard, written only when it changes.
+      const text = `pool: not answering its status: ${s.lastError}`
+      if (!s.up && s.written !== text) {
+        s.written = text
         s.wroteError = true
-        await this.patchError(peer, `pool: ${s.lastError}`)
+        await this.patchError(peer, text)
       }
     } finally {
       this.polling.delete(peer.id)
