@@ -11,7 +11,7 @@ import { type HttpsHarness, startHttps } from './https-helpers'
 
 // Pooling on loopback: host A (the 16 captured models) joins B and C over HTTPS with their pinned CAs;
 // C alone has llama3.2:3b, B and C both have llama3.2:1b. A device of A uses them through A.
-const POOL = { pollIntervalMs: 50, pollTimeoutMs: 1000, missesToDown: 2, connectTimeoutMs: 1000 }
+const POOL = { pollIntervalMs: 50, pollTimeoutMs: 1000, missesToDown: 5, connectTimeoutMs: 1000 }
 
 describe('pooling: a device on A uses models of its joined peers', () => {
   const fakes: FakeOllama[] = []
@@ -302,5 +302,14 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     } finally {
       await fakeC.setMode('normal')
     }
+  })
+
+  it("B revoking A's key: B's 401 is B failing (a 503 naming it), never passed to the device as its own 401", async () => {
+    // C's breaker is open (above), so B is the only candidate for llama3.2:1b.
+    await b.hub.devices.revoke(aOnB)
+    const res = await chat('llama3.2:1b', 'after revoke')
+    expect(res.status).toBe(503)
+    expect(((await res.json()) as { error: string }).error).toMatch(/host-b: failed \(401\)/)
+    expect((await poolState()).hosts.find((h) => h.name === 'host-b')?.breaker?.failures).toBe(1)
   })
 })

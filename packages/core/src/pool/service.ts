@@ -16,7 +16,7 @@ import {
 } from '../gateway/fit'
 import { type ForwardResult, forward } from '../gateway/http/proxy'
 import { sendGatewayError } from '../gateway/http/respond'
-import { GATEWAY_ROUTES, type GatewayRoute } from '../gateway/http/routes'
+import type { GatewayRoute } from '../gateway/http/routes'
 import { modelAllowed, normaliseModelName } from '../gateway/patterns'
 import type { Admission, GatewayPolicy, ModelCatalog } from '../gateway/policy'
 import type { Logger } from '../logger'
@@ -112,8 +112,10 @@ const STICKY_MS = 30 * 60_000
 const STICKY_MAX = 10_000
 const SELF = 'self'
 
-/** The public gateway path of each route (what a peer's gateway answers), by route object. */
-const PUBLIC_PATH = new Map<GatewayRoute, string>([...GATEWAY_ROUTES].map(([path, r]) => [r, path]))
+/** The peer's gateway path for what this host would send its own Ollama (`/v1/*` as is, else under `/ollama`). */
+function peerPath(route: GatewayRoute): string {
+  return route.upstream.startsWith('/v1/') ? route.upstream : `/ollama${route.upstream}`
+}
 
 /** A device that is another sharedLLM host (its key was claimed by a peer's PeersService). */
 export function isPeerPrincipal(p: Principal): boolean {
@@ -569,8 +571,7 @@ export class PoolService {
   async serve(x: ServeRequest): Promise<(ForwardResult & { via: string | null }) | undefined> {
     const plan = await this.plan(x.principal, x.route, x.admission)
     if (!plan) return undefined
-    const path = PUBLIC_PATH.get(x.route)
-    if (!path) return undefined
+    const path = peerPath(x.route)
     const model = x.admission.model as string
     const stickyKey = `${x.principal.kind === 'device' ? x.principal.device.id : 'owner'}|${normaliseModelName(model)}`
     const body = Buffer.from(JSON.stringify(x.admission.outgoing))
@@ -599,7 +600,11 @@ export class PoolService {
         failover: true,
       })
       if (result.retry) {
-        const why = result.retry.message.replace(/^Ollama (is not running at|at) /, '')
+        // The proxy words its errors for Ollama; here the upstream is the peer's gateway.
+        const why = result.retry.message
+          .replace(/^Ollama is not running at \S+ \((.*?)\);.*$/s, 'not reachable ($1)')
+          .replace(/^Ollama failed/, 'failed')
+          .replace(/^Ollama at \S+ /, '')
         s.breaker.failure(why)
         failures.push(`${s.name}: ${why}`)
         this.o.log.warn(

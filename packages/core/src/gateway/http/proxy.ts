@@ -54,7 +54,13 @@ export interface ForwardResult {
 }
 
 /** Response headers of Ollama passed back; hop-by-hop ones and cookies never are. */
-const PASS_BACK = ['content-type', 'content-length', 'cache-control', 'content-encoding'] as const
+const PASS_BACK = [
+  'content-type',
+  'content-length',
+  'cache-control',
+  'content-encoding',
+  'retry-after',
+] as const
 
 function isStreamType(type: string | undefined): boolean {
   return !!type && (type.startsWith('application/x-ndjson') || type.startsWith('text/event-stream'))
@@ -166,7 +172,8 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
         return
       }
       const status = r.statusCode ?? 502
-      if (status >= 500) {
+      // A peer's 401 (pooling) means our key there is dead: that host failed, not the client's request.
+      if (status >= 500 || (f.failover && status === 401)) {
         readSmall(r, 64 * 1024).then(
           (text) => {
             if (!settled) fail(upstreamFailed(status, text), 'upstream_error')
