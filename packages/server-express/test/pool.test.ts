@@ -161,6 +161,59 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     await expect.poll(async () => (await c.hub.db('usage').where({ device_id: aOnC })).length).toBe(2)
   })
 
+  it('routing: local_first keeps a model this host has; balanced prefers the peer where it is loaded; off never leaves', async () => {
+    const via = async () => {
+      const rows = await a.hub
+        .db('usage')
+        .where({ device_id: device.deviceId, model: 'qwen3:1.7b' })
+        .orderBy('id')
+      return rows.at(-1)?.via ?? null
+    }
+    const ask = async () => {
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'qwen3:1.7b',
+          messages: [{ role: 'user', content: 'where' }],
+          stream: false,
+        }),
+      })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+    }
+    await fetch(`${fakeC.url}/api/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'qwen3:1.7b' }),
+    })
+    await vi.waitFor(async () =>
+      expect(
+        (await a.hub.pool!.poolView({ kind: 'admin' })).hosts.find((h) => h.name === 'host-c')?.loaded,
+      ).toContain('qwen3:1.7b'),
+    )
+    const count = async () =>
+      (await a.hub.db('usage').where({ device_id: device.deviceId, model: 'qwen3:1.7b' })).length
+    try {
+      await ask()
+      await vi.waitFor(async () => expect(await count()).toBe(1))
+      expect(await via()).toBeNull()
+      await a.hub.settings.set('routing', 'balanced')
+      await ask()
+      await vi.waitFor(async () => expect(await count()).toBe(2))
+      expect(await via()).toBe('host-c')
+      await a.hub.settings.set('routing', 'off')
+      await ask()
+      await vi.waitFor(async () => expect(await count()).toBe(3))
+      expect(await via()).toBeNull()
+      const tags = (await (
+        await fetch(`${a.httpUrl}/ollama/api/tags`, { headers: { authorization: `Bearer ${device.key}` } })
+      ).json()) as { models: Array<{ remote_host?: string }> }
+      expect(tags.models.filter((m) => m.remote_host)).toHaveLength(0)
+    } finally {
+      await a.hub.settings.set('routing', 'local_first')
+    }
+  })
+
   it("refuses a model the device's role does not allow before any peer hears of it", async () => {
     await a.hub.roles.update('role-user', { allowed_models: ['qwen3*'] })
     try {
