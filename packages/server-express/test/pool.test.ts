@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PeersService, type PoolResponse, silentLogger } from '@sharedllm/core'
+import { type Peer, PeersService, type PoolResponse, silentLogger } from '@sharedllm/core'
 import { type FakeOllama, startFakeOllama } from '@sharedllm/core/testing'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
@@ -22,6 +22,7 @@ describe('pooling: a device on A uses models of its joined peers', () => {
   let peersA: PeersService
   let device: { deviceId: string; key: string }
   const peerIds: Record<string, string> = {}
+  const peerEvents: Peer[] = []
 
   const host = async (extra: string[]) => {
     const fake = await startFakeOllama({ extraModels: extra, chunkDelayMs: 2 })
@@ -83,6 +84,7 @@ describe('pooling: a device on A uses models of its joined peers', () => {
       pollIntervalMs: 30,
       timeoutMs: 3000,
     })
+    a.hub.on('peer_updated', ({ peer }) => peerEvents.push(peer))
     aOnB = await pair(b, 'host-b')
     aOnC = await pair(c, 'host-c')
     device = await approvedDevice(a.hub, 'laptop', 'role-user')

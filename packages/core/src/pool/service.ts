@@ -599,6 +599,12 @@ export class PoolService {
         stripUsageEvent: x.admission.stripUsageEvent,
         failover: true,
       })
+      const was = s.breaker.view().state
+      const report = () => {
+        // The dashboard sees a breaker open or close as it happens (peer_updated with `pool`).
+        const rec = this.records.get(s.id)
+        if (rec && s.breaker.view().state !== was) this.emit(rec)
+      }
       if (result.retry) {
         // The proxy words its errors for Ollama; here the upstream is the peer's gateway.
         const why = result.retry.message
@@ -607,6 +613,7 @@ export class PoolService {
           .replace(/^Ollama at \S+ /, '')
         s.breaker.failure(why)
         failures.push(`${s.name}: ${why}`)
+        report()
         this.o.log.warn(
           { peer: s.name, model, err: why },
           'pool: a peer failed before answering; trying the next',
@@ -616,6 +623,7 @@ export class PoolService {
       }
       if (result.outcome === 'broken' || result.outcome === 'timeout') s.breaker.failure('broke mid-answer')
       else if (result.outcome !== 'aborted' && result.outcome !== 'client_closed') s.breaker.success()
+      report()
       this.remember(stickyKey, s.id)
       return { ...result, via: s.name }
     }
