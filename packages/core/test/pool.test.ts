@@ -5,13 +5,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
+  type Admission,
   Breaker,
   createHub,
   ensureHostCertificates,
+  GATEWAY_ROUTES,
   type Hub,
   type Peer,
   type PeerStatusResponse,
   PoolService,
+  type Principal,
   peerStatusSchema,
   silentLogger,
 } from '../src/index'
@@ -218,5 +221,146 @@ describe('PoolService polls a peer over HTTPS with its pinned CA', () => {
   it('/api/peer/status is refused to the owner and to a device that is not a host', async () => {
     await expect(pool.status({ kind: 'admin' })).rejects.toMatchObject({ code: 'FORBIDDEN' })
     await expect(pool.status(null)).rejects.toMatchObject({ code: 'FORBIDDEN' })
+  })
+})
+
+// Ranking: two peers (two rows, one HTTPS endpoint that answers each by the key it is sent).
+describe('PoolService.plan ranks the peers that can serve a model', () => {
+  let dir: string
+  let hub: Hub
+  let server: Server
+  let pool: PoolService
+  const docs = new Map<string, PeerStatusResponse>()
+  const ids = { one: '11111111-2222-4333-8444-000000000001', two: '11111111-2222-4333-8444-000000000002' }
+  const keyOf = (n: string) => `sllm_${n.padEnd(43, 'k')}`
+  const model = (name: string, size = 2_000_000_000) => ({ ...valid.installed[0]!, name, model: name, size })
+  const route = GATEWAY_ROUTES.get('/ollama/api/chat')!
+  const device = (instance: string | null = null) =>
+    ({
+      kind: 'device',
+      device: { id: 'dev-1', instance_id: instance, allocation_mb: 16384 },
+      role: { allowed_models: [] },
+      keyHint: 'x',
+    }) as unknown as Principal
+  const admission = (m: string) =>
+    ({
+      deviceId: 'dev-1',
+      model: m,
+      outgoing: {},
+      stripUsageEvent: false,
+      release: () => {},
+      contextTokens: 4096,
+    }) as Admission
+  const set = (n: 'one' | 'two', patch: Partial<PeerStatusResponse>) =>
+    docs.set(keyOf(n), { ...valid, instance_id: ids[n], name: n, ...patch })
+  const order = async (m: string, p = device()) =>
+    (await pool.plan(p, route, admission(m)))?.peers.map((c) => c.name) ?? null
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sllm-pool-rank-'))
+    const certs = await ensureHostCertificates({ dataDir: join(dir, 'peer'), addresses: ['127.0.0.1'] })
+    server = createServer({ cert: certs.certChainPem, key: certs.keyPem }, (req, res) => {
+      const doc = docs.get((req.headers.authorization ?? '').slice(7))
+      res.writeHead(doc ? 200 : 401, { 'content-type': 'application/json' }).end(JSON.stringify(doc ?? {}))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    hub = createHub({
+      dataDir: join(dir, 'data'),
+      logger: silentLogger,
+      providers: false,
+      ollama: false,
+      discovery: false,
+      pool: false,
+    })
+    await hub.start()
+    const now = Date.now()
+    for (const n of ['one', 'two'] as const) {
+      await hub.db('peers').insert({
+        id: `peer-${n}`,
+        instance_id: ids[n],
+        name: n,
+        addresses: JSON.stringify(['127.0.0.1']),
+        port: 1,
+        version: '0.1.0',
+        last_seen: now,
+        online: true,
+        status: 'joined',
+        device_key: keyOf(n),
+        ca_pem: certs.caCertPem,
+        ca_fingerprint: certs.caFingerprintSha256,
+        https_port: (server.address() as AddressInfo).port,
+        created_at: now + (n === 'one' ? 0 : 1),
+        updated_at: now,
+      })
+    }
+    pool = new PoolService({
+      db: () => hub.db,
+      bus: hub.bus,
+      log: silentLogger,
+      settings: hub.settings,
+      policy: hub.policy,
+      catalog: () => undefined,
+      instanceId: () => hub.instanceId!,
+      selfName: () => 'laptop',
+      version: '0.1.0',
+      freeMb: () => undefined,
+      totalMb: () => undefined,
+      ollamaRunning: () => false,
+    })
+  })
+  afterAll(async () => {
+    pool?.stop()
+    server?.close()
+    await hub?.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('loaded there first, then fits its free memory, then the shorter queue; never past our slice there', async () => {
+    const m = 'llama3.2:3b'
+    const loaded = [
+      {
+        name: m,
+        digest: 'a'.repeat(64),
+        size: 3_000_000_000,
+        size_vram: 3_000_000_000,
+        context_length: 4096,
+        expires_at: null,
+      },
+    ]
+    set('one', { installed: [model(m)], free_mb: 20000 })
+    set('two', { installed: [model(m)], free_mb: 100, loaded })
+    await pool.pollAll()
+    expect(await order(m)).toEqual(['two', 'one'])
+
+    set('two', { installed: [model(m)], free_mb: 100 })
+    await pool.pollAll()
+    expect(await order(m)).toEqual(['one', 'two'])
+
+    set('one', { installed: [model(m)], free_mb: 20000, queue: { [m]: 5 } })
+    set('two', { installed: [model(m)], free_mb: 20000, queue: { [m]: 0 } })
+    await pool.pollAll()
+    expect(await order(m)).toEqual(['two', 'one'])
+
+    // Our allocation on 'two' is smaller than the model needs there: 'two' would refuse it.
+    set('two', { installed: [model(m)], free_mb: 20000, allocation_mb: 1024 })
+    // 'one' lets our role there use only qwen models.
+    set('one', { installed: [model(m)], free_mb: 20000, allowed_models: ['qwen3*'] })
+    await pool.pollAll()
+    expect(await order(m)).toBeNull()
+  })
+
+  it('routing off, a request from another host (no second hop) and a model no peer has stay here', async () => {
+    set('one', { installed: [model('llama3.2:3b')], free_mb: 20000 })
+    set('two', { installed: [model('llama3.2:3b')], free_mb: 20000 })
+    await pool.pollAll()
+    expect(await order('llama3.2:3b')).toHaveLength(2)
+    expect(await order('llama3.2:3b', device('22222222-2222-4333-8444-000000000009'))).toBeNull()
+    expect(await order('gemma3:4b')).toBeNull()
+    await hub.settings.set('routing', 'off')
+    try {
+      expect(await order('llama3.2:3b')).toBeNull()
+    } finally {
+      await hub.settings.set('routing', 'local_first')
+    }
   })
 })
