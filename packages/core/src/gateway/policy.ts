@@ -50,6 +50,8 @@ export interface Admission {
   stripUsageEvent: boolean
   /** Frees the concurrency slot; safe to call more than once. */
   release(): void
+  /** The context the fit check assumed (infer routes of devices); pooling estimates peers at it. */
+  contextTokens?: number
 }
 
 /** Largest body the owner (admin secret or session) may send; a device's role says its own. */
@@ -66,6 +68,11 @@ export interface GatewayPolicyOptions {
   cacheMs?: number
   /** Budgets and allowed hours, checked at admission of inference requests. */
   usage?: () => UsageService | undefined
+  /**
+   * Pooling: the estimate of a model this host does not have, on the peers that serve it (the smallest),
+   * so the device's slice is checked at the peer's estimate.
+   */
+  remoteEstimate?: (model: string, contextTokens: number) => FitEstimate | undefined
 }
 
 /**
@@ -269,7 +276,8 @@ export class GatewayPolicy {
     }
     this.checkAllowed(role, model)
     const ctxTokens = this.contextFor(role, (opts.num_ctx as number | undefined) ?? requestedCtx)
-    const fit = await this.estimate(model, ctxTokens)
+    // pool: a model only peers have is checked against the device's slice at their estimate.
+    const fit = (await this.estimate(model, ctxTokens)) ?? this.o.remoteEstimate?.(model, ctxTokens)
     const allocation = device.allocation_mb * MiB
     if (fit && fit.totalBytes > allocation) {
       this.reject(
@@ -282,7 +290,25 @@ export class GatewayPolicy {
       )
     }
     const untrack = this.track(model)
-    return { deviceId, model, outgoing, stripUsageEvent, release: both(untrack, slot) }
+    return {
+      deviceId,
+      model,
+      outgoing,
+      stripUsageEvent,
+      release: both(untrack, slot),
+      contextTokens: ctxTokens,
+    }
+  }
+
+  /**
+   * Pooling: whether `name` is installed here and whether it can load now (the same verdict as the views).
+   */
+  async placement(name: string, contextTokens: number): Promise<{ installed: boolean; load: LoadVerdict }> {
+    const models = await this.models().catch(() => [] as ModelInfo[])
+    const wanted = normaliseModelName(name)
+    if (!models.some((m) => normaliseModelName(m.name) === wanted))
+      return { installed: false, load: 'unknown' }
+    return { installed: true, load: await this.loadVerdict(name, await this.estimate(name, contextTokens)) }
   }
 
   /**

@@ -44,6 +44,12 @@ export interface SettingsValues {
    * is 1, envconfig/config.go). An Ollama sharedLLM starts uses its own value. @default 1
    */
   ollama_num_parallel: number
+  /**
+   * Pooling with paired hosts: `off` (requests never leave this host), `local_first` (a peer serves a model
+   * that is not installed here, or that cannot load here now while it fits there), `balanced` (the best
+   * host of the pool, this one included: loaded there, fits, queue, latency). @default 'local_first'
+   */
+  routing: 'off' | 'local_first' | 'balanced'
 }
 
 export type SettingKey = keyof SettingsValues

@@ -181,12 +181,29 @@ class Gateway {
         case 'pull':
         case 'infer':
         case 'show': {
-          // The fair-share queue: an inference request waits here for its turn at Ollama.
-          run = await this.queue.enter(principal, route, admission, signal, res)
+          // pool: begin — a paired peer may serve it (hub.pool.serve answers, or returns undefined: here).
+          const routed =
+            route.kind !== 'pull' && this.hub.pool
+              ? await this.hub.pool.serve({
+                  principal,
+                  route,
+                  admission,
+                  req,
+                  res,
+                  signal,
+                  headersTimeoutMs: this.headersTimeoutMs,
+                  headers: passHeaders(req),
+                })
+              : undefined
+          // pool: end
+          // The fair-share queue: an inference request served here waits for its turn at Ollama (a routed one
+          // waits in the peer's queue instead).
+          if (!routed) run = await this.queue.enter(principal, route, admission, signal, res)
           const result =
             route.kind === 'pull'
               ? await this.pull(api, admission, res, signal)
-              : await forward({
+              : (routed ??
+                (await forward({
                   upstream: this.hub.ollama.client,
                   api: route.api,
                   method: 'POST',
@@ -198,9 +215,17 @@ class Gateway {
                   headersTimeoutMs: this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
                   ...(run ? { onOutput: run.output } : {}),
-                })
+                })))
           run?.end(result)
-          this.queue.record(principal, route, admission, result, performance.now() - started, run)
+          this.queue.record(
+            principal,
+            route,
+            admission,
+            result,
+            performance.now() - started,
+            run,
+            routed?.via ?? undefined,
+          )
           return
         }
       }
@@ -243,7 +268,13 @@ class Gateway {
       )
       return
     }
-    sendJson(res, 200, filterList(upstream.body, listKey, keep))
+    const doc = filterList(upstream.body, listKey, keep)
+    // pool: the models of online peers the caller may use, marked with their host.
+    const pooled =
+      this.hub.pool && (route.kind === 'tags' || route.kind === 'models')
+        ? this.hub.pool.extendList(principal, route.kind, doc)
+        : doc
+    sendJson(res, 200, pooled)
   }
 
   /**
