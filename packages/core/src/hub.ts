@@ -3,6 +3,8 @@ import { AdminAuth, type AdminAuthOptions } from './access/admin'
 import { hostname } from 'node:os'
 import { Discovery } from './discovery/discovery'
 import { PeersService } from './discovery/peers'
+import { PoolService, type PoolServiceOptions } from './pool/service'
+import { primaryDevices } from './providers/totals'
 import { SharedLLMError } from './errors'
 import { OllamaManager, type OllamaManagerOptions } from './ollama/manager'
 import { ModelManager } from './ollama/models'
@@ -74,6 +76,21 @@ export interface HubOptions {
   discovery?: boolean
   /** Extra mDNS TXT entries (the HTTPS port and CA fingerprint). */
   discoveryTxt?: () => Record<string, string>
+  /**
+   * Pooling with joined peers (status polls, routing, failover). `false`: none. An object tunes the poll
+   * cadence and the breaker (tests). @default on
+   */
+  pool?:
+    | boolean
+    | Pick<
+        PoolServiceOptions,
+        | 'pollIntervalMs'
+        | 'pollTimeoutMs'
+        | 'missesToDown'
+        | 'connectTimeoutMs'
+        | 'breakerThreshold'
+        | 'breakerOpenMs'
+      >
 }
 
 export class Hub {
@@ -108,6 +125,8 @@ export class Hub {
   discovery: Discovery | undefined
   /** Other sharedLLM hosts found on the LAN, and the keys this host claimed from them. */
   peers: PeersService | undefined
+  /** Pooling: peer status, routing to joined peers; undefined with `pool: false` or before start. */
+  pool: PoolService | undefined
   /** This data dir's sharedLLM instance id (set at start). */
   instanceId: string | undefined
   /** The policy reads models through it; tests may replace it. */
@@ -151,6 +170,7 @@ export class Hub {
       catalog: () => this.catalog,
       freeMb: () => this.freeMb(),
       usage: () => this.usage,
+      remoteEstimate: (model, ctx) => this.pool?.remoteEstimate(model, ctx),
     })
     const ollamaOpts = typeof options.ollama === 'object' ? options.ollama : {}
     this.ollama = new OllamaManager({
@@ -227,6 +247,15 @@ export class Hub {
   /** Usable MiB for allocations, or undefined while unknown. */
   capacityMb(): number | undefined {
     return this.options.capacityMb?.() ?? this.memory?.capacityMb()
+  }
+
+  /** Total MiB of the primary memory devices as last sampled (else the capacity), or undefined. */
+  totalMb(): number | undefined {
+    const devices = this.memory?.latest()?.devices
+    if (devices?.length) {
+      return Math.floor(primaryDevices(devices).reduce((n, d) => n + d.totalBytes, 0) / MIB)
+    }
+    return this.capacityMb()
   }
 
   /** Free MiB of the primary memory devices as last sampled, or undefined while unknown. */
@@ -320,6 +349,25 @@ export class Hub {
           void this.ollama.reconfigure()
       })
     }
+    if (o.pool !== false) {
+      this.pool = new PoolService({
+        ...(typeof o.pool === 'object' ? o.pool : {}),
+        db: () => this.db,
+        bus: this.bus,
+        log: this.log.child({ component: 'pool' }),
+        settings: this.settings,
+        policy: this.policy,
+        catalog: () => this.catalog,
+        instanceId: () => this.instanceId as string,
+        selfName: () => hostname().slice(0, 63) || 'sharedllm',
+        version: VERSION,
+        freeMb: () => this.freeMb(),
+        totalMb: () => this.totalMb(),
+        ollamaRunning: () => this.ollama.status().running,
+        queueDepth: () => this.queue.scheduler.depthByModel(),
+      })
+      this.pool.start()
+    }
     if (o.discovery !== false) {
       const selfName = () => hostname().slice(0, 63) || 'sharedllm'
       this.peers = new PeersService({
@@ -355,6 +403,8 @@ export class Hub {
     this.offOllamaSettings = undefined
     await this.discovery?.stop().catch((err) => this.log.warn({ err }, 'stopping discovery failed'))
     this.peers?.stop()
+    this.pool?.stop()
+    this.pool = undefined
     this.models.stop()
     await this.memory?.stop().catch((err) => this.log.warn({ err }, 'stopping the probe loop failed'))
     await this.ollama.stop().catch((err) => this.log.warn({ err }, 'stopping Ollama failed'))

@@ -117,6 +117,8 @@ const template = fc.constantFrom(
   '/api/peers',
   '/api/peers/:x/join',
   '/api/peers/:x/models',
+  '/api/peer/status',
+  '/api/pool',
   '/api/tls',
   '/ca.crt',
   '/api/permissions/roles',

@@ -1,7 +1,14 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { type ErrorCode, SharedLLMError } from '../errors'
-import type { ClaimResponse, JoinRequest, JoinResponse, TlsInfoResponse } from '../protocol/api'
+import { PEER_STATUS_MAX_BYTES, peerStatusSchema } from '../pool/schema'
+import type {
+  ClaimResponse,
+  JoinRequest,
+  JoinResponse,
+  PeerStatusResponse,
+  TlsInfoResponse,
+} from '../protocol/api'
 import { sanitizeName } from './sanitize'
 
 // A peer's answers are validated strictly: exact keys, bounded sizes. Anything else is an error on the peer,
@@ -137,6 +144,17 @@ export class PeerClient {
       16 * 1024 * 1024,
     )
     return res.models
+  }
+
+  /** The peer's `/api/peer/status` (pooling), with our device key there; validated strictly. */
+  status(base: string, deviceKey: string, signal?: AbortSignal): Promise<PeerStatusResponse> {
+    return this.call(
+      base,
+      '/api/peer/status',
+      peerStatusSchema,
+      { headers: { authorization: `Bearer ${deviceKey}` }, signal },
+      PEER_STATUS_MAX_BYTES,
+    )
   }
 
   private async call<T extends z.ZodType>(

@@ -477,6 +477,13 @@ export class FairScheduler {
     }
   }
 
+  /** Requests waiting per model (pooling ranks hosts by it and reports it to peers). */
+  depthByModel(): Record<string, number> {
+    const depth: Record<string, number> = {}
+    for (const d of this.devices.values()) for (const w of d.queue) depth[w.model] = (depth[w.model] ?? 0) + 1
+    return depth
+  }
+
   /** Queue waits by role (seconds) for sharedllm_queue_wait_seconds. */
   waitHistograms(): Array<{ role_id: string; buckets: number[]; sum: number; count: number }> {
     return [...this.waits].map(([role_id, h]) => ({

@@ -159,8 +159,15 @@ export interface EstimateParams {
   batch?: number
 }
 
-/** Per-layer KV bytes, as GraphSize computes them. */
-export function kvCacheBytes(shape: KvShape, p: EstimateParams): number {
+/**
+ * A flat allowance for the graph and buffers, for callers that only know a peer's KV per token and size
+ * (the pool's estimate of a model only a peer has); this host's own estimate computes the graph.
+ */
+export const FIT_OVERHEAD_BYTES = 256 * MiB
+
+/** Per-layer KV bytes, as GraphSize computes them (a number: that context, one sequence, f16). */
+export function kvCacheBytes(shape: KvShape, params: EstimateParams | number): number {
+  const p = typeof params === 'number' ? { contextTokens: params } : params
   const parallel = Math.max(1, p.numParallel ?? 1)
   const batch = p.batch ?? DEFAULT_BATCH
   const ctx = p.contextTokens * parallel

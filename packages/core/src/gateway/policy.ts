@@ -67,6 +67,8 @@ export interface Admission {
   reply?: ReplyShape
   /** Frees the concurrency slot; safe to call more than once. */
   release(): void
+  /** The context the fit check assumed (infer routes of devices); pooling estimates peers at it. */
+  contextTokens?: number
 }
 
 /** The native request shape each OpenAI route is translated to. */
@@ -104,6 +106,11 @@ export interface GatewayPolicyOptions {
   cacheMs?: number
   /** Budgets and allowed hours, checked at admission of inference requests. */
   usage?: () => UsageService | undefined
+  /**
+   * Pooling: the estimate of a model this host does not have, on the peers that serve it (the smallest),
+   * so the device's slice is checked at the peer's estimate.
+   */
+  remoteEstimate?: (model: string, contextTokens: number) => FitEstimate | undefined
 }
 
 /**
@@ -346,7 +353,8 @@ export class GatewayPolicy {
       outgoing.keep_alive = keepAlive
     }
     if (!target.cloud) {
-      const fit = await this.estimate(model, ctxTokens)
+      // pool: a model only peers have is checked against the device's slice at their estimate.
+      const fit = (await this.estimate(model, ctxTokens)) ?? this.o.remoteEstimate?.(model, ctxTokens)
       const allocation = device.allocation_mb * MiB
       if (fit && fit.totalBytes > allocation) {
         const how =
@@ -364,7 +372,15 @@ export class GatewayPolicy {
       }
     }
     const untrack = this.track(model)
-    return { deviceId, model, outgoing, stripUsageEvent, reply, release: both(untrack, slot) }
+    return {
+      deviceId,
+      model,
+      outgoing,
+      stripUsageEvent,
+      reply,
+      release: both(untrack, slot),
+      contextTokens: ctxTokens,
+    }
   }
 
   /** A name with a cloud suffix, for the routes that do not look the model up (pull, show). */
@@ -410,8 +426,25 @@ export class GatewayPolicy {
       }
       return { name: entry ? entry.name : name.original, cloud: true, facts: undefined }
     }
-    if (!entry) throw notInstalled(name.original)
+    if (!entry) {
+      // pool: a model only peers have goes there (the pool routes it); anything else is not installed.
+      if (this.o.remoteEstimate?.(name.display, 1) !== undefined) {
+        return { name: name.display, cloud: false, facts: undefined }
+      }
+      throw notInstalled(name.original)
+    }
     return { name: entry.name, cloud: false, facts: await this.shape(entry) }
+  }
+
+  /**
+   * Pooling: whether `name` is installed here and whether it can load now (the same verdict as the views).
+   */
+  async placement(name: string, contextTokens: number): Promise<{ installed: boolean; load: LoadVerdict }> {
+    const models = await this.models().catch(() => [] as ModelInfo[])
+    const wanted = normaliseModelName(name)
+    if (!models.some((m) => normaliseModelName(m.name) === wanted))
+      return { installed: false, load: 'unknown' }
+    return { installed: true, load: await this.loadVerdict(name, await this.estimate(name, contextTokens)) }
   }
 
   /**

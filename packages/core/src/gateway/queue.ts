@@ -116,6 +116,8 @@ export class QueueStage {
     result: ForwardResult,
     durationMs: number,
     run: QueuedRun | undefined,
+    /** The peer host that served a routed request. */
+    via?: string,
   ): void {
     try {
       const deviceId = admission.deviceId
@@ -138,6 +140,7 @@ export class QueueStage {
         duration_ms: Math.round(durationMs),
         status: result.status,
         at,
+        ...(via ? { via } : {}),
       }
       this.hub.recorder.record({ ...event, queue_wait_ms: run?.waitedMs ?? 0 })
       // The stored row gets its id when the batch is written; the live event carries one unique in this

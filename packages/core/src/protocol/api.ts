@@ -17,6 +17,7 @@ import type {
   ModelInfo,
   OllamaStatus,
   Peer,
+  PeerBreakerState,
   PullProgress,
   QueueSnapshot,
   Role,
@@ -313,4 +314,74 @@ export interface UsageSeriesResponse {
     prompt_tokens: number[]
     completion_tokens: number[]
   }>
+}
+
+/** One installed model in a peer's status: what the origin needs to list it and estimate its fit. */
+export interface PeerStatusModel {
+  name: string
+  model: string
+  digest: string
+  size: number
+  modified_at: string
+  details: ModelInfo['details']
+  /** KV cache bytes per token of context (f16), from the model's shape; null when it cannot be read. */
+  kv_bytes_per_token: number | null
+}
+
+/** One loaded model in a peer's status (Ollama's `/api/ps`). */
+export interface PeerStatusLoaded {
+  name: string
+  digest: string
+  size: number
+  size_vram: number
+  context_length: number | null
+  expires_at: string | null
+}
+
+/**
+ * GET /api/peer/status (a paired sharedLLM host, with the device key this host gave it): what the caller
+ * needs to route to this host. Models are those the caller's role here may use.
+ */
+export interface PeerStatusResponse {
+  instance_id: string
+  name: string
+  version: string
+  /** Free memory of the primary memory devices (last sample), MiB; null while unknown. */
+  free_mb: number | null
+  total_mb: number | null
+  /** The caller's allocation here: a routed request's estimate must fit it. */
+  allocation_mb: number
+  /** Model name patterns the caller's role here allows (empty: all). */
+  allowed_models: string[]
+  ollama_running: boolean
+  installed: PeerStatusModel[]
+  loaded: PeerStatusLoaded[]
+  /** Requests waiting per model in this host's fair-share queue, once it has one. */
+  queue?: Record<string, number>
+}
+
+/** A host of the pool as `GET /api/pool` shows it. */
+export interface PoolHost {
+  /** `self` for this host, else the peer's id. */
+  id: string
+  name: string
+  self: boolean
+  up: boolean
+  version: string | null
+  free_mb: number | null
+  total_mb: number | null
+  latency_ms: number | null
+  breaker: PeerBreakerState | null
+  installed: string[]
+  loaded: string[]
+}
+
+/**
+ * GET /api/pool (the owner or a device): every host of the pool with its memory, and where each model lives.
+ * A device sees the models its role allows.
+ */
+export interface PoolResponse {
+  routing: 'off' | 'local_first' | 'balanced'
+  hosts: PoolHost[]
+  models: Array<{ name: string; hosts: Array<{ id: string; name: string; loaded: boolean }> }>
 }

@@ -45,6 +45,12 @@ export interface SettingsValues {
    */
   ollama_num_parallel: number
   /**
+   * Pooling with paired hosts: `off` (requests never leave this host), `local_first` (a peer serves a model
+   * that is not installed here, or that cannot load here now while it fits there), `balanced` (the best
+   * host of the pool, this one included: loaded there, fits, queue, latency). @default 'local_first'
+   */
+  routing: 'off' | 'local_first' | 'balanced'
+  /**
    * Let roles with `allow_cloud` run Ollama's cloud models (`…:cloud`, `…-cloud`, a model with a remote
    * host): their prompts leave the LAN and spend the owner's ollama.com account. An Ollama sharedLLM
    * starts gets OLLAMA_NO_CLOUD=1 while this is off. @default false

@@ -245,6 +245,8 @@ export interface UsageRecord {
   duration_ms: number
   status: number
   at: number
+  /** The peer host that served a routed request (its name); null or absent when this host served it. */
+  via?: string | null
 }
 
 /**
@@ -279,6 +281,30 @@ export interface Peer {
   has_key: boolean
   /** Why the last join or call failed, for the dashboard; null when all is well. */
   error: string | null
+  /** Pooling state (status polls, circuit breaker) of a joined peer; absent when it is not polled. */
+  pool?: PeerPoolState
+}
+
+/** Circuit breaker of one peer: `open` refuses routed requests until `open_until`, then one trial runs. */
+export interface PeerBreakerState {
+  state: 'closed' | 'open' | 'half_open'
+  /** Consecutive failed routed requests. */
+  failures: number
+  /** UTC ms when an open breaker lets a trial request through; null when not open. */
+  open_until: number | null
+  last_failure: string | null
+}
+
+/** What this host knows of a joined peer from its `/api/peer/status` polls. */
+export interface PeerPoolState {
+  /** Answered the last polls; false after `missed` polls in a row failed. */
+  up: boolean
+  missed: number
+  last_ok_at: number | null
+  last_error: string | null
+  /** Smoothed round trip of the status poll, in ms. */
+  latency_ms: number | null
+  breaker: PeerBreakerState
 }
 
 /** A request waiting in the fair-share queue. */

@@ -176,6 +176,14 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     default: 1,
     description: 'Requests an attached Ollama runs at once per model (its OLLAMA_NUM_PARALLEL, 1 by default)',
   },
+  routing: {
+    schema: z.enum(['off', 'local_first', 'balanced'], {
+      error: "must be 'off', 'local_first' or 'balanced'",
+    }),
+    default: 'local_first',
+    description:
+      'Pooling with paired hosts: off, local_first (a peer serves what cannot run here) or balanced (the best host)',
+  },
   cloud_models_enabled: {
     schema: z.boolean(),
     default: false,

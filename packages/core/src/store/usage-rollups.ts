@@ -10,6 +10,8 @@ export interface RawUsageRow {
   duration_ms: number
   status: number
   at: number
+  /** The peer host that served it (pooling), else null. */
+  via: string | null
 }
 
 /** Counts added to one device × model × hour bucket. `device_id` and `model` use '' for none. */

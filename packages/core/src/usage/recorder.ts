@@ -18,6 +18,8 @@ export interface UsageEvent {
   queue_wait_ms?: number
   /** When it finished. @default the clock's now */
   at?: number
+  /** The peer host that served a routed request (its name); absent when this host served it. */
+  via?: string | null
 }
 
 export interface UsageRecorderOptions {
@@ -108,6 +110,7 @@ export class UsageRecorder {
       duration_ms: clean(e.duration_ms),
       status: Number.isInteger(e.status) ? e.status : 0,
       at,
+      via: typeof e.via === 'string' ? e.via.slice(0, 200) : null,
     }
     this.stats.recorded++
     if (this.raw.length < 2 * this.maxBuffered) this.raw.push(row)

@@ -2,7 +2,9 @@ import {
   type Hub,
   type PeerModelsResponse,
   type PeerResponse,
+  type PeerStatusResponse,
   type PeersResponse,
+  type PoolResponse,
   SharedLLMError,
 } from '@sharedllm/core'
 import { type AnyRoute, route } from './define'
@@ -18,13 +20,37 @@ function peersOf(hub: Hub) {
   return hub.peers
 }
 
+function poolOf(hub: Hub) {
+  if (!hub.pool) throw new SharedLLMError('CONFLICT', 'pooling is off on this host')
+  return hub.pool
+}
+
 export const peerRoutes: AnyRoute[] = [
   route({
     method: 'get',
     path: '/api/peers',
     access: 'admin',
     summary: 'Other sharedLLM hosts discovered on the LAN',
-    handler: async ({ hub }): Promise<PeersResponse> => ({ peers: hub.peers ? await hub.peers.list() : [] }),
+    handler: async ({ hub }): Promise<PeersResponse> => {
+      const peers = hub.peers ? await hub.peers.list() : []
+      // The pooling state (status polls, circuit breaker) of each joined peer.
+      return { peers: hub.pool ? peers.map((p) => hub.pool!.annotate(p)) : peers }
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/peer/status',
+    access: 'principal',
+    summary:
+      "This host's status for a paired sharedLLM host (its device key here): memory, installed and loaded models, queue",
+    handler: ({ hub, principal }): Promise<PeerStatusResponse> => poolOf(hub).status(principal),
+  }),
+  route({
+    method: 'get',
+    path: '/api/pool',
+    access: 'principal',
+    summary: 'The pool: this host and its joined peers, their memory, and where each model lives',
+    handler: ({ hub, principal }): Promise<PoolResponse> => poolOf(hub).poolView(principal!),
   }),
   route({
     method: 'post',

@@ -5,7 +5,7 @@ import type { Hub } from '../../hub'
 import type { PullProgress } from '../../protocol/types'
 import { canonicalModelName, resolveModelName } from '../../ollama/names'
 import { SharedCache } from '../cache'
-import { type ReplyShape, replyTransform } from '../openai'
+import { replyTransform } from '../openai'
 import type { Admission } from '../policy'
 import { type QueuedRun, QueueStage } from '../queue'
 import { authenticateRequest, checkCookieOrigin, unauthorized } from './auth'
@@ -191,12 +191,35 @@ class Gateway {
         case 'pull':
         case 'infer':
         case 'show': {
-          // The fair-share queue: an inference request waits here for its turn at Ollama.
-          run = await this.queue.enter(principal, route, admission, signal, res)
+          // pool: begin — a paired peer may serve it (hub.pool.serve answers, or returns undefined: here).
+          // The OpenAI routes were sent as native ones: their answers are rewritten back (../openai.ts).
+          const reply = admission.reply
+          const transform = reply
+            ? (status: number, type: string | undefined) => replyTransform(reply, status, type)
+            : undefined
+          const routed =
+            route.kind !== 'pull' && this.hub.pool
+              ? await this.hub.pool.serve({
+                  principal,
+                  route,
+                  admission,
+                  req,
+                  res,
+                  signal,
+                  headersTimeoutMs: answersAtTheEnd(route, admission) ? 0 : this.headersTimeoutMs,
+                  headers: passHeaders(req),
+                  ...(transform ? { transform } : {}),
+                })
+              : undefined
+          // pool: end
+          // The fair-share queue: an inference request served here waits for its turn at Ollama (a routed one
+          // waits in the peer's queue instead).
+          if (!routed) run = await this.queue.enter(principal, route, admission, signal, res)
           const result =
             route.kind === 'pull'
               ? await this.pull(api, admission, res, signal)
-              : await forward({
+              : (routed ??
+                (await forward({
                   upstream: this.hub.ollama.client,
                   api: route.api,
                   method: 'POST',
@@ -209,15 +232,18 @@ class Gateway {
                   headersTimeoutMs: answersAtTheEnd(route, admission) ? 0 : this.headersTimeoutMs,
                   stripUsageEvent: admission.stripUsageEvent,
                   ...(run ? { onOutput: run.output } : {}),
-                  ...(admission.reply
-                    ? {
-                        transform: (status: number, type: string | undefined) =>
-                          replyTransform(admission!.reply as ReplyShape, status, type),
-                      }
-                    : {}),
-                })
+                  ...(transform ? { transform } : {}),
+                })))
           run?.end(result)
-          this.queue.record(principal, route, admission, result, performance.now() - started, run)
+          this.queue.record(
+            principal,
+            route,
+            admission,
+            result,
+            performance.now() - started,
+            run,
+            routed?.via ?? undefined,
+          )
           return
         }
       }
@@ -299,7 +325,13 @@ class Gateway {
       )
       return
     }
-    sendJson(res, 200, filterList(upstream.body, listKey, keep))
+    const doc = filterList(upstream.body, listKey, keep)
+    // pool: the models of online peers the caller may use, marked with their host.
+    const pooled =
+      this.hub.pool && (route.kind === 'tags' || route.kind === 'models')
+        ? this.hub.pool.extendList(principal, route.kind, doc)
+        : doc
+    sendJson(res, 200, pooled)
   }
 
   /**

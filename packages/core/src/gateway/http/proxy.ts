@@ -8,7 +8,8 @@ import type { ReplyTransform } from '../openai'
 import { tapFor, type UsageCounts } from './usage-tap'
 
 export interface ForwardRequest {
-  upstream: OllamaClient
+  /** Ollama, or a peer host's gateway (pooling). */
+  upstream: Pick<OllamaClient, 'open'>
   api: GatewayApi
   method: 'GET' | 'HEAD' | 'POST'
   /** Ollama path, from the route table. */
@@ -32,6 +33,11 @@ export interface ForwardRequest {
   stripUsageEvent?: boolean
   /** Called with 1 per streamed content chunk (the fair-share queue charges output as it streams). */
   onOutput?: (tokens: number) => void
+  /**
+   * Pooling: a failure before anything was sent to the client (refused, unreachable, 5xx, timeout) is not
+   * answered; it resolves with `retry` so the caller can try another host.
+   */
+  failover?: boolean
 }
 
 export type ForwardOutcome =
@@ -52,10 +58,18 @@ export interface ForwardResult {
   streamError?: string
   /** A pull stream said success. */
   success: boolean
+  /** With `failover`: the failure before the first byte, left for the caller to answer. */
+  retry?: SharedLLMError
 }
 
 /** Response headers of Ollama passed back; hop-by-hop ones and cookies never are. */
-const PASS_BACK = ['content-type', 'content-length', 'cache-control', 'content-encoding'] as const
+const PASS_BACK = [
+  'content-type',
+  'content-length',
+  'cache-control',
+  'content-encoding',
+  'retry-after',
+] as const
 
 function isStreamType(type: string | undefined): boolean {
   return !!type && (type.startsWith('application/x-ndjson') || type.startsWith('text/event-stream'))
@@ -107,6 +121,10 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
     const fail = (err: SharedLLMError, outcome: ForwardOutcome) => {
       upReq.destroy()
       upRes?.destroy()
+      if (f.failover && !res.headersSent && outcome !== 'broken') {
+        finish({ status: err.status, outcome, retry: err })
+        return
+      }
       // Headers already sent: cutting the connection is the only honest signal left.
       sendGatewayError(res, f.api, err)
       finish({ status: outcome === 'broken' ? 502 : err.status, outcome })
@@ -202,7 +220,8 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
         )
         return
       }
-      if (status >= 500) {
+      // A peer's 401 (pooling) means our key there is dead: that host failed, not the client's request.
+      if (status >= 500 || (f.failover && status === 401)) {
         readSmall(r, 64 * 1024).then(
           (text) => {
             if (!settled) fail(upstreamFailed(status, text), 'upstream_error')

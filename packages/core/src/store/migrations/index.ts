@@ -7,6 +7,7 @@ import * as gateway from './20261201_006_gateway'
 import * as fairshareQuotas from './20261201_008_fairshare_quotas'
 import * as security from './20261201_007_security'
 import * as householdRoles from './20261201_009_household_roles'
+import * as pooling from './20261201_011_pooling'
 import * as fitRatio from './20261201_010_fit_ratio'
 
 interface Migration {
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   '20261201_008_fairshare_quotas': fairshareQuotas,
   '20261201_007_security': security,
   '20261201_009_household_roles': householdRoles,
+  '20261201_011_pooling': pooling,
   '20261201_010_fit_ratio': fitRatio,
 }
 
