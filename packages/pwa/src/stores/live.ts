@@ -114,6 +114,8 @@ export const useLiveStore = defineStore('live', () => {
         return
       case 'usage':
         useUsageStore().record(msg)
+        // A device's own request finished: its meters (remaining budget) follow without a page reload.
+        if (session.kind === 'device') useMeStore().load()
         return
       case 'queue_position':
         useQueueStore().position(msg)
