@@ -240,7 +240,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await axeAll(admin, 'admin-devices-limits')
 
     await admin.goto(url('/admin/permissions'))
-    await admin.locator('[data-action="edit-role"]').first().click()
+    await admin.locator("[data-action=\"edit\"]").first().click()
     for (const f of ['share_weight', 'max_queued', 'max_wait_s', 'token_budget_day', 'allowed_hours'])
       await admin.locator(`[data-field="${f}"]`).first().waitFor()
   })
