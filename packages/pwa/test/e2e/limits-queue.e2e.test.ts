@@ -24,7 +24,7 @@ const missing = missingPrerequisites()
 const DESKTOP = { width: 1366, height: 800 }
 const PHONE = { width: 390, height: 844 }
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
-const docsDir = join(repoRoot, 'docs', 'screenshots')
+const docsDir = join(repoRoot, 'docs')
 
 describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chromium, real server)', () => {
   let ollama: FakeOllama
@@ -173,7 +173,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     expect(await place.textContent()).toMatch(/^(Next|\d+(st|nd|rd|th)) in line(, about \d+ (s|min))?$/)
     await admin.locator('[data-queue-waiting]', { hasText: 'Kids tablet' }).waitFor({ timeout: 15_000 })
     await admin.screenshot({ path: join(shots, 'queue-view.png'), fullPage: true })
-    await admin.screenshot({ path: join(docsDir, 'queue-view.png'), fullPage: true })
+    await admin.screenshot({ path: join(docsDir, 'queue.png'), fullPage: true })
     await tablet.screenshot({ path: join(shots, 'chat-queue-position.png') })
     // The first token clears it.
     const answer = tablet.locator('[data-turn="assistant"] .md').last()
@@ -260,7 +260,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await admin.click('[data-group="device"]')
     await admin.waitForSelector('[data-usage-chart] canvas')
     await admin.screenshot({ path: join(shots, 'usage-page.png'), fullPage: true })
-    await admin.screenshot({ path: join(docsDir, 'usage-page.png'), fullPage: true })
+    await admin.screenshot({ path: join(docsDir, 'usage.png'), fullPage: true })
     await axeAll(admin, 'admin-usage')
     expect(findings, findings.join('\n')).toEqual([])
   })
