@@ -8,7 +8,16 @@ const now = Date.UTC(2026, 11, 1, 13, 0)
 describe('limits words', () => {
   it('says the place in line, with a time only when the host has one', () => {
     expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 101].map(ordinal)).toEqual([
-      '1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st',
+      '1st',
+      '2nd',
+      '3rd',
+      '4th',
+      '11th',
+      '12th',
+      '13th',
+      '21st',
+      '22nd',
+      '101st',
     ])
     expect(queueLine(2, 8.4)).toBe('2nd in line, about 8 s')
     expect(queueLine(3, null)).toBe('3rd in line')
@@ -36,7 +45,10 @@ describe('limits words', () => {
     )
     expect(
       hoursLine(
-        { ...base, hours: { ...open, open: false, open_until: null, next_open: Date.UTC(2026, 11, 2, 15, 0) } },
+        {
+          ...base,
+          hours: { ...open, open: false, open_until: null, next_open: Date.UTC(2026, 11, 2, 15, 0) },
+        },
         now,
       ),
     ).toBe('Closed now; opens tomorrow at 16:00')
@@ -44,9 +56,19 @@ describe('limits words', () => {
   })
 
   it('turns a budget or hours refusal into plain words, and leaves other errors alone', () => {
-    const d = { reason: 'token_budget', window: 'day', budget: 1200, used: 1250, resets_at: '2030-01-01T00:00:00+01:00' }
-    expect(refusalWords(429, d, zone)).toMatch(/^You have used today’s 1,200 tokens\. You can chat again on .* at 00:00\.$/)
-    expect(refusalWords(403, { reason: 'allowed_hours', next_open: null }, zone)).toMatch(/no opening is scheduled/)
+    const d = {
+      reason: 'token_budget',
+      window: 'day',
+      budget: 1200,
+      used: 1250,
+      resets_at: '2030-01-01T00:00:00+01:00',
+    }
+    expect(refusalWords(429, d, zone)).toMatch(
+      /^You have used today’s 1,200 tokens\. You can chat again on .* at 00:00\.$/,
+    )
+    expect(refusalWords(403, { reason: 'allowed_hours', next_open: null }, zone)).toMatch(
+      /no opening is scheduled/,
+    )
     expect(refusalWords(429, { reason: 'rate' }, zone)).toBeNull()
     expect(refusalWords(500, undefined)).toBeNull()
   })

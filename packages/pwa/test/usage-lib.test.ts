@@ -22,7 +22,11 @@ const s = (key: string, prompt: number[], completion: number[], requests: number
 
 describe('usage views', () => {
   it('sums each series for the top table, most tokens first, without idle ones', () => {
-    const r = res([s('a', [1, 2, 3], [1, 1, 1], [1, 1, 1]), s('b', [10, 0, 0], [5, 0, 0], [1, 0, 0], [1, 0, 0]), s('c', [0, 0, 0], [0, 0, 0], [0, 0, 0])])
+    const r = res([
+      s('a', [1, 2, 3], [1, 1, 1], [1, 1, 1]),
+      s('b', [10, 0, 0], [5, 0, 0], [1, 0, 0], [1, 0, 0]),
+      s('c', [0, 0, 0], [0, 0, 0], [0, 0, 0]),
+    ])
     expect(topRows(r).map((x) => [x.key, x.tokens, x.requests, x.errors])).toEqual([
       ['b', 15, 1, 1],
       ['a', 9, 3, 0],
@@ -32,7 +36,11 @@ describe('usage views', () => {
   })
 
   it('draws the busiest series, the rest as others, and errors as one line', () => {
-    const r = res([s('a', [1, 0, 0], [0, 0, 0], [1, 0, 0]), s('b', [0, 5, 0], [0, 5, 0], [0, 2, 0], [0, 1, 0]), s('c', [0, 0, 2], [0, 0, 0], [0, 0, 1])])
+    const r = res([
+      s('a', [1, 0, 0], [0, 0, 0], [1, 0, 0]),
+      s('b', [0, 5, 0], [0, 5, 0], [0, 2, 0], [0, 1, 0]),
+      s('c', [0, 0, 2], [0, 0, 0], [0, 0, 1]),
+    ])
     expect(chartSeries(r, 'tokens', 2)).toEqual([
       { label: 'b', values: [0, 10, 0] },
       { label: 'c', values: [0, 0, 2] },

@@ -110,7 +110,9 @@ export const api = {
     request<UsageSeriesResponse>(`/api/usage/series?${usageQueryString(q)}`),
   /** The CSV of the same view, as text (the key or cookie goes with it; a plain link could not send the key). */
   usageCsv: async (q: UsageSeriesQuery) =>
-    (await rawRequest(`/api/usage/export.csv?${usageQueryString(q)}`, { headers: { accept: 'text/csv' } })).text(),
+    (
+      await rawRequest(`/api/usage/export.csv?${usageQueryString(q)}`, { headers: { accept: 'text/csv' } })
+    ).text(),
 
   roles: () => request<RolesResponse>('/api/permissions/roles'),
   createRole: (body: RoleFields) => request<RoleResponse>('/api/permissions/roles', { method: 'POST', body }),

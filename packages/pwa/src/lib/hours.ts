@@ -18,15 +18,19 @@ export function parseHours(text: string): { value: AllowedHours | null } | { err
     const m = /^([A-Za-z,\s-]+?)\s+(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})$/.exec(line)
     if (!m) return { error: `line ${i + 1}: write it as “Mon-Fri 16:00-20:00”` }
     const days = new Set<number>()
-    for (const part of m[1]!.split(',').map((p) => p.trim()).filter(Boolean)) {
+    for (const part of m[1]!
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const [a, b] = part.split('-').map((p) => dayIndex(p.trim()))
       if (a === undefined || a < 0 || (b !== undefined && b < 0))
         return { error: `line ${i + 1}: “${part}” is not a day (Mon, Tue, … Sun)` }
       if (b === undefined) days.add(a)
-      else for (let d = a; ; d = (d + 1) % 7) {
-        days.add(d)
-        if (d === b) break
-      }
+      else
+        for (let d = a; ; d = (d + 1) % 7) {
+          days.add(d)
+          if (d === b) break
+        }
     }
     const pad = (t: string) => t.padStart(5, '0')
     out.push({ days: [...days].sort((x, y) => x - y), from: pad(m[2]!), to: pad(m[3]!) })

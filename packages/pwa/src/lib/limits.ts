@@ -61,7 +61,8 @@ export function hoursLine(limits: DeviceLimitsView | undefined, now = Date.now()
   const h = limits.hours
   const z = limits.time_zone
   if (h.open) {
-    const until = h.granted_until && (!h.open_until || h.granted_until > h.open_until) ? h.granted_until : h.open_until
+    const until =
+      h.granted_until && (!h.open_until || h.granted_until > h.open_until) ? h.granted_until : h.open_until
     return until ? `Open until ${at(until, z, now).replace(/^at /, '')}` : 'Open now'
   }
   return h.next_open ? `Closed now; opens ${at(h.next_open, z, now)}` : 'Closed; no opening is scheduled'

@@ -4,7 +4,11 @@ export type UsageRange = '24h' | '7d' | '30d'
 export type UsageMetric = 'tokens' | 'requests'
 
 const HOUR = 3_600_000
-export const RANGE_MS: Record<UsageRange, number> = { '24h': 24 * HOUR, '7d': 7 * 24 * HOUR, '30d': 30 * 24 * HOUR }
+export const RANGE_MS: Record<UsageRange, number> = {
+  '24h': 24 * HOUR,
+  '7d': 7 * 24 * HOUR,
+  '30d': 30 * 24 * HOUR,
+}
 /** Hour buckets up to a week, day buckets beyond (the API allows hours for at most a month). */
 export const defaultBucket = (r: UsageRange): 'hour' | 'day' => (r === '30d' ? 'day' : 'hour')
 
@@ -51,7 +55,9 @@ export function chartSeries(
 ): Array<{ label: string; values: number[] }> {
   const n = res.buckets.length
   const order = topRows(res).map((r) => r.key)
-  const used = res.series.filter((s) => order.includes(s.key)).sort((a, b) => order.indexOf(a.key) - order.indexOf(b.key))
+  const used = res.series
+    .filter((s) => order.includes(s.key))
+    .sort((a, b) => order.indexOf(a.key) - order.indexOf(b.key))
   const pick = (s: (typeof res.series)[number]) =>
     metric === 'tokens' ? s.prompt_tokens.map((p, i) => p + (s.completion_tokens[i] ?? 0)) : s.requests
   const lines = used.slice(0, max).map((s) => ({ label: s.label, values: pick(s) }))
@@ -61,7 +67,10 @@ export function chartSeries(
     lines.push({ label: `${rest.length} other${rest.length === 1 ? '' : 's'}`, values })
   }
   if (metric === 'requests' && used.length) {
-    lines.push({ label: 'errors (all)', values: Array.from({ length: n }, (_, i) => sum(used.map((s) => s.errors[i] ?? 0))) })
+    lines.push({
+      label: 'errors (all)',
+      values: Array.from({ length: n }, (_, i) => sum(used.map((s) => s.errors[i] ?? 0))),
+    })
   }
   return lines
 }

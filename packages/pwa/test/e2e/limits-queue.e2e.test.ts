@@ -56,7 +56,10 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
   async function guest(name: string, ip: string) {
     const { device } = await asAdmin<{ device: { id: string } }>('POST', '/api/devices', { name, ip })
     await asAdmin('POST', `/api/devices/${device.id}/approve`, { role_id: 'role-guest' })
-    const { device_key } = await asAdmin<{ device_key: string }>('POST', `/api/devices/${device.id}/rotate-key`)
+    const { device_key } = await asAdmin<{ device_key: string }>(
+      'POST',
+      `/api/devices/${device.id}/rotate-key`,
+    )
     return { id: device.id, key: device_key }
   }
 
@@ -78,21 +81,26 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
         }
         await page.waitForTimeout(150)
         const violations = await page.evaluate(async () => {
-          const axe = (window as unknown as { axe: { run: (d: Document, o: object) => Promise<any> } }).axe
+          interface AxeResult {
+            violations: Array<{ id: string; impact: string | null; nodes: Array<{ target: string[] }> }>
+          }
+          const axe = (window as unknown as { axe: { run: (d: Document, o: object) => Promise<AxeResult> } })
+            .axe
           const res = await axe.run(document, { resultTypes: ['violations'] })
-          return (res.violations as Array<any>).map((v) => ({
-            id: v.id as string,
-            impact: (v.impact ?? 'unknown') as string,
-            targets: (v.nodes as Array<any>).slice(0, 3).map((n) => n.target.join(' ')),
+          return res.violations.map((v) => ({
+            id: v.id,
+            impact: v.impact ?? 'unknown',
+            targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
           }))
         })
         for (const v of violations)
           if (v.impact === 'critical' || v.impact === 'serious')
             findings.push(`${name} (${scheme} ${size}): ${v.id} ${v.impact} at ${v.targets.join(', ')}`)
         if (size === 'phone')
-          expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} at 390 px`).toBeLessThanOrEqual(
-            PHONE.width,
-          )
+          expect(
+            await page.evaluate(() => document.documentElement.scrollWidth),
+            `${name} at 390 px`,
+          ).toBeLessThanOrEqual(PHONE.width)
         await page.screenshot({ path: join(shots, `limits-${name}-${scheme}-${size}.png`), fullPage: true })
       }
     }
@@ -106,7 +114,12 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     server = await startServer({ ollamaUrl: ollama.url, adminSecret: secret })
     browser = await chromium.launch({ executablePath: findChromium()!, args: CHROMIUM_ARGS })
     adminCtx = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light', bypassCSP: true })
-    tabletCtx = await browser.newContext({ viewport: PHONE, colorScheme: 'light', bypassCSP: true, isMobile: true })
+    tabletCtx = await browser.newContext({
+      viewport: PHONE,
+      colorScheme: 'light',
+      bypassCSP: true,
+      isMobile: true,
+    })
     const tabletDev = await guest('Kids tablet', '192.168.1.31')
     tabletId = tabletDev.id
     const me = await (
@@ -177,7 +190,9 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await tablet.screenshot({ path: join(shots, 'chat-queue-position.png') })
     // The first token clears it.
     const answer = tablet.locator('[data-turn="assistant"] .md').last()
-    await expect.poll(async () => (await answer.textContent())?.length ?? 0, { timeout: 60_000 }).toBeGreaterThan(0)
+    await expect
+      .poll(async () => (await answer.textContent())?.length ?? 0, { timeout: 60_000 })
+      .toBeGreaterThan(0)
     expect(await place.count()).toBe(0)
     await tablet.waitForSelector('[data-action="send"]', { timeout: 60_000 })
     flood.abort()
@@ -209,7 +224,9 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await tablet.click('[data-action="send"]')
     const refusal = tablet.locator('[data-refusal]').last()
     await refusal.waitFor({ timeout: 30_000 })
-    expect(await refusal.textContent()).toMatch(/^You have used today’s [\d,]+ tokens\. You can chat again (tomorrow )?at \d\d:\d\d\.$/)
+    expect(await refusal.textContent()).toMatch(
+      /^You have used today’s [\d,]+ tokens\. You can chat again (tomorrow )?at \d\d:\d\d\.$/,
+    )
     expect(await tablet.locator('[data-quota="day"] [data-remaining]').textContent()).toMatch(/^\s*0 of/)
     await tablet.screenshot({ path: join(shots, 'chat-budget-refusal.png') })
     await axeAll(tablet, 'device-chat-limits')
@@ -240,7 +257,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await axeAll(admin, 'admin-devices-limits')
 
     await admin.goto(url('/admin/permissions'))
-    await admin.locator("[data-action=\"edit\"]").first().click()
+    await admin.locator('[data-action="edit"]').first().click()
     for (const f of ['share_weight', 'max_queued', 'max_wait_s', 'token_budget_day', 'allowed_hours'])
       await admin.locator(`[data-field="${f}"]`).first().waitFor()
   })
@@ -252,7 +269,10 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await admin.locator('[data-top-table] tr', { hasText: 'Homework laptop' }).waitFor()
     await admin.click('[data-group="model"]')
     await admin.locator('[data-top-table] tr', { hasText: model }).waitFor()
-    const [download] = await Promise.all([admin.waitForEvent('download'), admin.click('[data-action="export-csv"]')])
+    const [download] = await Promise.all([
+      admin.waitForEvent('download'),
+      admin.click('[data-action="export-csv"]'),
+    ])
     const path = await download.path()
     const csv = (await import('node:fs')).readFileSync(path, 'utf8')
     expect(csv.split('\n')[0]).toMatch(/model/)
