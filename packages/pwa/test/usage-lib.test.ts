@@ -1,6 +1,6 @@
 import type { UsageSeriesResponse } from '@sharedllm/core/protocol'
 import { describe, expect, it } from 'vitest'
-import { chartSeries, defaultBucket, isEmpty, topRows } from '../src/lib/usage'
+import { axisLabel, chartSeries, defaultBucket, isEmpty, topRows } from '../src/lib/usage'
 
 const res = (series: UsageSeriesResponse['series']): UsageSeriesResponse => ({
   group: 'device',
@@ -49,5 +49,16 @@ describe('usage views', () => {
     expect(chartSeries(r, 'requests').at(-1)).toEqual({ label: 'errors (all)', values: [0, 1, 0] })
     expect(defaultBucket('30d')).toBe('day')
     expect(defaultBucket('24h')).toBe('hour')
+  })
+
+  it('labels the time axis in the host’s zone, across a daylight-saving change', () => {
+    // 2026-03-29 01:00 UTC: Berlin jumps from 02:00 to 03:00 (UTC+1 to UTC+2).
+    const before = Date.UTC(2026, 2, 29, 0, 0)
+    const after = Date.UTC(2026, 2, 29, 1, 0)
+    expect(axisLabel(before, 'Europe/Berlin', 'hour')).toBe('01:00')
+    expect(axisLabel(after, 'Europe/Berlin', 'hour')).toBe('03:00')
+    expect(axisLabel(Date.UTC(2026, 2, 28, 23, 0), 'Europe/Berlin', 'hour')).toBe('00:00\n29 Mar')
+    expect(axisLabel(Date.UTC(2026, 2, 28, 23, 0), 'UTC', 'day')).toBe('28 Mar')
+    expect(axisLabel(Date.UTC(2026, 2, 28, 23, 0), 'America/New_York', 'hour', true)).toBe('19:00\n28 Mar')
   })
 })

@@ -76,3 +76,16 @@ export function chartSeries(
 }
 
 export const isEmpty = (res: UsageSeriesResponse | null) => !res || topRows(res).length === 0
+
+/**
+ * An x-axis label in the host's zone: `14:00` for hour buckets (with the date at midnight or on the first
+ * tick), `1 Dec` for day buckets. The browser's own zone plays no part.
+ */
+export function axisLabel(ms: number, zone: string, bucket: 'hour' | 'day', first = false): string {
+  const part = (o: Intl.DateTimeFormatOptions) =>
+    new Intl.DateTimeFormat('en-GB', { timeZone: zone, ...o }).format(ms)
+  const date = part({ day: 'numeric', month: 'short' })
+  if (bucket === 'day') return date
+  const time = part({ hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+  return first || time === '00:00' ? `${time}\n${date}` : time
+}

@@ -198,6 +198,18 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     flood.abort()
     await Promise.allSettled(flooding)
     await axeAll(admin, 'admin-queue')
+    // Pause and resume a role from the keyboard.
+    const guestRow = admin.locator('[data-queue-role="role-guest"]')
+    await guestRow.locator('[data-action="pause-role"]').focus()
+    await admin.keyboard.press('Enter')
+    await guestRow.locator('[data-action="resume-role"]').waitFor()
+    expect(await guestRow.textContent()).toContain('paused')
+    expect(
+      (await asAdmin<{ paused_roles: Array<{ role_id: string }> }>('GET', '/api/queue')).paused_roles,
+    ).toEqual([{ role_id: 'role-guest', mode: 'wait' }])
+    await guestRow.locator('[data-action="resume-role"]').click()
+    await guestRow.locator('[data-action="pause-role"]').waitFor()
+    expect((await asAdmin<{ paused_roles: unknown[] }>('GET', '/api/queue')).paused_roles).toEqual([])
   })
 
   it('the guest’s meter moves after a chat; past its budget the 100 % mark shows and the next chat is refused in plain words', async () => {
@@ -278,6 +290,15 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     expect(csv.split('\n')[0]).toMatch(/model/)
     expect(csv).toContain(model)
     await admin.click('[data-group="device"]')
+    await admin.waitForSelector('[data-usage-chart] canvas')
+    // The range, group and metric switches are reachable and work from the keyboard.
+    await admin.locator('[data-range="24h"]').focus()
+    await admin.keyboard.press('Tab')
+    expect(await admin.evaluate(() => document.activeElement?.getAttribute('data-range'))).toBe('7d')
+    await admin.keyboard.press('Enter')
+    await expect.poll(() => admin.locator('[data-range="7d"]').getAttribute('aria-pressed')).toBe('true')
+    await admin.waitForSelector('[data-usage-chart] canvas')
+    await admin.locator('[data-range="24h"]').click()
     await admin.waitForSelector('[data-usage-chart] canvas')
     await admin.screenshot({ path: join(shots, 'usage-page.png'), fullPage: true })
     await admin.screenshot({ path: join(docsDir, 'usage.png'), fullPage: true })
