@@ -249,6 +249,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await tablet.waitForSelector('[data-action="send"]', { timeout: 60_000 })
     // The owner's dashboard notice names the device.
     await admin.locator('[data-budget-reached]', { hasText: 'Kids tablet' }).waitFor({ timeout: 15_000 })
+    await axeAll(admin, 'admin-dashboard-budget')
     await tablet.fill('[data-field="message"] textarea', 'And another?')
     await tablet.click('[data-action="send"]')
     const refusal = tablet.locator('[data-refusal]').last()
@@ -289,6 +290,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await admin.locator('[data-action="edit"]').first().click()
     for (const f of ['share_weight', 'max_queued', 'max_wait_s', 'token_budget_day', 'allowed_hours'])
       await admin.locator(`[data-field="${f}"]`).first().waitFor()
+    await axeAll(admin, 'admin-role-editor')
   })
 
   it('the Usage page charts tokens per device and per model, with a table and the CSV of the view', async () => {
