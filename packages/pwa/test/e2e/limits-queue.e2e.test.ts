@@ -176,6 +176,16 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await admin.goto(url('/admin/queue'))
     await admin.locator('[data-queue-running]', { hasText: 'Homework laptop' }).waitFor({ timeout: 30_000 })
 
+    // Once one answer has been timed the host has an ETA to give.
+    await expect
+      .poll(
+        async () =>
+          (await asAdmin<{ models: Array<{ service_s: number | null }> }>('GET', '/api/queue')).models.some(
+            (m) => m.service_s !== null,
+          ),
+        { timeout: 30_000 },
+      )
+      .toBe(true)
     await tablet.goto(url('/app/chat'))
     await tablet.waitForSelector('.picker [data-verdict="fits"]')
     await tablet.waitForSelector('[data-quota="day"]')
@@ -185,11 +195,12 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await tablet.click('[data-action="send"]')
     const place = tablet.locator('[data-queue-position]')
     await place.waitFor({ timeout: 30_000 })
-    expect(await place.textContent()).toMatch(/^(Next|\d+(st|nd|rd|th)) in line(, about \d+ (s|min))?$/)
+    expect(await place.textContent()).toMatch(/^(Next|\d+(st|nd|rd|th)) in line, about \d+ (s|min)$/)
     await admin.locator('[data-queue-waiting]', { hasText: 'Kids tablet' }).waitFor({ timeout: 15_000 })
     await admin.screenshot({ path: join(shots, 'queue-view.png'), fullPage: true })
     await admin.screenshot({ path: join(docsDir, 'queue.png'), fullPage: true })
     await tablet.screenshot({ path: join(shots, 'chat-queue-position.png') })
+    await tablet.screenshot({ path: join(docsDir, 'phone-queue.png') })
     // The first token clears it.
     const answer = tablet.locator('[data-turn="assistant"] .md').last()
     await expect
