@@ -328,6 +328,16 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await admin.keyboard.press('Enter')
     await expect.poll(() => admin.locator('[data-range="7d"]').getAttribute('aria-pressed')).toBe('true')
     await admin.waitForSelector('[data-usage-chart] canvas')
+    // Day buckets of the same week: the table's totals do not change with the bucket size.
+    const tokensOf = async () =>
+      admin.locator('[data-top-table] tbody tr').first().locator('td').nth(1).textContent()
+    const hourly = await tokensOf()
+    await admin.click('[data-bucket="day"]')
+    await expect.poll(() => admin.locator('[data-bucket="day"]').getAttribute('aria-pressed')).toBe('true')
+    await expect
+      .poll(async () => admin.locator('[data-usage-panel] p.muted').first().textContent())
+      .toContain('Per day')
+    expect(await tokensOf()).toBe(hourly)
     await admin.locator('[data-range="24h"]').click()
     await admin.waitForSelector('[data-usage-chart] canvas')
     await admin.screenshot({ path: join(shots, 'usage-page.png'), fullPage: true })
