@@ -15,7 +15,7 @@ test('the example runs against the built core and prints what it says it does', 
   expect(stdout).toContain('event: Kitchen tablet asks to join')
   expect(stdout).toMatch(/event: Kitchen tablet approved with \d+ MiB/)
   expect(stdout).toContain('device: Kitchen tablet is approved as role-guest')
-  expect(stdout).toMatch(/refused: CAPACITY_EXCEEDED memory_mb: 999999 MiB is above the 1024 MiB maximum/)
+  expect(stdout).toMatch(/refused: CAPACITY_EXCEEDED memory_mb: 999999 MiB is above the 2048 MiB maximum/)
   if (existsSync('/proc/meminfo')) {
     // On Linux the RAM provider reports the machine's memory, as /proc/meminfo says.
     const total = Number(/MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1]) * 1024

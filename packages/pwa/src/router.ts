@@ -87,6 +87,18 @@ export const routes: RouteRecordRaw[] = [
         meta: { area: 'admin', title: 'Devices' },
       },
       {
+        path: 'queue',
+        name: 'queue',
+        component: () => import('./views/admin/QueueView.vue'),
+        meta: { area: 'admin', title: 'Queue' },
+      },
+      {
+        path: 'usage',
+        name: 'usage',
+        component: () => import('./views/admin/UsageView.vue'),
+        meta: { area: 'admin', title: 'Usage' },
+      },
+      {
         path: 'models',
         name: 'models',
         component: () => import('./views/admin/ModelsView.vue'),

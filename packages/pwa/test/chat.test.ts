@@ -74,6 +74,21 @@ describe('streamChat', () => {
     await streamChat({ model: 'm', messages: [], signal: new AbortController().signal, onDelta: () => {} })
     expect(sent).not.toHaveProperty('options')
   })
+  it('names the request with X-Request-Id, so the queue_position events can be matched to it', async () => {
+    let headers: Headers | null = null
+    globalThis.fetch = (async (_url: string, init: RequestInit) => {
+      headers = new Headers(init.headers)
+      return ndjson([{ done: true }])
+    }) as typeof fetch
+    await streamChat({
+      model: 'm',
+      messages: [],
+      signal: new AbortController().signal,
+      onDelta: () => {},
+      requestId: 'chat-0123456789abcdef',
+    })
+    expect(headers!.get('x-request-id')).toBe('chat-0123456789abcdef')
+  })
 })
 
 describe('approval suggestion', () => {

@@ -5,6 +5,8 @@ import { useApprovalsStore } from '../src/stores/approvals'
 import { useDevicesStore } from '../src/stores/devices'
 import { useLiveStore } from '../src/stores/live'
 import { useModelsStore } from '../src/stores/models'
+import { useNoticesStore } from '../src/stores/notices'
+import { useQueueStore } from '../src/stores/queue'
 import { useRolesStore } from '../src/stores/roles'
 import { useSessionStore } from '../src/stores/session'
 import { useUsageStore } from '../src/stores/usage'
@@ -110,5 +112,36 @@ describe('live store', () => {
       prompt_tokens: 20,
       completion_tokens: 64,
     })
+  })
+
+  it('keeps queue positions by request id until cleared, and budget marks as notices', () => {
+    const live = useLiveStore()
+    live.apply({
+      type: 'queue_position',
+      request_id: 'chat-aaaaaaaa',
+      device_id: 'd1',
+      position: 3,
+      eta_s: null,
+    })
+    live.apply({
+      type: 'queue_position',
+      request_id: 'chat-aaaaaaaa',
+      device_id: 'd1',
+      position: 2,
+      eta_s: 8,
+    })
+    const queue = useQueueStore()
+    expect(queue.positions['chat-aaaaaaaa']).toMatchObject({ position: 2, eta_s: 8 })
+    queue.clear('chat-aaaaaaaa')
+    expect(queue.positions).toEqual({})
+
+    const mark = { device_id: 'd1', window: 'day' as const, used: 80, budget: 100, resets_at: 1 }
+    live.apply({ type: 'quota', ...mark, threshold: 80 })
+    live.apply({ type: 'quota', ...mark, used: 100, threshold: 100 })
+    const notices = useNoticesStore()
+    // The newer mark of the same window replaces the older one.
+    expect(notices.quota.map((n) => n.threshold)).toEqual([100])
+    live.apply({ type: 'budget_reached', ...mark, used: 100, threshold: 100, device_name: 'Kids tablet' })
+    expect(notices.budgetReached.map((n) => n.device_name)).toEqual(['Kids tablet'])
   })
 })

@@ -63,4 +63,44 @@ describe('RoleEditor', () => {
     await w.get('[data-action="cancel"]').trigger('click')
     expect(w.emitted('cancel')).toHaveLength(1)
   })
+
+  it('sends the fair-share, budget and hours fields typed in, and names a schedule it cannot read', async () => {
+    const w = mount(RoleEditor, { props: { role: null } })
+    await w.get('[data-field="name"] input').setValue('kids')
+    numberField(w, 'share_weight').vm.$emit('update:value', 3)
+    numberField(w, 'max_queued').vm.$emit('update:value', 4)
+    numberField(w, 'max_wait_s').vm.$emit('update:value', 90)
+    numberField(w, 'token_budget_day').vm.$emit('update:value', 20000)
+    await w.get('[data-field="allowed_hours"] textarea').setValue('Mon-Fri 16:00-20:00\nSat,Sun 9:00-21:00')
+    await w.get('form').trigger('submit')
+    expect(w.emitted('save')![0]![0]).toMatchObject({
+      share_weight: 3,
+      max_queued: 4,
+      max_wait_s: 90,
+      token_budget_day: 20000,
+      allowed_hours: [
+        { days: [1, 2, 3, 4, 5], from: '16:00', to: '20:00' },
+        { days: [0, 6], from: '09:00', to: '21:00' },
+      ],
+    })
+    expect(w.emitted('save')![0]![0]).not.toHaveProperty('token_budget_week')
+    await w.get('[data-field="allowed_hours"] textarea').setValue('weekdays after school')
+    await w.get('form').trigger('submit')
+    expect(w.emitted('save')).toHaveLength(1)
+    expect(w.get('[data-field-error="allowed_hours"]').text()).toMatch(/line 1/)
+  })
+
+  it('shows an edited role’s schedule as lines and sends null when it is cleared', async () => {
+    const kids = role('r-kids', 'kids', 2048, {
+      allowed_hours: [{ days: [1, 2, 3, 4, 5], from: '16:00', to: '20:00' }],
+      share_weight: 2,
+    })
+    const w = mount(RoleEditor, { props: { role: kids } })
+    expect((w.get('[data-field="allowed_hours"] textarea').element as HTMLTextAreaElement).value).toBe(
+      'Mon-Fri 16:00-20:00',
+    )
+    await w.get('[data-field="allowed_hours"] textarea').setValue('')
+    await w.get('form').trigger('submit')
+    expect(w.emitted('save')![0]![0]).toMatchObject({ allowed_hours: null, share_weight: 2 })
+  })
 })

@@ -5,11 +5,11 @@ import type { DomainContext } from '../domain/context'
 import { audit, notFound, securityChanged } from '../domain/context'
 import type { DevicesService } from '../domain/devices'
 import { SharedLLMError } from '../errors'
-import type { ClaimResponse, JoinResponse, PairingResponse, UsageTotals } from '../protocol/api'
+import type { ClaimResponse, JoinResponse, PairingResponse } from '../protocol/api'
 import type { Device, DuplicateName, Role } from '../protocol/types'
 import { hasBidiControls, nameSkeleton, sanitizeName } from '../discovery/sanitize'
 import { deviceNameSchema, hasControlCharacters, parseInput } from '../schemas'
-import { joinRepo, keysRepo, pairingRepo, pendingRepo, usageRepo } from '../store/access'
+import { joinRepo, keysRepo, pairingRepo, pendingRepo } from '../store/access'
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
 import { peersRepo } from '../store/peers'
@@ -466,9 +466,5 @@ export class AccessService {
       await audit(trx, this.ctx, actor, 'pairing.create', roleId, null, { expires_at: expiresAt })
     })
     return { code, expires_at: expiresAt, role_id: roleId, path: `/join?code=${code}` }
-  }
-
-  usageTotals(deviceId: string): Promise<UsageTotals> {
-    return usageRepo.totals(this.ctx.db(), deviceId)
   }
 }

@@ -862,7 +862,8 @@ export class GatewayPolicy {
     return {
       device: principal.device,
       role: principal.role,
-      usage: await usageRepo.totals(db, principal.device.id),
+      usage: await (this.o.usage?.()?.totals(principal.device.id) ??
+        usageRepo.totals(db, principal.device.id)),
       models: await this.modelsFor(principal),
     }
   }

@@ -154,6 +154,20 @@ export class UsageRecorder {
     return n
   }
 
+  /** Requests and tokens of a device recorded but not yet committed (any hour). */
+  pendingTotals(deviceId: string): { requests: number; prompt_tokens: number; completion_tokens: number } {
+    const t = { requests: 0, prompt_tokens: 0, completion_tokens: 0 }
+    for (const map of [this.deltas, this.writing]) {
+      for (const d of map.values()) {
+        if (d.device_id !== deviceId) continue
+        t.requests += d.requests
+        t.prompt_tokens += d.prompt_tokens
+        t.completion_tokens += d.completion_tokens
+      }
+    }
+    return t
+  }
+
   /** Writes everything buffered now (one batch at a time). Never rejects. */
   flush(): Promise<void> {
     const run = async (): Promise<void> => {

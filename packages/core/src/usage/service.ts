@@ -1,8 +1,9 @@
 import type { Knex } from 'knex'
 import { type Clock, systemClock } from '../fairshare/clock'
 import { promFamily, type PromSample } from '../fairshare/metrics'
-import type { UsageSeriesResponse } from '../protocol/api'
+import type { UsageSeriesResponse, UsageTotals } from '../protocol/api'
 import type { AllowedHours, Device, DeviceLimitsView, Role } from '../protocol/types'
+import { usageRepo } from '../store/access'
 import { usageRollupsRepo } from '../store/usage-rollups'
 import { checkHours, type HoursStatus, hoursStatus, oneMoreHour } from './hours'
 import {
@@ -35,6 +36,21 @@ export class UsageService {
 
   constructor(private readonly options: UsageServiceOptions) {
     this.clock = options.clock ?? systemClock
+  }
+
+  /**
+   * A device's usage totals as the device sees them at once: the stored rows plus what the batch recorder
+   * holds but has not written yet (read in that order, so a batch committing meanwhile is not counted twice).
+   */
+  async totals(deviceId: string): Promise<UsageTotals> {
+    const stored = await usageRepo.totals(this.options.db(), deviceId)
+    const pending = this.options.recorder?.pendingTotals(deviceId)
+    if (!pending) return stored
+    return {
+      requests: stored.requests + pending.requests,
+      prompt_tokens: stored.prompt_tokens + pending.prompt_tokens,
+      completion_tokens: stored.completion_tokens + pending.completion_tokens,
+    }
   }
 
   get zone(): string {

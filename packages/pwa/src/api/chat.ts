@@ -31,6 +31,8 @@ export async function streamChat(opts: {
   onDelta: (text: string) => void
   /** Pieces of `message.thinking` from a thinking model. */
   onThinking?: (text: string) => void
+  /** Sent as `X-Request-Id`: the gateway names this request so in its `queue_position` events. */
+  requestId?: string
   /** Ollama's `options.temperature`; omitted when null. */
   temperature?: number | null
 }): Promise<ChatResult> {
@@ -51,6 +53,7 @@ export async function streamChat(opts: {
         ...(opts.temperature != null ? { options: { temperature: opts.temperature } } : {}),
       },
       signal: opts.signal,
+      ...(opts.requestId ? { headers: { 'x-request-id': opts.requestId } } : {}),
     })
     for await (const line of readNdjson<ChatLine>(res)) {
       if (line.error) throw new Error(line.error)

@@ -3,6 +3,7 @@ import type {
   AuditResponse,
   ClaimResponse,
   DeviceDetailResponse,
+  DeviceLimitsRequest,
   DeviceResponse,
   DevicesResponse,
   GpuResponse,
@@ -14,6 +15,9 @@ import type {
   PairingResponse,
   PullsResponse,
   PullStreamLine,
+  QueuePauseResponse,
+  QueueReclaimResponse,
+  QueueResponse,
   Role,
   RoleResponse,
   RotateKeyResponse,
@@ -25,6 +29,7 @@ import type {
   SettingUpdateResponse,
   TlsInfoResponse,
   UsageResponse,
+  UsageSeriesResponse,
 } from '@sharedllm/core/protocol'
 import { rawRequest, readNdjson, request } from './http'
 
@@ -47,6 +52,16 @@ export type RoleFields = Pick<
   Partial<Omit<Role, 'id' | 'builtin' | 'created_at' | 'updated_at'>>
 
 const enc = encodeURIComponent
+
+/** The query of `GET /api/usage/series` and `/api/usage/export.csv`. */
+export interface UsageSeriesQuery {
+  group: 'device' | 'model'
+  bucket: 'hour' | 'day'
+  from: number
+  to: number
+}
+export const usageQueryString = (q: UsageSeriesQuery) =>
+  `group=${q.group}&bucket=${q.bucket}&from=${Math.floor(q.from)}&to=${Math.floor(q.to)}`
 
 /** Every REST call the PWA makes, typed from `@sharedllm/core/protocol`. */
 export const api = {
@@ -77,6 +92,27 @@ export const api = {
     request<RotateKeyResponse>(`/api/devices/${enc(id)}/rotate-key`, { method: 'POST' }),
   setRole: (id: string, role_id: string) =>
     request<DeviceResponse>(`/api/devices/${enc(id)}/role`, { method: 'PATCH', body: { role_id } }),
+
+  setLimits: (id: string, body: DeviceLimitsRequest) =>
+    request<DeviceResponse>(`/api/devices/${enc(id)}/limits`, { method: 'PATCH', body }),
+  grantHour: (id: string) =>
+    request<{ device_id: string; granted_until: number }>(`/api/devices/${enc(id)}/hours/grant`, {
+      method: 'POST',
+    }),
+
+  queue: () => request<QueueResponse>('/api/queue'),
+  pauseRole: (role_id: string) =>
+    request<QueuePauseResponse>('/api/queue/pause', { method: 'POST', body: { role_id } }),
+  resumeRole: (role_id: string) =>
+    request<QueuePauseResponse>('/api/queue/resume', { method: 'POST', body: { role_id } }),
+  reclaim: () => request<QueueReclaimResponse>('/api/queue/reclaim', { method: 'POST', body: {} }),
+  usageSeries: (q: UsageSeriesQuery) =>
+    request<UsageSeriesResponse>(`/api/usage/series?${usageQueryString(q)}`),
+  /** The CSV of the same view, as text (the key or cookie goes with it; a plain link could not send the key). */
+  usageCsv: async (q: UsageSeriesQuery) =>
+    (
+      await rawRequest(`/api/usage/export.csv?${usageQueryString(q)}`, { headers: { accept: 'text/csv' } })
+    ).text(),
 
   roles: () => request<RolesResponse>('/api/permissions/roles'),
   createRole: (body: RoleFields) => request<RoleResponse>('/api/permissions/roles', { method: 'POST', body }),

@@ -10,6 +10,8 @@ export interface StoredMessage {
   tokens?: number | null
   /** Why this answer failed, shown in place of it. */
   error?: string
+  /** A budget or hours refusal, in plain words (shown in place of the answer; not sent back as history). */
+  refusal?: string
 }
 
 export interface Conversation {

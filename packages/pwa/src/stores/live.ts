@@ -5,7 +5,10 @@ import { useApprovalsStore } from './approvals'
 import { useConnectionStore } from './connection'
 import { useDevicesStore } from './devices'
 import { useMemoryStore } from './memory'
+import { useMeStore } from './me'
 import { useModelsStore } from './models'
+import { useNoticesStore } from './notices'
+import { useQueueStore } from './queue'
 import { useRolesStore } from './roles'
 import { useSessionStore } from './session'
 import { useSettingsStore } from './settings'
@@ -111,6 +114,19 @@ export const useLiveStore = defineStore('live', () => {
         return
       case 'usage':
         useUsageStore().record(msg)
+        // A device's own request finished: its meters (remaining budget) follow without a page reload.
+        if (session.kind === 'device') useMeStore().load()
+        return
+      case 'queue_position':
+        useQueueStore().position(msg)
+        return
+      case 'quota':
+        useNoticesStore().onQuota(msg)
+        // The meters follow the mark at once rather than at the next chat's end.
+        if (session.kind === 'device') useMeStore().load()
+        return
+      case 'budget_reached':
+        useNoticesStore().onBudgetReached(msg)
         return
       default:
         // A new wire event type without a case here fails the type check.

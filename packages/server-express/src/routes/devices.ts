@@ -49,7 +49,7 @@ export const deviceRoutes: AnyRoute[] = [
       const device = await hub.devices.get(params.id!)
       const [allocation_history, usage] = await Promise.all([
         hub.devices.allocationHistory(device.id),
-        hub.access.usageTotals(device.id),
+        hub.usage.totals(device.id),
       ])
       return { device, allocation_history, usage }
     },
