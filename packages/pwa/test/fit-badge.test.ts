@@ -21,4 +21,13 @@ describe('FitBadge', () => {
     expect(w.text()).toBe('guest: fits')
     expect(w.attributes('title')).toBe('size estimate not known yet')
   })
+  it('a conservative estimate never reads as a plain "fits"', () => {
+    const w = mount(FitBadge, { props: { verdict: 'fits', requiredMb: 5120, conservative: true } })
+    expect(w.text()).toBe('fits (estimated conservatively)')
+    expect(w.findComponent(NTag).props('type')).toBe('warning')
+    expect(w.attributes('title')).toBe(
+      'needs about 5 GiB; the model’s shape could not be read, so this is a conservative estimate',
+    )
+    expect(w.attributes('data-conservative')).toBe('')
+  })
 })

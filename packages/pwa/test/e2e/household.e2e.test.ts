@@ -342,6 +342,14 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     expect(await details.locator('[data-field="quantization"]').textContent()).toMatch(/Q\d/)
     await shot(admin, 'model-details')
     await admin.keyboard.press('Escape')
+    // The model the phone loaded was measured against the gateway's estimate (Ollama's /api/ps size).
+    const loadedRow = admin.locator('[data-model]', { has: admin.locator('[data-action="unload"]') }).first()
+    await expect
+      .poll(async () => (await loadedRow.locator('[data-measurement]').count()) > 0, { timeout: 15_000 })
+      .toBe(true)
+    expect(await loadedRow.locator('[data-measurement]').textContent()).toMatch(
+      /Estimated [\d.]+ [GM]iB, measured [\d.]+ [GM]iB at [\d,]+ tokens \(×\d\.\d\d/,
+    )
     const loaded = admin.locator('[data-action="unload"]').first()
     await loaded.click()
     await expect
