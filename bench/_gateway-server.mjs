@@ -15,7 +15,9 @@ const dir = mkdtempSync(join(tmpdir(), 'sllm-bench-gateway-'))
 const hub = createHub({
   dataDir: dir,
   logger: silentLogger,
-  capacityMb: () => 65536,
+  // The mock upstream stands for an Ollama with 4096 parallel slots (below), and such an Ollama allocates KV
+  // for every slot (num_ctx × OLLAMA_NUM_PARALLEL): the slice is made big enough for what it would load.
+  capacityMb: () => 8 * 1024 * 1024,
   providers: false,
   discovery: false,
   ollama: false,
@@ -24,7 +26,7 @@ await hub.start()
 await hub.settings.set('ollama_host', upstream)
 // The mock serves any number at once: so does the fair-share queue (it still runs on every request).
 await hub.settings.set('ollama_num_parallel', 4096)
-const role = await hub.roles.create({ name: 'bench', max_memory_mb: 16384, max_concurrent: 1000 })
+const role = await hub.roles.create({ name: 'bench', max_memory_mb: 4 * 1024 * 1024, max_concurrent: 1000 })
 const joined = await hub.access.join({ name: 'bench-client' }, '127.0.0.1')
 await hub.devices.approve(joined.device_id, role.id)
 const claim = await hub.access.claim(joined.request_id, joined.claim_secret, '127.0.0.1')

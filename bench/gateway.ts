@@ -170,6 +170,7 @@ function chat(
       })
       res.on('end', () => {
         ex.totalMs = performance.now() - started
+        if (pending) ex.lines.push(pending)
         resolve(ex)
       })
       res.on('error', () => resolve(ex))
@@ -203,7 +204,8 @@ async function latency(n: number) {
   for (let i = 0; i < n; i++) {
     d.push((await chat('direct', { mode: 'json' })).totalMs)
     const ex = await chat('gateway', { mode: 'json' })
-    if (ex.status !== 200) throw new Error(`gateway answered ${ex.status}`)
+    if (ex.status !== 200)
+      throw new Error(`gateway answered ${ex.status}: ${ex.lines.join('').slice(0, 300)}`)
     g.push(ex.totalMs)
   }
   return { direct: { p50: pct(d, 50), p95: pct(d, 95) }, gateway: { p50: pct(g, 50), p95: pct(g, 95) } }
