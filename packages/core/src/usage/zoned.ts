@@ -29,8 +29,18 @@ const formats = new Map<string, Intl.DateTimeFormat>()
 const WEEKDAYS: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 }
 
 /** The host's time zone, e.g. `Europe/Berlin` (from TZ or the system). */
+let zoneCache: { tz: string | undefined; zone: string } | undefined
+
+/**
+ * The host's time zone. Building an Intl.DateTimeFormat costs tens of µs and the usage recorder asks on every
+ * request, so the answer is kept until the process's TZ changes.
+ */
 export function hostTimeZone(): string {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
+  const tz = globalThis.process?.env?.TZ
+  if (zoneCache && zoneCache.tz === tz) return zoneCache.zone
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'
+  zoneCache = { tz, zone }
+  return zone
 }
 
 /** True when Intl knows the zone. */
