@@ -1,3 +1,4 @@
+import { SINGLE_SEQUENCE_FAMILIES } from '../gateway/fit'
 import { normaliseModelName } from '../gateway/patterns'
 import type { EventBus } from '../events'
 import type { Logger } from '../logger'
@@ -6,21 +7,9 @@ import { FairScheduler } from './scheduler'
 
 /**
  * Model families Ollama runs one request at a time whatever OLLAMA_NUM_PARALLEL says (server/sched.go
- * `load`: "Some architectures are not safe with num_parallel > 1", checked against the model's family).
+ * `load`): the same list the fit estimate loads with one sequence.
  */
-export const SERIAL_FAMILIES: ReadonlySet<string> = new Set([
-  'mllama',
-  'qwen3vl',
-  'qwen3vlmoe',
-  'qwen35',
-  'qwen35moe',
-  'qwen3next',
-  'lfm2',
-  'lfm2moe',
-  'nemotron_h',
-  'nemotron_h_moe',
-  'nemotron_h_omni',
-])
+export const SERIAL_FAMILIES: ReadonlySet<string> = SINGLE_SEQUENCE_FAMILIES
 
 /** OLLAMA_NUM_PARALLEL as Ollama reads it (envconfig/config.go `Uint`, default 1; sched.go takes max(n, 1)). */
 export function numParallelFromEnv(value: string | undefined): number {
