@@ -1,15 +1,8 @@
 import type { Knex } from 'knex'
+import type { UsageRecord } from '../protocol/types'
 
-/** One raw usage row as the `usage` table holds it (the per-request record). */
-export interface RawUsageRow {
-  device_id: string | null
-  model: string | null
-  endpoint: string
-  prompt_tokens: number
-  completion_tokens: number
-  duration_ms: number
-  status: number
-  at: number
+/** One raw usage row as the `usage` table holds it (the per-request record, before it has an id). */
+export type RawUsageRow = Omit<UsageRecord, 'id' | 'via'> & {
   /** The peer host that served it (pooling), else null. */
   via: string | null
 }

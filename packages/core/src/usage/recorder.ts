@@ -1,19 +1,12 @@
 import type { Knex } from 'knex'
 import { errorMessage } from '../errors'
+import type { UsageRecord } from '../protocol/types'
 import { type Clock, systemClock } from '../fairshare/clock'
 import { type RawUsageRow, type RollupDelta, usageRollupsRepo } from '../store/usage-rollups'
 import { hostTimeZone, startOfHour } from './zoned'
 
-/** One finished gateway request, as the gateway hands it over. */
-export interface UsageEvent {
-  device_id: string | null
-  model: string | null
-  endpoint: string
-  prompt_tokens: number
-  completion_tokens: number
-  duration_ms: number
-  /** HTTP status the client got; ≥ 400 counts as an error. */
-  status: number
+/** One finished gateway request, as the gateway hands it over (a usage record before it has an id). */
+export interface UsageEvent extends Omit<UsageRecord, 'id' | 'at' | 'via'> {
   /** Milliseconds it waited in the fair-share queue. @default 0 */
   queue_wait_ms?: number
   /** When it finished. @default the clock's now */
