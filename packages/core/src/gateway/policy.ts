@@ -871,6 +871,9 @@ export class GatewayPolicy {
   /** GET /api/usage */
   async usageReport(): Promise<UsageResponse> {
     const db = this.o.ctx.db()
+    // The per-request rows are written in batches: the owner's report first writes what is still buffered,
+    // so a request that just ended is in it (the report is a dashboard page, not the request path).
+    await this.o.usage?.()?.writePending()
     return { by_device_model: await usageRepo.byDeviceModel(db), recent: await usageRepo.recent(db, 100) }
   }
 

@@ -53,6 +53,11 @@ export class UsageService {
     }
   }
 
+  /** Writes what the batch recorder holds now (for reports that read the stored rows). Never rejects. */
+  writePending(): Promise<void> {
+    return this.options.recorder?.flush() ?? Promise.resolve()
+  }
+
   get zone(): string {
     return this.options.timeZone?.() ?? hostTimeZone()
   }
