@@ -277,14 +277,24 @@ export function translateChat(body: Record<string, unknown>): TranslatedRequest 
   if (top !== undefined && top !== 0) native.top_logprobs = top
   return {
     native,
-    reply: {
-      kind: 'chat',
-      stream: native.stream === true,
-      includeUsage: includeUsage(body),
-      id: replyId('chatcmpl'),
-      model: String(body.model ?? ''),
-      encodingFormat: '',
-    },
+    reply: generationReply('chat', 'chatcmpl', body, native),
+  }
+}
+
+/** The reply shape of a generating route (chat or completion): streaming as the native request asks. */
+function generationReply(
+  kind: 'chat' | 'completion',
+  idPrefix: string,
+  body: Record<string, unknown>,
+  native: Record<string, unknown>,
+): ReplyShape {
+  return {
+    kind,
+    stream: native.stream === true,
+    includeUsage: includeUsage(body),
+    id: replyId(idPrefix),
+    model: String(body.model ?? ''),
+    encodingFormat: '',
   }
 }
 
@@ -315,14 +325,7 @@ export function translateCompletion(body: Record<string, unknown>): TranslatedRe
   }
   return {
     native,
-    reply: {
-      kind: 'completion',
-      stream: native.stream === true,
-      includeUsage: includeUsage(body),
-      id: replyId('cmpl'),
-      model: String(body.model ?? ''),
-      encodingFormat: '',
-    },
+    reply: generationReply('completion', 'cmpl', body, native),
   }
 }
 
