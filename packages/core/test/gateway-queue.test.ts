@@ -1,6 +1,6 @@
 import { type ClientRequest, request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { EventMap } from '../src/index'
+import { type EventMap, QUEUE_WAIT_BOUNDS_MS } from '../src/index'
 import { ADMIN_SECRET, type GatewayHarness, get, post, startGateway, TEST_UA } from './gateway-harness'
 
 // The fair-share queue through the gateway, against the stand-in Ollama as a real process. The hub is
@@ -358,6 +358,33 @@ describe('budgets and hours at admission', () => {
     expect(limits.hours).toMatchObject({ open: false, next_open: expected.next_open })
     await h.hub.usage.grantOneMoreHour(deviceId, schedule, 'admin')
     expect((await post(CHAT_URL(h), key, CHAT())).status).toBe(200)
+  })
+
+  it('the wait a request spent in the queue reaches the usage series as p50/p95', async () => {
+    const { key, deviceId } = await h.device('waits-its-turn', 'role-user')
+    const other = await h.device('goes-first', 'role-user')
+    const first = stream(CHAT_URL(h), other.key, CHAT('first'))
+    await first.started
+    // One slot (num_parallel 1): this one waits for the first answer (~300 ms of chunks) to end.
+    const second = stream(CHAT_URL(h), key, CHAT('second'))
+    expect((await Promise.all([first.done, second.done])).map((r) => r.status)).toEqual([200, 200])
+    await h.hub.recorder.flush()
+    const view = await h.hub.usage.series({ group: 'device', bucket: 'hour' }, deviceId)
+    const i = view.queue_wait.queued.findIndex((n) => n > 0)
+    expect(view.queue_wait.queued[i]).toBe(1)
+    // Its one wait, as the rollup's sum holds it exactly: it waited for the first answer, and the p50 and
+    // p95 read from the histogram lie in that wait's bucket.
+    const [{ waited }] = await h.hub
+      .db('usage_hourly')
+      .where({ device_id: deviceId })
+      .sum({ waited: 'queue_wait_ms' })
+    expect(waited).toBeGreaterThan(10)
+    const b = QUEUE_WAIT_BOUNDS_MS.findIndex((x) => waited <= x)
+    for (const p of [view.queue_wait.p50_ms[i], view.queue_wait.p95_ms[i]]) {
+      expect(p).toBeGreaterThan(QUEUE_WAIT_BOUNDS_MS[b - 1] ?? 0)
+      expect(p).toBeLessThanOrEqual(QUEUE_WAIT_BOUNDS_MS[b] ?? 0)
+    }
+    expect(view.series[0]?.queue_wait_p50_ms[i]).toBe(view.queue_wait.p50_ms[i])
   })
 
   it('usage goes through the batch recorder into the usage table and rollups; /metrics has each family once', async () => {

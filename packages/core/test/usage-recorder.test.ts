@@ -1,5 +1,7 @@
+import fc from 'fast-check'
 import { describe, expect, test, vi } from 'vitest'
 import {
+  QUEUE_WAIT_BOUNDS_MS,
   effectiveBudgets,
   isoLocal,
   openStore,
@@ -9,6 +11,7 @@ import {
   UsageRecorder,
   UsageService,
   VirtualClock,
+  waitQuantile,
 } from '../src/index'
 import { startHub, tempDir } from './helpers'
 
@@ -153,13 +156,18 @@ describe('batch recorder', () => {
       clock: new VirtualClock(Z('2026-12-01T10:00:00Z')),
       onError: (m) => errors.push(m),
     })
-    r.record(ev())
+    r.record(ev({ queue_wait_ms: 40 }))
     await r.flush()
     expect(errors).toEqual(['usage flush failed (1 rows kept for the next try): database is locked'])
-    r.record(ev())
+    r.record(ev({ queue_wait_ms: 40 }))
     broken = false
     await r.flush()
     expect((await rollups(s))[0]).toMatchObject({ requests: 2, prompt_tokens: 20 })
+    expect(await s.knex('usage_hourly').first('queued', 'queue_wait_le_50', 'queue_wait_ms')).toEqual({
+      queued: 2,
+      queue_wait_le_50: 2,
+      queue_wait_ms: 80,
+    })
     expect(await s.knex('usage').count({ n: '*' })).toEqual([{ n: 2 }])
     await s.close()
   })
@@ -397,12 +405,57 @@ describe('series and CSV', () => {
     })
     const lines = csv.trimEnd().split('\r\n')
     expect(lines[0]).toBe(
-      'bucket_start_utc,bucket_start_local,device,device_label,requests,errors,prompt_tokens,completion_tokens',
+      'bucket_start_utc,bucket_start_local,device,device_label,requests,errors,prompt_tokens,completion_tokens,queue_wait_p50_ms,queue_wait_p95_ms',
     )
+    // Nothing of that day went through the queue: the wait cells are empty, not 0.
     expect(lines).toContain(
-      `2026-10-24T22:00:00.000Z,2026-10-25T00:00:00+02:00,${b.id},"'=HYPERLINK(""x"")",1,1,10,20`,
+      `2026-10-24T22:00:00.000Z,2026-10-25T00:00:00+02:00,${b.id},"'=HYPERLINK(""x"")",1,1,10,20,,`,
     )
     expect(lines).toHaveLength(4)
+  })
+
+  test('queue wait p50/p95 per bucket: per series, and merged over every series; unqueued requests do not count', async () => {
+    const hub = await startHub()
+    const a = await hub.devices.add({ name: 'Anna', ip: '192.168.1.20' })
+    const b = await hub.devices.add({ name: 'Ben', ip: '192.168.1.21' })
+    const clock = new VirtualClock(Z('2026-12-01T12:00:00Z'))
+    const recorder = new UsageRecorder({ db: () => hub.db, clock, timeZone: () => BERLIN })
+    const usage = new UsageService({ db: () => hub.db, recorder, clock, timeZone: () => BERLIN })
+    const at = Z('2026-12-01T10:20:00Z') // 11:00–12:00 in Berlin
+    // Anna: 10 requests that started at once; Ben: 10 that waited 2 s … 20 s; a routed request (no wait).
+    for (let i = 0; i < 10; i++) recorder.record(ev({ device_id: a.id, at, queue_wait_ms: 0 }))
+    for (let i = 1; i <= 10; i++) recorder.record(ev({ device_id: b.id, at, queue_wait_ms: i * 2000 }))
+    recorder.record(ev({ device_id: b.id, at, via: 'studio-pc' }))
+    await recorder.flush()
+    const view = await usage.series({
+      group: 'device',
+      bucket: 'hour',
+      from: '2026-12-01T10:00:00Z',
+      to: '2026-12-01T12:00:00Z',
+    })
+    expect(view.buckets).toHaveLength(2)
+    const [anna, ben] = view.series
+    expect(anna?.queue_wait_p50_ms).toEqual([0, null])
+    expect(anna?.queue_wait_p95_ms).toEqual([0, null])
+    // Ben's waits 2,4,…,20 s: the median (rank 5, 10 s) falls in (5 s, 10 s], the p95 in (10 s, 30 s].
+    expect(ben?.requests[0]).toBe(11)
+    const [p50, p95] = [ben?.queue_wait_p50_ms[0] ?? -1, ben?.queue_wait_p95_ms[0] ?? -1]
+    expect(p50).toBeGreaterThan(5000)
+    expect(p50).toBeLessThanOrEqual(10_000)
+    expect(p95).toBeGreaterThan(10_000)
+    expect(p95).toBeLessThanOrEqual(30_000)
+    // Over both: 20 queued, half of them at 0 → the median is 0 … the first of Ben's; p95 is Ben's tail.
+    expect(view.queue_wait.queued).toEqual([20, 0])
+    expect(view.queue_wait.p50_ms[0]).toBe(0)
+    expect(view.queue_wait.p95_ms[0]).toBeGreaterThan(10_000)
+    expect(view.queue_wait.p50_ms[1]).toBeNull()
+    const csv = await usage.csv({
+      group: 'device',
+      bucket: 'hour',
+      from: '2026-12-01T10:00:00Z',
+      to: '2026-12-01T12:00:00Z',
+    })
+    expect(csv).toContain(`,${b.id},Ben,11,0,110,220,${p50},${p95}\r\n`)
   })
 
   test('a bad query is a 400 naming the field', async () => {
@@ -431,5 +484,48 @@ describe('series and CSV', () => {
     expect(lines).toContain('sharedllm_quota_remaining_tokens{device="anna",window="day"} 70')
     expect(lines).toContain('sharedllm_usage_tokens{device="anna",kind="completion",model="llama3.2:3b"} 40')
     expect(lines.filter((l) => l.startsWith('sharedllm_quota_remaining_tokens{'))).toHaveLength(1)
+  })
+})
+
+describe('queue-wait quantiles from the hourly histogram', () => {
+  const bucketOf = (ms: number) => {
+    const i = QUEUE_WAIT_BOUNDS_MS.findIndex((b) => ms <= b)
+    return i === -1 ? QUEUE_WAIT_BOUNDS_MS.length : i
+  }
+  const histogram = (waits: number[]) => {
+    const h = Array.from({ length: QUEUE_WAIT_BOUNDS_MS.length + 1 }, () => 0)
+    for (const w of waits) h[bucketOf(w)] = (h[bucketOf(w)] ?? 0) + 1
+    return h
+  }
+
+  test('empty is null; no wait is 0; the open last bucket is its lower bound', () => {
+    expect(waitQuantile(histogram([]), 0.5)).toBeNull()
+    expect(waitQuantile(histogram([0, 0, 0]), 0.95)).toBe(0)
+    expect(waitQuantile(histogram([900_000]), 0.5)).toBe(300_000)
+    // Four waits in (100, 250]: the median is half-way through the bucket.
+    expect(waitQuantile(histogram([120, 130, 140, 150]), 0.5)).toBe(175)
+  })
+
+  test('the estimate always lies in the bucket of the true (nearest-rank) quantile', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 400_000 })), {
+          minLength: 1,
+          maxLength: 200,
+        }),
+        fc.constantFrom(0.5, 0.95),
+        (waits, q) => {
+          const sorted = [...waits].sort((x, y) => x - y)
+          const truth = sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0
+          const i = bucketOf(truth)
+          const lower = i === 0 ? 0 : (QUEUE_WAIT_BOUNDS_MS[i - 1] ?? 0)
+          const upper = QUEUE_WAIT_BOUNDS_MS[i] ?? Number.POSITIVE_INFINITY
+          const est = waitQuantile(histogram(waits), q) ?? -1
+          expect(est).toBeGreaterThanOrEqual(lower)
+          expect(est).toBeLessThanOrEqual(upper === Number.POSITIVE_INFINITY ? lower : upper)
+        },
+      ),
+      { numRuns: 500 },
+    )
   })
 })

@@ -91,11 +91,12 @@ describe('usage series and CSV', () => {
     expect(res.headers['content-disposition']).toBe('attachment; filename="usage-model-day.csv"')
     const lines = res.text.trimEnd().split('\r\n')
     expect(lines[0]).toBe(
-      'bucket_start_utc,bucket_start_local,model,model_label,requests,errors,prompt_tokens,completion_tokens',
+      'bucket_start_utc,bucket_start_local,model,model_label,requests,errors,prompt_tokens,completion_tokens,queue_wait_p50_ms,queue_wait_p95_ms',
     )
+    // Recorded without a queue wait (nothing went through the queue): the wait cells are empty.
     expect(lines.slice(1).map((l) => l.split(',').slice(2).join(','))).toEqual([
-      'llama3.2:3b,llama3.2:3b,1,0,10,20',
-      'qwen2.5:7b,qwen2.5:7b,2,1,2,4',
+      'llama3.2:3b,llama3.2:3b,1,0,10,20,,',
+      'qwen2.5:7b,qwen2.5:7b,2,1,2,4,,',
     ])
   })
 })

@@ -142,7 +142,8 @@ export class QueueStage {
         at,
         ...(via ? { via } : {}),
       }
-      this.hub.recorder.record({ ...event, queue_wait_ms: run?.waitedMs ?? 0 })
+      // Only a request that went through the queue has a wait (a routed one waited in the peer's queue).
+      this.hub.recorder.record(run ? { ...event, queue_wait_ms: run.waitedMs } : event)
       // The stored row gets its id when the batch is written; the live event carries one unique in this
       // process that no stored row has (negative), so a client that de-duplicates by id keeps both.
       this.hub.bus.emit('usage', { id: -++usageSeq, ...event })

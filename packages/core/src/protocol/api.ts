@@ -313,7 +313,17 @@ export interface UsageSeriesResponse {
     errors: number[]
     prompt_tokens: number[]
     completion_tokens: number[]
+    /** Queue wait of this series' queued requests per bucket (ms); null where none went through the queue. */
+    queue_wait_p50_ms: Array<number | null>
+    queue_wait_p95_ms: Array<number | null>
   }>
+  /** Queue wait over every series per bucket (percentiles do not add up, so they are merged here). */
+  queue_wait: {
+    /** Requests that went through the fair-share queue. */
+    queued: number[]
+    p50_ms: Array<number | null>
+    p95_ms: Array<number | null>
+  }
 }
 
 /** One installed model in a peer's status: what the origin needs to list it and estimate its fit. */

@@ -18,11 +18,32 @@ export interface RollupDelta {
   completion_tokens: number
   duration_ms: number
   queue_wait_ms: number
+  /** Requests that went through the fair-share queue (the histogram's total). */
+  queued: number
+  /** Counts per QUEUE_WAIT_BOUNDS_MS bucket, then one for longer waits. */
+  queue_wait_hist: number[]
 }
 
 export interface RollupRow extends RollupDelta {
   id: number
 }
+
+/**
+ * Upper bounds (ms, inclusive) of the hourly queue-wait histogram (migration 012 holds the same columns);
+ * a last bucket holds longer waits. 0 is its own bucket: a request that did not wait at all.
+ */
+export const QUEUE_WAIT_BOUNDS_MS = [
+  0, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000, 120_000, 300_000,
+] as const
+const WAIT_COLUMNS = [...QUEUE_WAIT_BOUNDS_MS.map((b) => `queue_wait_le_${b}`), 'queue_wait_le_inf']
+
+/** The histogram bucket of a wait. */
+export function queueWaitBucket(ms: number): number {
+  const i = QUEUE_WAIT_BOUNDS_MS.findIndex((b) => ms <= b)
+  return i === -1 ? QUEUE_WAIT_BOUNDS_MS.length : i
+}
+
+export const emptyWaitHistogram = (): number[] => WAIT_COLUMNS.map(() => 0)
 
 const SUMMED = [
   'requests',
@@ -31,9 +52,20 @@ const SUMMED = [
   'completion_tokens',
   'duration_ms',
   'queue_wait_ms',
+  'queued',
+  ...WAIT_COLUMNS,
 ] as const
 
 const num = (v: unknown) => Number(v ?? 0)
+
+/** A delta as the table's columns (the histogram spread over its columns). */
+function rollupColumns({ queue_wait_hist, ...d }: RollupDelta): Record<string, string | number> {
+  const row: Record<string, string | number> = { ...d }
+  WAIT_COLUMNS.forEach((c, i) => {
+    row[c] = queue_wait_hist[i] ?? 0
+  })
+  return row
+}
 
 export const usageRollupsRepo = {
   /** Writes a batch in one transaction: the raw rows, then each bucket's counts added to its row. */
@@ -59,7 +91,7 @@ export const usageRollupsRepo = {
         const merge: Record<string, Knex.Raw> = {}
         for (const c of SUMMED) merge[c] = trx.raw(`usage_hourly.${c} + excluded.${c}`)
         await trx('usage_hourly')
-          .insert(deltas.slice(i, i + 200))
+          .insert(deltas.slice(i, i + 200).map(rollupColumns))
           .onConflict(['device_id', 'model', 'hour_start'])
           .merge(merge)
       }
@@ -83,16 +115,25 @@ export const usageRollupsRepo = {
 
   /** Hourly rows in `[from, to)`, optionally for one device, oldest first. */
   async hourly(db: Knex, from: number, to: number, deviceId?: string): Promise<RollupRow[]> {
-    const q = db<RollupRow>('usage_hourly')
+    const q = db('usage_hourly')
       .where('hour_start', '>=', from)
       .andWhere('hour_start', '<', to)
       .orderBy(['hour_start', 'device_id', 'model'])
     if (deviceId !== undefined) q.andWhere('device_id', deviceId)
-    return (await q).map((r) => ({
-      ...r,
+    return ((await q) as Array<Record<string, unknown>>).map((r) => ({
+      id: num(r.id),
+      device_id: String(r.device_id),
+      model: String(r.model),
       hour_start: num(r.hour_start),
-      ...Object.fromEntries(SUMMED.map((c) => [c, num(r[c])])),
-    })) as RollupRow[]
+      requests: num(r.requests),
+      errors: num(r.errors),
+      prompt_tokens: num(r.prompt_tokens),
+      completion_tokens: num(r.completion_tokens),
+      duration_ms: num(r.duration_ms),
+      queue_wait_ms: num(r.queue_wait_ms),
+      queued: num(r.queued),
+      queue_wait_hist: WAIT_COLUMNS.map((c) => num(r[c])),
+    }))
   },
 
   /** Tokens per device × model since `from`, for /metrics. */

@@ -11,7 +11,7 @@ export {
   type TokenBudgets,
 } from './quota'
 export { type UsageEvent, UsageRecorder, type UsageRecorderOptions } from './recorder'
-export { bucketStarts, usageSeries, usageSeriesCsv, usageSeriesQuerySchema } from './series'
+export { bucketStarts, usageSeries, usageSeriesCsv, usageSeriesQuerySchema, waitQuantile } from './series'
 export { UsageService, type UsageServiceOptions } from './service'
 export {
   hostTimeZone,
@@ -26,3 +26,4 @@ export {
   windowAt,
 } from './zoned'
 export { QuotaWatch, type QuotaWatchOptions } from './watch'
+export { QUEUE_WAIT_BOUNDS_MS } from '../store/usage-rollups'

@@ -2,12 +2,18 @@ import type { Knex } from 'knex'
 import { errorMessage } from '../errors'
 import type { UsageRecord } from '../protocol/types'
 import { type Clock, systemClock } from '../fairshare/clock'
-import { type RawUsageRow, type RollupDelta, usageRollupsRepo } from '../store/usage-rollups'
+import {
+  emptyWaitHistogram,
+  queueWaitBucket,
+  type RawUsageRow,
+  type RollupDelta,
+  usageRollupsRepo,
+} from '../store/usage-rollups'
 import { hostTimeZone, startOfHour } from './zoned'
 
 /** One finished gateway request, as the gateway hands it over (a usage record before it has an id). */
 export interface UsageEvent extends Omit<UsageRecord, 'id' | 'at' | 'via'> {
-  /** Milliseconds it waited in the fair-share queue. @default 0 */
+  /** Milliseconds it waited in the fair-share queue; absent when it did not go through the queue. */
   queue_wait_ms?: number
   /** When it finished. @default the clock's now */
   at?: number
@@ -122,6 +128,8 @@ export class UsageRecorder {
         completion_tokens: 0,
         duration_ms: 0,
         queue_wait_ms: 0,
+        queued: 0,
+        queue_wait_hist: emptyWaitHistogram(),
       }
       this.deltas.set(key, d)
     }
@@ -130,7 +138,13 @@ export class UsageRecorder {
     d.prompt_tokens += row.prompt_tokens
     d.completion_tokens += row.completion_tokens
     d.duration_ms += row.duration_ms
-    d.queue_wait_ms += clean(e.queue_wait_ms)
+    if (typeof e.queue_wait_ms === 'number' && Number.isFinite(e.queue_wait_ms)) {
+      const wait = clean(e.queue_wait_ms)
+      d.queue_wait_ms += wait
+      d.queued++
+      const b = queueWaitBucket(wait)
+      d.queue_wait_hist[b] = (d.queue_wait_hist[b] ?? 0) + 1
+    }
     // After stop() no timer runs: a request that ends during shutdown is written at once.
     if (this.stopped) void this.flush()
     else if (this.raw.length >= this.maxBuffered && !this.flushing) void this.flush()
@@ -181,17 +195,23 @@ export class UsageRecorder {
         this.raw = [...raw, ...this.raw].slice(0, 2 * this.maxBuffered)
         for (const [k, d] of deltas) {
           const cur = this.deltas.get(k)
-          if (!cur) this.deltas.set(k, d)
-          else
-            for (const c of [
-              'requests',
-              'errors',
-              'prompt_tokens',
-              'completion_tokens',
-              'duration_ms',
-              'queue_wait_ms',
-            ] as const)
-              cur[c] += d[c]
+          if (!cur) {
+            this.deltas.set(k, d)
+            continue
+          }
+          for (const c of [
+            'requests',
+            'errors',
+            'prompt_tokens',
+            'completion_tokens',
+            'duration_ms',
+            'queue_wait_ms',
+            'queued',
+          ] as const)
+            cur[c] += d[c]
+          d.queue_wait_hist.forEach((n, i) => {
+            cur.queue_wait_hist[i] = (cur.queue_wait_hist[i] ?? 0) + n
+          })
         }
         this.report(`usage flush failed (${raw.length} rows kept for the next try): ${errorMessage(err)}`)
       } finally {

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { SharedLLMError } from '../errors'
 import type { UsageSeriesResponse } from '../protocol/api'
 import { parseInput } from '../schemas'
-import { usageRollupsRepo } from '../store/usage-rollups'
+import { emptyWaitHistogram, QUEUE_WAIT_BOUNDS_MS, usageRollupsRepo } from '../store/usage-rollups'
 import { isoLocal, startOfHour, windowAt } from './zoned'
 
 const HOUR = 3_600_000
@@ -50,6 +50,33 @@ export function bucketStarts(bucket: 'hour' | 'day', from: number, to: number, z
 }
 
 /**
+ * The q-quantile (0..1) of a queue-wait histogram in ms, null when it is empty. Exact to the bucket, and
+ * linear inside it (as Prometheus' histogram_quantile); a quantile in the open last bucket is its lower
+ * bound, the longest wait the histogram can name.
+ */
+export function waitQuantile(counts: readonly number[], q: number): number | null {
+  const total = counts.reduce((a, b) => a + b, 0)
+  if (total <= 0) return null
+  const rank = q * total
+  let below = 0
+  for (let i = 0; i < counts.length; i++) {
+    const n = counts[i] ?? 0
+    if (n > 0 && below + n >= rank) {
+      const lower = i === 0 ? 0 : (QUEUE_WAIT_BOUNDS_MS[i - 1] ?? 0)
+      const upper = QUEUE_WAIT_BOUNDS_MS[i] ?? lower
+      return Math.round(lower + ((upper - lower) * Math.max(0, rank - below)) / n)
+    }
+    below += n
+  }
+  return null
+}
+
+const addInto = (into: number[], from: readonly number[]) =>
+  from.forEach((n, i) => {
+    into[i] = (into[i] ?? 0) + n
+  })
+
+/**
  * Usage over time from the hourly rollups, grouped by device or model, in hour or day buckets of the host's
  * time zone. Every bucket of the range is present (zeros where nothing ran), aligned across series.
  */
@@ -78,6 +105,10 @@ export async function usageSeries(
   const index = new Map(buckets.map((b, i) => [b, i]))
   const dayOf = (t: number) => (q.bucket === 'hour' ? t : windowAt('day', t, opts.zone)[0])
   const series = new Map<string, UsageSeriesResponse['series'][number]>()
+  // Queue-wait histograms per series and bucket, and over all series per bucket.
+  const hists = new Map<string, number[][]>()
+  const allHists = buckets.map(() => emptyWaitHistogram())
+  const queued = buckets.map(() => 0)
   for (const r of rows) {
     const i = index.get(dayOf(r.hour_start))
     if (i === undefined) continue
@@ -92,13 +123,27 @@ export async function usageSeries(
         errors: zeros(),
         prompt_tokens: zeros(),
         completion_tokens: zeros(),
+        queue_wait_p50_ms: [],
+        queue_wait_p95_ms: [],
       }
       series.set(key, s)
+      hists.set(
+        key,
+        buckets.map(() => emptyWaitHistogram()),
+      )
     }
+    addInto(hists.get(key)?.[i] ?? [], r.queue_wait_hist)
+    addInto(allHists[i] ?? [], r.queue_wait_hist)
+    queued[i] = (queued[i] ?? 0) + r.queued
     s.requests[i] = (s.requests[i] ?? 0) + r.requests
     s.errors[i] = (s.errors[i] ?? 0) + r.errors
     s.prompt_tokens[i] = (s.prompt_tokens[i] ?? 0) + r.prompt_tokens
     s.completion_tokens[i] = (s.completion_tokens[i] ?? 0) + r.completion_tokens
+  }
+  for (const [key, s] of series) {
+    const h = hists.get(key) ?? []
+    s.queue_wait_p50_ms = h.map((c) => waitQuantile(c, 0.5))
+    s.queue_wait_p95_ms = h.map((c) => waitQuantile(c, 0.95))
   }
   return {
     group: q.group,
@@ -108,6 +153,11 @@ export async function usageSeries(
     time_zone: opts.zone,
     buckets,
     series: [...series.values()].sort((a, b) => a.label.localeCompare(b.label) || a.key.localeCompare(b.key)),
+    queue_wait: {
+      queued,
+      p50_ms: allHists.map((c) => waitQuantile(c, 0.5)),
+      p95_ms: allHists.map((c) => waitQuantile(c, 0.95)),
+    },
   }
 }
 
@@ -136,6 +186,8 @@ export function usageSeriesCsv(view: UsageSeriesResponse): string {
       'errors',
       'prompt_tokens',
       'completion_tokens',
+      'queue_wait_p50_ms',
+      'queue_wait_p95_ms',
     ].join(','),
   ]
   view.buckets.forEach((b, i) => {
@@ -151,6 +203,8 @@ export function usageSeriesCsv(view: UsageSeriesResponse): string {
           s.errors[i] ?? 0,
           s.prompt_tokens[i] ?? 0,
           s.completion_tokens[i] ?? 0,
+          s.queue_wait_p50_ms[i] ?? '',
+          s.queue_wait_p95_ms[i] ?? '',
         ].join(','),
       )
     }

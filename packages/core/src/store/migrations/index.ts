@@ -9,6 +9,7 @@ import * as security from './20261201_007_security'
 import * as householdRoles from './20261201_009_household_roles'
 import * as pooling from './20261201_011_pooling'
 import * as fitRatio from './20261201_010_fit_ratio'
+import * as queueWaitHistogram from './20261201_012_queue_wait_histogram'
 
 interface Migration {
   up(knex: Knex): Promise<void>
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '20261201_009_household_roles': householdRoles,
   '20261201_011_pooling': pooling,
   '20261201_010_fit_ratio': fitRatio,
+  '20261201_012_queue_wait_histogram': queueWaitHistogram,
 }
 
 export const migrationSource: Knex.MigrationSource<string> = {
