@@ -1,6 +1,6 @@
 import type { UsageSeriesResponse } from '@sharedllm/core/protocol'
 import { describe, expect, it } from 'vitest'
-import { axisLabel, chartSeries, defaultBucket, isEmpty, topRows } from '../src/lib/usage'
+import { anyQueued, axisLabel, chartSeries, defaultBucket, isEmpty, topRows } from '../src/lib/usage'
 
 const res = (series: UsageSeriesResponse['series']): UsageSeriesResponse => ({
   group: 'device',
@@ -10,6 +10,7 @@ const res = (series: UsageSeriesResponse['series']): UsageSeriesResponse => ({
   time_zone: 'Europe/Berlin',
   buckets: [0, 3_600_000, 7_200_000],
   series,
+  queue_wait: { queued: [0, 0, 0], p50_ms: [null, null, null], p95_ms: [null, null, null] },
 })
 const s = (key: string, prompt: number[], completion: number[], requests: number[], errors = [0, 0, 0]) => ({
   key,
@@ -18,6 +19,8 @@ const s = (key: string, prompt: number[], completion: number[], requests: number
   completion_tokens: completion,
   requests,
   errors,
+  queue_wait_p50_ms: [null, null, null],
+  queue_wait_p95_ms: [null, null, null],
 })
 
 describe('usage views', () => {
@@ -49,6 +52,17 @@ describe('usage views', () => {
     expect(chartSeries(r, 'requests').at(-1)).toEqual({ label: 'errors (all)', values: [0, 1, 0] })
     expect(defaultBucket('30d')).toBe('day')
     expect(defaultBucket('24h')).toBe('hour')
+  })
+
+  it('the wait chart: p50 and p95 over every series in seconds, gaps where nothing was queued', () => {
+    const r = res([s('a', [1, 0, 0], [0, 0, 0], [1, 0, 2])])
+    expect(anyQueued(r)).toBe(false)
+    r.queue_wait = { queued: [1, 0, 2], p50_ms: [0, null, 1500], p95_ms: [0, null, 9000] }
+    expect(anyQueued(r)).toBe(true)
+    expect(chartSeries(r, 'wait')).toEqual([
+      { label: 'p50 wait', values: [0, null, 1.5] },
+      { label: 'p95 wait', values: [0, null, 9] },
+    ])
   })
 
   it('labels the time axis in the host’s zone, across a daylight-saving change', () => {

@@ -1,7 +1,7 @@
 import type { UsageSeriesResponse } from '@sharedllm/core/protocol'
 
 export type UsageRange = '24h' | '7d' | '30d'
-export type UsageMetric = 'tokens' | 'requests'
+export type UsageMetric = 'tokens' | 'requests' | 'wait'
 
 const HOUR = 3_600_000
 export const RANGE_MS: Record<UsageRange, number> = {
@@ -44,15 +44,28 @@ export function topRows(res: UsageSeriesResponse): UsageTotalsRow[] {
     .sort((a, b) => b.tokens - a.tokens || b.requests - a.requests || a.label.localeCompare(b.label))
 }
 
+/** One line of the chart; null is a gap (a bucket with nothing to show, e.g. no queued request). */
+export interface ChartLine {
+  label: string
+  values: Array<number | null>
+}
+
+/** Whether any request of the view went through the fair-share queue (else the wait chart is empty). */
+export const anyQueued = (res: UsageSeriesResponse) => res.queue_wait.queued.some((n) => n > 0)
+
 /**
  * Lines for the chart: tokens (prompt + completion) per series, or requests and errors (errors summed over
- * every series, as one line). The busiest `max` series are drawn; the rest are summed as "others".
+ * every series, as one line), or the queue wait p50 and p95 over every series in seconds. The busiest `max`
+ * series are drawn; the rest are summed as "others".
  */
-export function chartSeries(
-  res: UsageSeriesResponse,
-  metric: UsageMetric,
-  max = 6,
-): Array<{ label: string; values: number[] }> {
+export function chartSeries(res: UsageSeriesResponse, metric: UsageMetric, max = 6): ChartLine[] {
+  if (metric === 'wait') {
+    const s = (v: number | null) => (v === null ? null : v / 1000)
+    return [
+      { label: 'p50 wait', values: res.queue_wait.p50_ms.map(s) },
+      { label: 'p95 wait', values: res.queue_wait.p95_ms.map(s) },
+    ]
+  }
   const n = res.buckets.length
   const order = topRows(res).map((r) => r.key)
   const used = res.series

@@ -340,6 +340,23 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     expect(await tokensOf()).toBe(hourly)
     await admin.locator('[data-range="24h"]').click()
     await admin.waitForSelector('[data-usage-chart] canvas')
+    // Queue wait: the devices' chats went through the fair-share queue, so p50/p95 are drawn (not the empty
+    // state), with the CSV's per-device wait columns.
+    await admin.click('[data-metric="wait"]')
+    await admin.waitForSelector('[data-usage-chart][aria-label^="Queue wait p50 and p95"] canvas')
+    expect(await admin.locator('[data-wait-empty]').count()).toBe(0)
+    await admin.screenshot({ path: join(shots, 'usage-queue-wait.png'), fullPage: true })
+    await axeAll(admin, 'admin-usage-wait')
+    const [waitCsv] = await Promise.all([
+      admin.waitForEvent('download'),
+      admin.click('[data-action="export-csv"]'),
+    ])
+    const waitText = (await import('node:fs')).readFileSync(await waitCsv.path(), 'utf8')
+    expect(waitText.split('\r\n')[0]).toMatch(/,queue_wait_p50_ms,queue_wait_p95_ms$/)
+    const tabletLine = waitText.split('\r\n').find((l) => l.includes(',Kids tablet,'))
+    expect(tabletLine?.split(',').slice(-2)).toEqual([expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/)])
+    await admin.click('[data-metric="tokens"]')
+    await admin.waitForSelector('[data-usage-chart] canvas')
     await admin.screenshot({ path: join(shots, 'usage-page.png'), fullPage: true })
     await admin.screenshot({ path: join(docsDir, 'usage.png'), fullPage: true })
     await axeAll(admin, 'admin-usage')
