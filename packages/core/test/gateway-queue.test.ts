@@ -334,6 +334,16 @@ describe('budgets and hours at admission', () => {
     expect((await post(CHAT_URL(h), key, CHAT())).status).toBe(200)
     // Lists are not inference: still answered.
     expect((await get(`${h.url}/ollama/api/tags`, key)).status).toBe(200)
+    // The two refusals are in the usage series as requests and errors (their model was never read), and
+    // wrote no raw row: five requests, three served.
+    await h.hub.recorder.flush()
+    const view = await h.hub.usage.series({ group: 'model', bucket: 'day' }, deviceId)
+    const total = (k: 'requests' | 'errors') =>
+      view.series.reduce((a, x) => a + x[k].reduce((b, y) => b + y, 0), 0)
+    expect([total('requests'), total('errors')]).toEqual([5, 2])
+    expect(view.series.find((x) => x.key === '')?.errors.reduce((a, b) => a + b, 0)).toBe(2)
+    expect(await h.hub.db('usage').where({ device_id: deviceId }).count({ n: '*' })).toEqual([{ n: 3 }])
+    expect(view.queue_wait.queued.reduce((a, b) => a + b, 0)).toBe(3)
   })
 
   it('outside the allowed hours: 403 naming the next opening, Retry-After until then; one more hour opens it', async () => {
@@ -365,7 +375,7 @@ describe('budgets and hours at admission', () => {
     const other = await h.device('goes-first', 'role-user')
     const first = stream(CHAT_URL(h), other.key, CHAT('first'))
     await first.started
-    // One slot (num_parallel 1): this one waits for the first answer (~300 ms of chunks) to end.
+    // One slot (num_parallel 1): this one waits for the first answer (10 chunks 5 ms apart) to end.
     const second = stream(CHAT_URL(h), key, CHAT('second'))
     expect((await Promise.all([first.done, second.done])).map((r) => r.status)).toEqual([200, 200])
     await h.hub.recorder.flush()
@@ -374,10 +384,10 @@ describe('budgets and hours at admission', () => {
     expect(view.queue_wait.queued[i]).toBe(1)
     // Its one wait, as the rollup's sum holds it exactly: it waited for the first answer, and the p50 and
     // p95 read from the histogram lie in that wait's bucket.
-    const [{ waited }] = await h.hub
-      .db('usage_hourly')
-      .where({ device_id: deviceId })
-      .sum({ waited: 'queue_wait_ms' })
+    const row = (await h.hub.db('usage_hourly').where({ device_id: deviceId }).first('queue_wait_ms')) as {
+      queue_wait_ms: number
+    }
+    const waited = row.queue_wait_ms
     expect(waited).toBeGreaterThan(10)
     const b = QUEUE_WAIT_BOUNDS_MS.findIndex((x) => waited <= x)
     for (const p of [view.queue_wait.p50_ms[i], view.queue_wait.p95_ms[i]]) {

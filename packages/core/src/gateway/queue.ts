@@ -165,6 +165,43 @@ export class QueueStage {
     }
   }
 
+  /**
+   * A refused inference request of a known caller (budget, hours, rate, model list, queue, a peer that
+   * failed): counted as a request and an error in the hourly rollups, so the usage charts show refusals,
+   * but written as no raw row, so a device that floods refusals cannot grow the usage table. Never throws.
+   */
+  recordRefusal(
+    principal: Principal,
+    route: GatewayRoute,
+    admission: Admission | undefined,
+    err: SharedLLMError,
+    durationMs: number,
+  ): void {
+    try {
+      const named = err.details?.model
+      const model = admission?.model ?? (typeof named === 'string' ? named : null)
+      const device = principal.kind === 'device' ? principal.device.id : null
+      this.hub.metrics.requests.add({
+        device: device ?? 'admin',
+        model: model ?? '',
+        endpoint: route.endpoint,
+        status: String(err.status),
+      })
+      this.hub.recorder.record({
+        device_id: device,
+        model,
+        endpoint: route.endpoint,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        duration_ms: Math.round(durationMs),
+        status: err.status,
+        rollupOnly: true,
+      })
+    } catch (e) {
+      this.hub.log.error({ err: e }, 'could not record a refused request')
+    }
+  }
+
   private async limits(principal: Principal): Promise<QueueLimits> {
     if (principal.kind === 'device') return queueLimitsOf(principal.role)
     // The owner: the admin role's weight and wait, and no cap of its own on how many run or wait.

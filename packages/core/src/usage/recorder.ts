@@ -19,6 +19,8 @@ export interface UsageEvent extends Omit<UsageRecord, 'id' | 'at' | 'via'> {
   at?: number
   /** The peer host that served a routed request (its name); absent when this host served it. */
   via?: string | null
+  /** Counted in the hourly rollups only, with no raw row (a refused request). */
+  rollupOnly?: boolean
 }
 
 export interface UsageRecorderOptions {
@@ -112,8 +114,10 @@ export class UsageRecorder {
       via: typeof e.via === 'string' ? e.via.slice(0, 200) : null,
     }
     this.stats.recorded++
-    if (this.raw.length < 2 * this.maxBuffered) this.raw.push(row)
-    else this.stats.dropped++
+    if (e.rollupOnly !== true) {
+      if (this.raw.length < 2 * this.maxBuffered) this.raw.push(row)
+      else this.stats.dropped++
+    }
     const hour = this.hourOf(at)
     const key = `${row.device_id ?? ''}\u0000${row.model ?? ''}\u0000${hour}`
     let d = this.deltas.get(key)

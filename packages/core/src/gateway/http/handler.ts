@@ -141,11 +141,15 @@ class Gateway {
     let flight: { signal: AbortSignal; close: () => void } | undefined
     let admission: Admission | undefined
     let run: QueuedRun | undefined
+    // Known once authenticated and routed: a refused inference request is counted under its caller.
+    let principal: Principal | undefined
+    let route: GatewayRoute | undefined
+    const started = performance.now()
     try {
       const auth = await authenticateRequest(this.hub, req)
       if (!auth) throw unauthorized()
       checkCookieOrigin(req, auth)
-      const { principal } = auth
+      principal = auth.principal
       const resolved = resolveRoute(req.method ?? '', path)
       if (!resolved.ok) {
         if (resolved.status === 405) res.setHeader('Allow', resolved.allow)
@@ -156,9 +160,8 @@ class Gateway {
             )
           : new SharedLLMError('NOT_FOUND', `no gateway route ${path.slice(0, 200)}`)
       }
-      const { route } = resolved
+      route = resolved.route
       flight = principal.kind === 'device' ? this.inFlight.open(principal.device.id) : undefined
-      const started = performance.now()
       admission = await this.hub.policy.admit(principal, route, (limit, deviceId) =>
         this.body(req, limit, deviceId),
       )
@@ -250,6 +253,9 @@ class Gateway {
     } catch (err) {
       const e = asGatewayError(err)
       if (e.code === 'INTERNAL') this.hub.log.error({ err, path }, 'gateway request failed')
+      if (principal && route?.kind === 'infer') {
+        this.queue.recordRefusal(principal, route, admission, e, performance.now() - started)
+      }
       // A refused request whose body was never read: close rather than drain whatever the client still sends.
       if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close')
       sendGatewayError(res, api, e)
