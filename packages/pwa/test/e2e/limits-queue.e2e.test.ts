@@ -354,7 +354,10 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     const waitText = (await import('node:fs')).readFileSync(await waitCsv.path(), 'utf8')
     expect(waitText.split('\r\n')[0]).toMatch(/,queue_wait_p50_ms,queue_wait_p95_ms$/)
     const tabletLine = waitText.split('\r\n').find((l) => l.includes(',Kids tablet,'))
-    expect(tabletLine?.split(',').slice(-2)).toEqual([expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/)])
+    expect(tabletLine?.split(',').slice(-2)).toEqual([
+      expect.stringMatching(/^\d+$/),
+      expect.stringMatching(/^\d+$/),
+    ])
     await admin.click('[data-metric="tokens"]')
     await admin.waitForSelector('[data-usage-chart] canvas')
     await admin.screenshot({ path: join(shots, 'usage-page.png'), fullPage: true })
