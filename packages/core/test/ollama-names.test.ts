@@ -137,3 +137,17 @@ describe('loopbackListenAddress', () => {
     })
   })
 })
+
+describe('resolveModelName is remembered', () => {
+  test('the same name gives the same frozen answer; a bad one throws every time; the memory is bounded', async () => {
+    const { resolveModelName } = await import('../src/ollama/names')
+    const a = resolveModelName('Library/Llama3.2')
+    expect(resolveModelName('Library/Llama3.2')).toBe(a)
+    expect(Object.isFrozen(a)).toBe(true)
+    expect(a.display).toBe('llama3.2:latest')
+    for (let i = 0; i < 3; i++) expect(() => resolveModelName('../etc/passwd')).toThrow(/segment/)
+    // Past the bound the memory starts over; every answer stays right.
+    for (let i = 0; i < 3000; i++) expect(resolveModelName(`m${i}:T${i}`).display).toBe(`m${i}:t${i}`)
+    expect(resolveModelName('Library/Llama3.2')).toEqual(a)
+  })
+})

@@ -13,6 +13,19 @@ export function normaliseModelName(name: string): string {
  * `smollm2-attacker/backdoored-model`; `**` matches across segments (`hf.co/**`).
  */
 function globToRegExp(pattern: string): RegExp {
+  let re = compiled.get(pattern)
+  if (!re) {
+    if (compiled.size >= 1024) compiled.clear()
+    re = compileGlob(pattern)
+    compiled.set(pattern, re)
+  }
+  return re
+}
+
+/** Patterns compiled once (a role's list is checked on every request of its devices). */
+const compiled = new Map<string, RegExp>()
+
+function compileGlob(pattern: string): RegExp {
   const escaped = pattern
     .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
     .split('**')

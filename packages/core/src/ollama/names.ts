@@ -108,6 +108,19 @@ function sourceSuffix(raw: string): { base: string; source: ModelSource } {
  * Names compare case-insensitively (`Name.EqualFold`). Throws VALIDATION for a name Ollama would not take.
  */
 export function resolveModelName(raw: unknown): ResolvedName {
+  if (typeof raw !== 'string') return parseName(raw)
+  const hit = resolvedNames.get(raw)
+  if (hit) return hit
+  const r = Object.freeze(parseName(raw))
+  // The gateway resolves the same few names several times a request; bounded, so unique names cannot grow it.
+  if (resolvedNames.size >= 1024) resolvedNames.clear()
+  resolvedNames.set(raw, r)
+  return r
+}
+
+const resolvedNames = new Map<string, Readonly<ResolvedName>>()
+
+function parseName(raw: unknown): ResolvedName {
   const original = validateModelName(raw)
   const { base, source } = sourceSuffix(original)
   if (source !== 'unspecified' && sourceSuffix(base).source !== 'unspecified') {

@@ -128,10 +128,26 @@ export function startOfHour(t: number, zone: string): number {
 export type QuotaWindow = 'day' | 'week' | 'month'
 
 /**
+ * The last window found per kind and zone. Windows tile time, so one that holds `t` is the answer; the
+ * gateway asks for all three on every request of a device, and working one out takes a dozen Intl calls.
+ */
+const lastWindow = new Map<string, readonly [number, number]>()
+
+/**
  * The window of `kind` containing `t`: local midnight to the next one; ISO weeks start on Monday; months on
  * the 1st. Returns `[start, reset)`.
  */
 export function windowAt(kind: QuotaWindow, t: number, zone: string): [number, number] {
+  const key = `${kind}\u0000${zone}`
+  const hit = lastWindow.get(key)
+  if (hit && t >= hit[0] && t < hit[1]) return [hit[0], hit[1]]
+  const found = computeWindow(kind, t, zone)
+  if (lastWindow.size > 64) lastWindow.clear()
+  lastWindow.set(key, found)
+  return [found[0], found[1]]
+}
+
+function computeWindow(kind: QuotaWindow, t: number, zone: string): [number, number] {
   const w = wallTime(t, zone)
   if (kind === 'day') {
     return [
