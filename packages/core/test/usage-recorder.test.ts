@@ -395,6 +395,36 @@ describe('series and CSV', () => {
     ])
   })
 
+  test('week buckets start on Monday’s local midnight; only the range’s hours count, whatever the bucket', async () => {
+    const { usage } = await seeded()
+    // Sat 24 Oct 22:00 UTC = Sun 25 Oct 00:00 CEST; the week of Mon 19 Oct, then the week of Mon 26 Oct.
+    const view = await usage.series({
+      group: 'model',
+      bucket: 'week',
+      from: Z('2026-10-24T22:00:00Z'),
+      to: Z('2026-10-26T23:00:00Z'),
+    })
+    expect(view.buckets.map((t) => isoLocal(t, BERLIN))).toEqual([
+      '2026-10-19T00:00:00+02:00',
+      '2026-10-26T00:00:00+01:00',
+    ])
+    expect(view.series.map((s) => [s.key, s.requests])).toEqual([
+      ['llama3.2:3b', [1, 1]],
+      ['qwen2.5:7b', [2, 0]],
+    ])
+    // From 01:00 CEST on: the 00:10 request is outside the range, in a day or a week bucket alike.
+    for (const bucket of ['hour', 'day', 'week'] as const) {
+      const later = await usage.series({
+        group: 'model',
+        bucket,
+        from: Z('2026-10-24T23:00:00Z'),
+        to: Z('2026-10-26T23:00:00Z'),
+      })
+      const llama = later.series.find((s) => s.key === 'llama3.2:3b')
+      expect([bucket, llama?.requests.reduce((a, b) => a + b, 0)]).toEqual([bucket, 1])
+    }
+  })
+
   test('CSV of the same view; a name that looks like a formula is defused', async () => {
     const { usage, b } = await seeded()
     const csv = await usage.csv({
@@ -462,7 +492,7 @@ describe('series and CSV', () => {
     const { usage } = await seeded()
     for (const [q, message] of [
       [{ group: 'role' }, /^group: /],
-      [{ bucket: 'week' }, /^bucket: /],
+      [{ bucket: 'month' }, /^bucket: /],
       [{ from: 'yesterday' }, /^from: must be a time/],
       [{ from: '2026-10-02T00:00:00Z', to: '2026-10-01T00:00:00Z' }, /^from: must be before to/],
       [

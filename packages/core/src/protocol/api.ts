@@ -293,13 +293,16 @@ export interface PeerModelsResponse {
 }
 
 /**
- * GET /api/usage/series?group=device|model&bucket=hour|day&from=&to= (admin; a device gets its own):
+ * GET /api/usage/series?group=device|model&bucket=hour|day|week&from=&to= (admin; a device gets its own):
  * tokens over time from the hourly rollups. `buckets` are the starts of every local hour or day in the
  * range (UTC ms); each series' arrays are aligned with it. GET /api/usage/export.csv takes the same query.
  */
+/** Bucket sizes of the usage series: local hours, local days, ISO weeks (from Monday) of the host's zone. */
+export type UsageBucket = 'hour' | 'day' | 'week'
+
 export interface UsageSeriesResponse {
   group: 'device' | 'model'
-  bucket: 'hour' | 'day'
+  bucket: UsageBucket
   from: number
   to: number
   /** The host's IANA time zone, which the buckets follow. */

@@ -1,15 +1,17 @@
 import type { Knex } from 'knex'
 import { z } from 'zod'
 import { SharedLLMError } from '../errors'
-import type { UsageSeriesResponse } from '../protocol/api'
+import type { UsageBucket, UsageSeriesResponse } from '../protocol/api'
 import { parseInput } from '../schemas'
 import { emptyWaitHistogram, QUEUE_WAIT_BOUNDS_MS, usageRollupsRepo } from '../store/usage-rollups'
 import { isoLocal, startOfHour, windowAt } from './zoned'
 
 const HOUR = 3_600_000
 const DAY = 86_400_000
-/** Longest range per bucket size: a month of hours, 400 days (the rollup retention) of days. */
-const MAX_RANGE_MS = { hour: 31 * DAY, day: 400 * DAY } as const
+/** Longest range per bucket size: a month of hours, 400 days (the rollup retention) of days or weeks. */
+const MAX_RANGE_MS = { hour: 31 * DAY, day: 400 * DAY, week: 400 * DAY } as const
+/** The range when the query gives no `from`. */
+const DEFAULT_RANGE_MS = { hour: DAY, day: 30 * DAY, week: 12 * 7 * DAY } as const
 
 const instant = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v)
@@ -20,11 +22,11 @@ const instant = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return n
 })
 
-/** `?group=device|model&bucket=hour|day&from=&to=` (times as UTC ms or ISO 8601). */
+/** `?group=device|model&bucket=hour|day|week&from=&to=` (times as UTC ms or ISO 8601). */
 export const usageSeriesQuerySchema = z
   .object({
     group: z.enum(['device', 'model']).default('device'),
-    bucket: z.enum(['hour', 'day']).default('hour'),
+    bucket: z.enum(['hour', 'day', 'week']).default('hour'),
     from: instant.optional(),
     to: instant.optional(),
   })
@@ -38,13 +40,16 @@ export interface SeriesOptions {
   deviceId?: string
 }
 
-/** Bucket starts covering `[from, to)` in the zone: local hours or local days (23–25 h across DST). */
-export function bucketStarts(bucket: 'hour' | 'day', from: number, to: number, zone: string): number[] {
+/**
+ * Bucket starts covering `[from, to)` in the zone: local hours, local days (23–25 h across DST) or weeks
+ * from Monday's local midnight.
+ */
+export function bucketStarts(bucket: UsageBucket, from: number, to: number, zone: string): number[] {
   const out: number[] = []
   if (bucket === 'hour') {
     for (let t = startOfHour(from, zone); t < to; t += HOUR) out.push(t)
   } else {
-    for (let t = windowAt('day', from, zone)[0]; t < to; t = windowAt('day', t, zone)[1]) out.push(t)
+    for (let t = windowAt(bucket, from, zone)[0]; t < to; t = windowAt(bucket, t, zone)[1]) out.push(t)
   }
   return out
 }
@@ -77,8 +82,8 @@ const addInto = (into: number[], from: readonly number[]) =>
   })
 
 /**
- * Usage over time from the hourly rollups, grouped by device or model, in hour or day buckets of the host's
- * time zone. Every bucket of the range is present (zeros where nothing ran), aligned across series.
+ * Usage over time from the hourly rollups, grouped by device or model, in hour, day or week buckets of the
+ * host's time zone. Every bucket of the range is present (zeros where nothing ran), aligned across series.
  */
 export async function usageSeries(
   db: Knex,
@@ -87,7 +92,7 @@ export async function usageSeries(
 ): Promise<UsageSeriesResponse> {
   const q = parseInput(usageSeriesQuerySchema, input ?? {}, 'query')
   const to = q.to ?? opts.now
-  const from = q.from ?? to - (q.bucket === 'hour' ? DAY : 30 * DAY)
+  const from = q.from ?? to - DEFAULT_RANGE_MS[q.bucket]
   if (from >= to) {
     throw new SharedLLMError('VALIDATION', 'from: must be before to', { details: { field: 'from' } })
   }
@@ -99,18 +104,19 @@ export async function usageSeries(
     )
   }
   const buckets = bucketStarts(q.bucket, from, to, opts.zone)
-  const first = buckets[0] ?? from
-  const rows = await usageRollupsRepo.hourly(db, first, to, opts.deviceId)
+  // Only the hours of the range count, even in a day or week bucket that starts before it: the totals of a
+  // range do not change with the bucket size.
+  const rows = await usageRollupsRepo.hourly(db, startOfHour(from, opts.zone), to, opts.deviceId)
   const names = q.group === 'device' ? await usageRollupsRepo.deviceNames(db) : new Map<string, string>()
   const index = new Map(buckets.map((b, i) => [b, i]))
-  const dayOf = (t: number) => (q.bucket === 'hour' ? t : windowAt('day', t, opts.zone)[0])
+  const bucketOf = (t: number) => (q.bucket === 'hour' ? t : windowAt(q.bucket, t, opts.zone)[0])
   const series = new Map<string, UsageSeriesResponse['series'][number]>()
   // Queue-wait histograms per series and bucket, and over all series per bucket.
   const hists = new Map<string, number[][]>()
   const allHists = buckets.map(() => emptyWaitHistogram())
   const queued = buckets.map(() => 0)
   for (const r of rows) {
-    const i = index.get(dayOf(r.hour_start))
+    const i = index.get(bucketOf(r.hour_start))
     if (i === undefined) continue
     const key = q.group === 'device' ? r.device_id : r.model
     let s = series.get(key)

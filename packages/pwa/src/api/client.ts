@@ -29,6 +29,7 @@ import type {
   SettingUpdateResponse,
   TlsInfoResponse,
   UsageResponse,
+  UsageBucket,
   UsageSeriesResponse,
 } from '@sharedllm/core/protocol'
 import { rawRequest, readNdjson, request } from './http'
@@ -56,7 +57,7 @@ const enc = encodeURIComponent
 /** The query of `GET /api/usage/series` and `/api/usage/export.csv`. */
 export interface UsageSeriesQuery {
   group: 'device' | 'model'
-  bucket: 'hour' | 'day'
+  bucket: UsageBucket
   from: number
   to: number
 }

@@ -1,4 +1,4 @@
-import type { UsageSeriesResponse } from '@sharedllm/core/protocol'
+import type { UsageBucket, UsageSeriesResponse } from '@sharedllm/core/protocol'
 
 export type UsageRange = '24h' | '7d' | '30d'
 export type UsageMetric = 'tokens' | 'requests' | 'wait'
@@ -10,7 +10,7 @@ export const RANGE_MS: Record<UsageRange, number> = {
   '30d': 30 * 24 * HOUR,
 }
 /** Hour buckets up to a week, day buckets beyond (the API allows hours for at most a month). */
-export const defaultBucket = (r: UsageRange): 'hour' | 'day' => (r === '30d' ? 'day' : 'hour')
+export const defaultBucket = (r: UsageRange): UsageBucket => (r === '30d' ? 'day' : 'hour')
 
 export interface UsageTotalsRow {
   key: string
@@ -92,13 +92,14 @@ export const isEmpty = (res: UsageSeriesResponse | null) => !res || topRows(res)
 
 /**
  * An x-axis label in the host's zone: `14:00` for hour buckets (with the date at midnight or on the first
- * tick), `1 Dec` for day buckets. The browser's own zone plays no part.
+ * tick), `1 Dec` for day buckets and for week buckets (the week's Monday). The browser's own zone plays no
+ * part.
  */
-export function axisLabel(ms: number, zone: string, bucket: 'hour' | 'day', first = false): string {
+export function axisLabel(ms: number, zone: string, bucket: UsageBucket, first = false): string {
   const part = (o: Intl.DateTimeFormatOptions) =>
     new Intl.DateTimeFormat('en-GB', { timeZone: zone, ...o }).format(ms)
   const date = part({ day: 'numeric', month: 'short' })
-  if (bucket === 'day') return date
+  if (bucket !== 'hour') return date
   const time = part({ hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
   return first || time === '00:00' ? `${time}\n${date}` : time
 }

@@ -338,6 +338,11 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
       .poll(async () => admin.locator('[data-usage-panel] p.muted').first().textContent())
       .toContain('Per day')
     expect(await tokensOf()).toBe(hourly)
+    await admin.click('[data-bucket="week"]')
+    await expect
+      .poll(async () => admin.locator('[data-usage-panel] p.muted').first().textContent())
+      .toContain('Per week')
+    expect(await tokensOf()).toBe(hourly)
     await admin.locator('[data-range="24h"]').click()
     await admin.waitForSelector('[data-usage-chart] canvas')
     // Queue wait: the devices' chats went through the fair-share queue, so p50/p95 are drawn (not the empty
