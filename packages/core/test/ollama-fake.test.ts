@@ -459,7 +459,11 @@ describe('the stand-in follows Ollama’s own rules', () => {
       // the recurrent state is the same at any context; only the four attention blocks grow
       expect(at(16384) - at(8192)).toBe(4 * 4 * 256 * 2 * 8192)
       await load(f, 'granite4:tiny-h', { num_ctx: 8192 })
-      const e = memory.estimate(entry('granite4:tiny-h'), { numCtx: 8192, numParallel: 1, kvCacheType: 'f16' })
+      const e = memory.estimate(entry('granite4:tiny-h'), {
+        numCtx: 8192,
+        numParallel: 1,
+        kvCacheType: 'f16',
+      })
       expect((await psOf(f, 'granite4:tiny-h'))!.size).toBe(e.total)
     } finally {
       await f.stop()
@@ -474,7 +478,8 @@ describe('the stand-in follows Ollama’s own rules', () => {
     // what 20 heads × (256 + 256) per block would cost without MLA: about 9× more
     const info = (entry('glm-4.7-flash') as unknown as { show: { model_info: Record<string, number> } }).show
       .model_info
-    const perHead = info['deepseek2.attention.key_length_mla']! + info['deepseek2.attention.value_length_mla']!
+    const perHead =
+      info['deepseek2.attention.key_length_mla']! + info['deepseek2.attention.value_length_mla']!
     expect(47 * 8192 * perHead * 20 * 2).toBeGreaterThan(8 * g.kvTotal)
   })
 
@@ -482,7 +487,9 @@ describe('the stand-in follows Ollama’s own rules', () => {
     const f = await startFakeOllama({ extraModels: ['qwen3-0.6b-mlx'], loadMs: 400 })
     try {
       const name = 'qwen3-0.6b-mlx:latest'
-      const tags = (await (await fetch(`${f.url}/api/tags`)).json()) as { models: Array<Record<string, any>> }
+      const tags = (await (await fetch(`${f.url}/api/tags`)).json()) as {
+        models: Array<Record<string, unknown>>
+      }
       const row = tags.models.find((m) => m.name === name)!
       // server/model_list_cache.go reads context/embedding length from a GGUF layer; this model has none
       expect(row.details).toEqual({
@@ -495,8 +502,12 @@ describe('the stand-in follows Ollama’s own rules', () => {
       })
       const shown = (await (
         await fetch(`${f.url}/api/show`, { method: 'POST', body: JSON.stringify({ model: name }) })
-      ).json()) as Record<string, any>
-      expect(shown.details).toMatchObject({ format: 'safetensors', family: 'qwen3', parameter_size: '596.05M' })
+      ).json()) as { details: unknown; model_info: Record<string, unknown>; tensors?: unknown }
+      expect(shown.details).toMatchObject({
+        format: 'safetensors',
+        family: 'qwen3',
+        parameter_size: '596.05M',
+      })
       expect(Object.values(shown.model_info).includes(null)).toBe(false)
       expect(shown.tensors).toBeUndefined()
       const pending = load(f, 'qwen3-0.6b-mlx', { num_ctx: 2048 })

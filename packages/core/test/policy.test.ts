@@ -327,12 +327,22 @@ describe('gateway policy', () => {
     const running: RunningModel[] = [
       { ...gemma!, name: 'gemma3:4b', model: 'gemma3:4b', context_length: 4096 },
       // x/mlxrunner/client.go MemorySize: the weights MLX holds, whatever num_ctx it was loaded with
-      { ...gemma!, name, model: name, size: mlx.size, size_vram: mlx.size, digest: row.digest, context_length: 4096, details: mlx.details },
+      {
+        ...gemma!,
+        name,
+        model: name,
+        size: mlx.size,
+        size_vram: mlx.size,
+        digest: row.digest,
+        context_length: 4096,
+        details: mlx.details,
+      },
     ]
     const cat: ModelCatalog = {
       list: async () => [...tags, row],
       running: async () => running,
-      show: async (n: string) => (n === name ? { model_info: mlx.show.model_info, capabilities: ['completion'] } : show),
+      show: async (n: string) =>
+        n === name ? { model_info: mlx.show.model_info, capabilities: ['completion'] } : show,
     }
     const hub = await hubWith(cat)
     const est = await hub.policy.estimate(name, 4096)

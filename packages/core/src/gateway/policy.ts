@@ -592,7 +592,11 @@ export class GatewayPolicy {
       shown = (await catalog.show(model.name, { verbose: true }).catch(() => undefined)) ?? shown
     }
     const shape = kvShapeFromModelInfo(shown?.model_info ?? undefined) ?? null
-    if (shape && isMLX(model) && shown?.model_info?.[`${shape.architecture}.attention.key_length`] === undefined) {
+    if (
+      shape &&
+      isMLX(model) &&
+      shown?.model_info?.[`${shape.architecture}.attention.key_length`] === undefined
+    ) {
       // x/server/show.go buildModelInfo copies no head_dim from config.json: embedding / heads may be wrong
       // (Qwen3: 1024 / 16 = 64, its head_dim is 128), so the figure is not a plain "fits"
       shape.guessed.push('attention.key_length')

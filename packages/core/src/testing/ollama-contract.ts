@@ -258,7 +258,9 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
         assert.ok(attention > 0 && attention < kvHeads.length, 'layers with 0 KV heads are recurrent')
         assert.equal(typeof info[`${a}.ssm.state_size`], 'number')
         const heads = Number(info[`${a}.attention.head_count`])
-        const headDim = Number(info[`${a}.attention.key_length`] ?? Number(info[`${a}.embedding_length`]) / heads)
+        const headDim = Number(
+          info[`${a}.attention.key_length`] ?? Number(info[`${a}.embedding_length`]) / heads,
+        )
         // fs/ggml/ggml.go GraphSize: a recurrent layer holds a fixed f32 state, not context × (K + V)
         const everyLayerAttention = kvHeads.length * Math.max(...kvHeads) * 2 * headDim * 2
         const growth = await growthPerToken(m.hybrid)
