@@ -26,7 +26,7 @@ describe('the slice against the stand-in on an 80 GiB GPU', () => {
     await expect.poll(async () => (await ps()).length, { timeout: 10_000 }).toBe(0)
   }
 
-  it('the estimate is within ±10 % of the loaded size for every model, at 4k, 32k and the trained context', async () => {
+  it('the estimate is within ±10 % of the loaded size for every GGUF model (above it for MLX), at 4k, 32k and the trained context', async () => {
     const tags: Json[] = ((await (await fetch(`${h.fake!.url}/api/tags`)).json()) as Json).models
     const local = tags.filter((m) => !m.remote_host)
     expect(local.length).toBeGreaterThanOrEqual(20)
@@ -58,7 +58,11 @@ describe('the slice against the stand-in on an 80 GiB GPU', () => {
         rows.push(
           `${m.name} @${ctx}: estimate ${est!.totalBytes} measured ${loaded.size} (${ratio.toFixed(3)})`,
         )
-        if (ratio < 0.9 || ratio > 1.1) off.push(rows.at(-1) as string)
+        if (m.details?.format === 'safetensors') {
+          // An MLX runner reports what it holds (the weights; its cache grows with the tokens), so the
+          // estimate at num_ctx is above it and marked conservative (no head_dim in its model_info).
+          if (ratio < 1 || !est!.conservative) off.push(rows.at(-1) as string)
+        } else if (ratio < 0.9 || ratio > 1.1) off.push(rows.at(-1) as string)
         await unloadAll()
       }
     }

@@ -32,8 +32,15 @@ if (realUrl) {
     })
   })
 } else {
-  const models = { cloud: 'gpt-oss:20b-cloud' }
-  const extraModels = ['llama3.2:3b', 'all-minilm:l6-v2', 'gpt-oss:20b-cloud']
+  const models = { cloud: 'gpt-oss:20b-cloud', mlx: 'qwen3-0.6b-mlx:latest' }
+  const extraModels = [
+    'llama3.2:3b',
+    'all-minilm:l6-v2',
+    'gpt-oss:20b-cloud',
+    'granite4:tiny-h',
+    'glm-4.7-flash',
+    'qwen3-0.6b-mlx',
+  ]
 
   describe('the stand-in, 8 GiB VRAM, OLLAMA_KEEP_ALIVE=10m, OLLAMA_MAX_QUEUE=1, 200 tokens/s', () => {
     let fake: FakeOllama
@@ -64,6 +71,8 @@ if (realUrl) {
         registry: 'catalog',
         thinking: 'model',
         vram: '24GiB',
+        // a real load takes seconds; long enough here that /api/ps shows a model while it loads
+        loadMs: 150,
         ollamaEnv: { OLLAMA_CONTEXT_LENGTH: '8192', OLLAMA_NO_CLOUD: '1' },
       })
     })

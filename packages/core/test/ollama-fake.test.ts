@@ -436,6 +436,105 @@ describe('the stand-in follows Ollama’s own rules', () => {
     expect(g.kvTotal).toBe(attention / 2 + recurrent)
   })
 
+  test('catalog hybrid granite4:tiny-h: head_count_kv null unless verbose, 4 attention blocks of 40 hold the KV', async () => {
+    const f = await startFakeOllama({ extraModels: ['granite4:tiny-h'] })
+    try {
+      const showOf = async (verbose: boolean) =>
+        (
+          (await (
+            await fetch(`${f.url}/api/show`, {
+              method: 'POST',
+              body: JSON.stringify({ model: 'granite4:tiny-h', verbose }),
+            })
+          ).json()) as { model_info: Record<string, unknown> }
+        ).model_info
+      expect((await showOf(false))['granitehybrid.attention.head_count_kv']).toBeNull()
+      const perLayer = (await showOf(true))['granitehybrid.attention.head_count_kv'] as number[]
+      expect(perLayer).toHaveLength(40)
+      expect(perLayer.flatMap((h, i) => (h > 0 ? [i] : []))).toEqual([5, 15, 25, 35])
+      const kv = memory.kvView(entry('granite4:tiny-h'))
+      const recurrent = 36 * ((4 - 1) * (3072 + 2 * 128) + 128 * 3072) * 4
+      const at = (ctx: number) => memory.graphSize(kv, ctx, 512, 1, 'f16').kvTotal
+      expect(at(8192)).toBe(4 * 4 * (128 + 128) * 2 * 8192 + recurrent)
+      // the recurrent state is the same at any context; only the four attention blocks grow
+      expect(at(16384) - at(8192)).toBe(4 * 4 * 256 * 2 * 8192)
+      await load(f, 'granite4:tiny-h', { num_ctx: 8192 })
+      const e = memory.estimate(entry('granite4:tiny-h'), {
+        numCtx: 8192,
+        numParallel: 1,
+        kvCacheType: 'f16',
+      })
+      expect((await psOf(f, 'granite4:tiny-h'))!.size).toBe(e.total)
+    } finally {
+      await f.stop()
+    }
+  })
+
+  test('catalog MLA glm-4.7-flash: GraphSize caches key_length + value_length on one KV head, not the per-head _mla sizes', () => {
+    const kv = memory.kvView(entry('glm-4.7-flash'))
+    expect([kv.headK, kv.headV, kv.headsKVMax]).toEqual([576, 512, 1])
+    const g = memory.graphSize(kv, 8192, 512, 1, 'f16')
+    expect(g.kvTotal).toBe(47 * 8192 * (576 + 512) * 2)
+    // what 20 heads × (256 + 256) per block would cost without MLA: about 9× more
+    const info = (entry('glm-4.7-flash') as unknown as { show: { model_info: Record<string, number> } }).show
+      .model_info
+    const perHead =
+      info['deepseek2.attention.key_length_mla']! + info['deepseek2.attention.value_length_mla']!
+    expect(47 * 8192 * perHead * 20 * 2).toBeGreaterThan(8 * g.kvTotal)
+  })
+
+  test('catalog MLX qwen3-0.6b-mlx: context_length 0 while loading, weights only, num_ctx changes keep the runner', async () => {
+    const f = await startFakeOllama({ extraModels: ['qwen3-0.6b-mlx'], loadMs: 400 })
+    try {
+      const name = 'qwen3-0.6b-mlx:latest'
+      const tags = (await (await fetch(`${f.url}/api/tags`)).json()) as {
+        models: Array<Record<string, unknown>>
+      }
+      const row = tags.models.find((m) => m.name === name)!
+      // server/model_list_cache.go reads context/embedding length from a GGUF layer; this model has none
+      expect(row.details).toEqual({
+        parent_model: '',
+        format: 'safetensors',
+        family: '',
+        families: null,
+        parameter_size: '',
+        quantization_level: '',
+      })
+      const shown = (await (
+        await fetch(`${f.url}/api/show`, { method: 'POST', body: JSON.stringify({ model: name }) })
+      ).json()) as { details: unknown; model_info: Record<string, unknown>; tensors?: unknown }
+      expect(shown.details).toMatchObject({
+        format: 'safetensors',
+        family: 'qwen3',
+        parameter_size: '596.05M',
+      })
+      expect(Object.values(shown.model_info).includes(null)).toBe(false)
+      expect(shown.tensors).toBeUndefined()
+      const pending = load(f, 'qwen3-0.6b-mlx', { num_ctx: 2048 })
+      await vi.waitFor(async () => expect(await psOf(f, name)).toBeDefined())
+      expect((await psOf(f, name))!.context_length).toBe(0)
+      await pending
+      const loaded = (await psOf(f, name))!
+      expect(loaded.context_length).toBe(2048)
+      expect(loaded.size).toBe(1192099840)
+      const [first] = await f.runners()
+      await load(f, 'qwen3-0.6b-mlx', { num_ctx: 8192 })
+      const again = (await psOf(f, name))!
+      expect([again.context_length, again.size]).toEqual([2048, 1192099840])
+      expect((await f.runners())[0]!.pid).toBe(first!.pid)
+      // above its max_position_embeddings the reported context is that maximum
+      await fetch(`${f.url}/api/generate`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'qwen3-0.6b-mlx', keep_alive: 0 }),
+      })
+      await vi.waitFor(async () => expect(await psOf(f, name)).toBeUndefined())
+      await load(f, 'qwen3-0.6b-mlx', { num_ctx: 100000 })
+      expect((await psOf(f, name))!.context_length).toBe(40960)
+    } finally {
+      await f.stop()
+    }
+  })
+
   test('/api/ps size is the estimate, grows with num_ctx, and a different num_ctx reloads the runner', async () => {
     const f = await startFakeOllama()
     try {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import {
   clampKeepAlive,
   estimateFit,
@@ -136,20 +136,38 @@ describe('fit estimate (fs/ggml/ggml.go GraphSize)', () => {
     })!
     const state = ((4 - 1) * (2048 + 2 * 16) + 16 * 2048) * 4
     expect(kvCacheBytes(hybrid, { contextTokens: 1000 })).toBe(2 * 1000 * 256 * 2 * 2 + 2 * state)
+    // An MLA file (convert/convert_glm4moelite.go): key_length = kv_lora_rank + rope, value_length =
+    // kv_lora_rank, one KV head; the _mla keys are the decompressed per-head sizes and not what is cached.
     const mla = kvShapeFromModelInfo({
       'general.architecture': 'deepseek2',
       'deepseek2.block_count': 2,
-      'deepseek2.attention.head_count': 16,
+      'deepseek2.attention.head_count': 20,
       'deepseek2.attention.head_count_kv': 1,
+      'deepseek2.attention.key_length': 576,
+      'deepseek2.attention.value_length': 512,
+      'deepseek2.attention.key_length_mla': 256,
+      'deepseek2.attention.value_length_mla': 256,
+      'deepseek2.attention.kv_lora_rank': 512,
+      'deepseek2.embedding_length': 2048,
+      'deepseek2.vocab_size': 154880,
+    })!
+    expect(mla.keyLength).toBe(576)
+    expect(mla.valueLength).toBe(512)
+    expect(kvCacheBytes(mla, { contextTokens: 100 })).toBe(2 * 100 * (576 + 512) * 2)
+    // An older deepseek2 file (DeepSeek-Coder-V2-Lite as llama.cpp logs it): no _mla keys, 16 KV heads of
+    // 192 + 128, which llama.cpp caches in full (K 324 MiB + V 216 MiB at 2048 tokens, 27 layers).
+    const old = kvShapeFromModelInfo({
+      'general.architecture': 'deepseek2',
+      'deepseek2.block_count': 27,
+      'deepseek2.attention.head_count': 16,
+      'deepseek2.attention.head_count_kv': 16,
       'deepseek2.attention.key_length': 192,
       'deepseek2.attention.value_length': 128,
-      'deepseek2.attention.key_length_mla': 576,
-      'deepseek2.attention.value_length_mla': 512,
+      'deepseek2.attention.kv_lora_rank': 512,
       'deepseek2.embedding_length': 2048,
       'deepseek2.vocab_size': 102400,
     })!
-    expect(mla.keyLength).toBe(576)
-    expect(kvCacheBytes(mla, { contextTokens: 100 })).toBe(2 * 100 * (576 + 512) * 2)
+    expect(kvCacheBytes(old, { contextTokens: 2048 })).toBe(540 * MiB)
   })
 
   test('arrays the plain /api/show leaves null ask for a verbose one; a shape not read is conservative', () => {
@@ -284,6 +302,63 @@ describe('gateway policy', () => {
     // No context_length in the list (older Ollama, or 0 while loading): not trusted either.
     const hub2 = await hubWith(catalog([{ ...ps[0]!, context_length: null }]))
     expect((await hub2.policy.estimate('gemma3:4b', 4096))?.source).toBe('estimate')
+  })
+
+  test('an MLX (safetensors) model: its /api/ps size is neither the load at its context nor a ratio; no head_dim is conservative', async () => {
+    // The stand-in's entry: Qwen/Qwen3-0.6B config.json as x/server/show.go buildModelInfo shows it.
+    const standin = JSON.parse(
+      readFileSync(
+        new URL('../testing-assets/fake-ollama/fixtures/models/catalog.json', import.meta.url),
+        'utf8',
+      ),
+    ) as Array<{ name: string; size: number; details: ModelInfo['details']; show: { model_info: Json } }>
+    type Json = Record<string, unknown>
+    const mlx = standin.find((e) => e.name === 'qwen3-0.6b-mlx')!
+    const name = 'qwen3-0.6b-mlx:latest'
+    const row: ModelInfo = {
+      ...tags[0]!,
+      name,
+      model: name,
+      size: mlx.size,
+      digest: 'a'.repeat(64),
+      details: mlx.details,
+    }
+    const [gemma] = fixture('api-ps-gemma3-full-vram-issue.json').models as RunningModel[]
+    const running: RunningModel[] = [
+      { ...gemma!, name: 'gemma3:4b', model: 'gemma3:4b', context_length: 4096 },
+      // x/mlxrunner/client.go MemorySize: the weights MLX holds, whatever num_ctx it was loaded with
+      {
+        ...gemma!,
+        name,
+        model: name,
+        size: mlx.size,
+        size_vram: mlx.size,
+        digest: row.digest,
+        context_length: 4096,
+        details: mlx.details,
+      },
+    ]
+    const cat: ModelCatalog = {
+      list: async () => [...tags, row],
+      running: async () => running,
+      show: async (n: string) =>
+        n === name ? { model_info: mlx.show.model_info, capabilities: ['completion'] } : show,
+    }
+    const hub = await hubWith(cat)
+    const est = await hub.policy.estimate(name, 4096)
+    expect(est).toMatchObject({ source: 'estimate', conservative: true })
+    // 28 layers × 8 KV heads × (64 + 64) × f16 × 4096 on top of the weights, never the bare weights
+    expect(est!.kvBytes).toBe(28 * 8 * 128 * 2 * 4096)
+    expect(est!.totalBytes).toBeGreaterThan(mlx.size)
+    hub.bus.emit('models_running', { models: running })
+    const views = async () => hub.policy.modelViews()
+    await vi.waitFor(async () =>
+      expect((await views()).find((m) => m.name === 'gemma3:4b')?.measurement).not.toBeNull(),
+    )
+    expect((await views()).find((m) => m.name === name)?.measurement).toBeNull()
+    // A context_length of 0 (an MLX runner still loading) is "unknown", not a crash or a fit.
+    const loading = await hubWith({ ...cat, running: async () => [{ ...running[1]!, context_length: null }] })
+    expect((await loading.policy.estimate(name, 4096))?.source).toBe('estimate')
   })
 
   test('can it load now: against free memory, then with the idle loaded models Ollama would unload', async () => {

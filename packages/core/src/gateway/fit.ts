@@ -7,8 +7,11 @@
  * Per-layer KV (GraphSize): `context × num_parallel × (key_length + value_length) × head_count_kv[i] ×
  * bytes per element` for attention layers; gemma3 keeps only `sliding_window × num_parallel + batch`
  * tokens on 5 of every 6 layers and gpt-oss on every other layer (`4096 × num_parallel + batch`);
- * recurrent layers (head_count_kv 0) hold a fixed f32 state. MLA (deepseek2) caches key_length_mla +
- * value_length_mla per head when the file carries them.
+ * recurrent layers (head_count_kv 0) hold a fixed f32 state. MLA (deepseek2) needs no case of its own:
+ * an MLA file writes the compressed cache as `key_length` (kv_lora_rank + rope) and `value_length`
+ * (kv_lora_rank) with one KV head, the per-head sizes as `key_length_mla` / `value_length_mla`
+ * (convert/convert_glm4moelite.go), and GraphSize reads `key_length` × `head_count_kv`; an older deepseek2
+ * file (no `_mla` keys, 16 KV heads) gets the full per-head cache, as llama.cpp allocates for it.
  */
 
 export const MiB = 1024 * 1024
@@ -73,6 +76,14 @@ export const SINGLE_SEQUENCE_FAMILIES: ReadonlySet<string> = new Set([
   'nemotron_h_omni',
 ])
 
+/**
+ * A safetensors model runs in Ollama's MLX runner, not llama-server (server/images.go Model.IsMLX): its
+ * `/api/ps` size is the memory MLX holds so far and its context stays what it was loaded with.
+ */
+export function isMLX(m: { details?: { format?: string } | null }): boolean {
+  return m.details?.format === 'safetensors'
+}
+
 const num = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined
 
@@ -121,9 +132,10 @@ export function kvShapeFromModelInfo(info: Record<string, unknown> | undefined |
     kvHeads = Array(layers).fill(k('attention.head_count_kv') === null ? heads : 1)
   }
   const headDim = headsMin ? embedding / headsMin : 0
-  // MLA (deepseek2 and kin): the cache holds the compressed latent per head.
-  const keyLength = num(k('attention.key_length_mla')) ?? num(k('attention.key_length')) ?? headDim
-  const valueLength = num(k('attention.value_length_mla')) ?? num(k('attention.value_length')) ?? headDim
+  // fs/ggml/ggml.go EmbeddingHeadCountK/V: key_length / value_length, else embedding / heads. For MLA these
+  // are already the compressed sizes; the `_mla` keys (the decompressed per-head sizes) are not the cache.
+  const keyLength = num(k('attention.key_length')) ?? headDim
+  const valueLength = num(k('attention.value_length')) ?? headDim
   const tokens = info['tokenizer.ggml.tokens']
   const vocab = Array.isArray(tokens) ? tokens.length : (num(k('vocab_size')) ?? undefined)
   if (vocab === undefined) guessed.push('tokenizer.ggml.tokens')

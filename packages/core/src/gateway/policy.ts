@@ -12,6 +12,7 @@ import { type FitRatio, fitRatiosRepo } from './fit-ratios'
 import {
   estimateFit,
   type FitEstimate,
+  isMLX,
   kvShapeFromModelInfo,
   type KvShape,
   MiB,
@@ -591,6 +592,15 @@ export class GatewayPolicy {
       shown = (await catalog.show(model.name, { verbose: true }).catch(() => undefined)) ?? shown
     }
     const shape = kvShapeFromModelInfo(shown?.model_info ?? undefined) ?? null
+    if (
+      shape &&
+      isMLX(model) &&
+      shown?.model_info?.[`${shape.architecture}.attention.key_length`] === undefined
+    ) {
+      // x/server/show.go buildModelInfo copies no head_dim from config.json: embedding / heads may be wrong
+      // (Qwen3: 1024 / 16 = 64, its head_dim is 128), so the figure is not a plain "fits"
+      shape.guessed.push('attention.key_length')
+    }
     if (shape) {
       // server/sched.go: a model without the completion capability (embedding) loads one sequence;
       // so do the families that do not support parallel requests (ModelFamily, our details.family).
@@ -645,7 +655,9 @@ export class GatewayPolicy {
     try {
       const models = await this.models()
       for (const r of running) {
-        if (!r.context_length || r.size <= 0) continue
+        // An MLX runner reports the memory it holds so far (x/mlxrunner/client.go MemorySize), not a load
+        // at its context: its cache grows with the tokens, so no ratio is learned from it.
+        if (!r.context_length || r.size <= 0 || isMLX(r)) continue
         const m = models.find((x) => canonicalModelName(x.name) === canonicalModelName(r.name))
         if (!m) continue
         const digest = m.digest || r.digest
@@ -691,7 +703,13 @@ export class GatewayPolicy {
       return undefined
     }
     const loaded = (await this.running()).find((m) => normaliseModelName(m.name) === wanted)
-    if (opts.measured !== false && loaded && loaded.size > 0 && loaded.context_length === contextTokens) {
+    if (
+      opts.measured !== false &&
+      loaded &&
+      loaded.size > 0 &&
+      loaded.context_length === contextTokens &&
+      !isMLX(loaded)
+    ) {
       return {
         weightsBytes: loaded.size,
         kvBytes: null,

@@ -27,6 +27,12 @@ export interface OllamaContractOptions {
     slidingWindow?: string
     /** An installed cloud model (remote_host set), e.g. 'gpt-oss:20b-cloud'. @default none */
     cloud?: string
+    /** An attention + recurrent (SSM) hybrid with a per-layer head_count_kv. @default 'granite4:tiny-h' */
+    hybrid?: string
+    /** An MLA model (deepseek2 with key_length_mla, one KV head). @default 'glm-4.7-flash' */
+    mla?: string
+    /** A safetensors model run by the MLX runner (`ollama create --experimental`). @default none */
+    mlx?: string
   }
   /** What the caller knows about how that server was started. */
   server?: {
@@ -62,6 +68,9 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     vision: 'minicpm-v:8b',
     slidingWindow: 'gemma3:4b',
     cloud: '',
+    hybrid: 'granite4:tiny-h',
+    mla: 'glm-4.7-flash',
+    mlx: '',
     ...opts.models,
   }
   const server = { keepAliveSeconds: 300, noCloud: false, strictRegistry: true, ...opts.server }
@@ -91,7 +100,11 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       .map((d) => (d === '[DONE]' ? d : (JSON.parse(d) as Json)))
   }
   const ps = async () => ((await json(await call('/api/ps'))).models as Json[]) ?? []
-  const psOf = async (name: string) => (await ps()).find((x) => x.name === name || x.model === name)
+  // /api/ps names a model with its tag (DisplayShortest): "x" is listed as "x:latest"
+  const psOf = async (name: string) => {
+    const names = name.includes(':') ? [name] : [name, `${name}:latest`]
+    return (await ps()).find((x) => names.includes(String(x.name)) || names.includes(String(x.model)))
+  }
   const unload = async (model: string) => {
     const res = await post('/api/generate', { model, keep_alive: 0 })
     await res.arrayBuffer()
@@ -105,6 +118,17 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     post('/api/chat', { model, stream: false, messages: [{ role: 'user', content: 'say hi' }], ...extra })
   const show = async (model: string, verbose = false) => json(await post('/api/show', { model, verbose }))
   const arch = (info: Json) => String(info['general.architecture'])
+  /** /api/ps bytes per token of context between a load at 2048 and one at 8192 (a reload). */
+  const growthPerToken = async (model: string) => {
+    await unload(model)
+    await load(model, { options: { num_ctx: 2048 } })
+    const small = Number((await psOf(model))?.size)
+    await load(model, { options: { num_ctx: 8192 } })
+    const big = await psOf(model)
+    assert.equal(big?.context_length, 8192, `${model} reloaded at 8192`)
+    await unload(model)
+    return (Number(big?.size) - small) / (8192 - 2048)
+  }
   const trainedContext = async (model: string) => {
     const info = (await show(model)).model_info as Json
     return Number(info[`${arch(info)}.context_length`])
@@ -216,6 +240,104 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       assert.equal(typeof s.projector_info, 'object')
       assert.equal((s.projector_info as Json)['general.architecture'], 'clip')
     })
+  }
+
+  if (m.hybrid) {
+    t(
+      'a hybrid model: head_count_kv is a per-layer array (null unless verbose); only its attention layers grow with the context',
+      async () => {
+        const info = (await show(m.hybrid)).model_info as Json
+        const a = arch(info)
+        // fs/ggml/gguf.go: arrays are decoded without values unless verbose
+        assert.equal(info[`${a}.attention.head_count_kv`], null)
+        const perLayer = ((await show(m.hybrid, true)).model_info as Json)[`${a}.attention.head_count_kv`]
+        assert.ok(Array.isArray(perLayer), 'verbose sends the per-layer array')
+        const kvHeads = perLayer as number[]
+        assert.equal(kvHeads.length, Number(info[`${a}.block_count`]))
+        const attention = kvHeads.filter((h) => h > 0).length
+        assert.ok(attention > 0 && attention < kvHeads.length, 'layers with 0 KV heads are recurrent')
+        assert.equal(typeof info[`${a}.ssm.state_size`], 'number')
+        const heads = Number(info[`${a}.attention.head_count`])
+        const headDim = Number(
+          info[`${a}.attention.key_length`] ?? Number(info[`${a}.embedding_length`]) / heads,
+        )
+        // fs/ggml/ggml.go GraphSize: a recurrent layer holds a fixed f32 state, not context × (K + V)
+        const everyLayerAttention = kvHeads.length * Math.max(...kvHeads) * 2 * headDim * 2
+        const growth = await growthPerToken(m.hybrid)
+        assert.ok(
+          growth > 0 && growth < everyLayerAttention,
+          `grows ${growth} B/token, below ${everyLayerAttention} if every layer cached K and V`,
+        )
+      },
+    )
+  }
+
+  if (m.mla) {
+    t(
+      'an MLA model caches one compressed KV head (key_length = kv_lora_rank + rope), far below per-head K and V',
+      async () => {
+        const info = (await show(m.mla)).model_info as Json
+        const a = arch(info)
+        const n = (k: string) => Number(info[`${a}.${k}`])
+        // convert/convert_glm4moelite.go: the _mla keys are the per-head sizes, key/value_length the cache
+        assert.equal(typeof info[`${a}.attention.key_length_mla`], 'number')
+        assert.equal(n('attention.head_count_kv'), 1)
+        assert.equal(n('attention.key_length'), n('attention.kv_lora_rank') + n('rope.dimension_count'))
+        assert.equal(n('attention.value_length'), n('attention.kv_lora_rank'))
+        const perHead =
+          n('block_count') *
+          n('attention.head_count') *
+          (n('attention.key_length_mla') + n('attention.value_length_mla')) *
+          2
+        const growth = await growthPerToken(m.mla)
+        assert.ok(
+          growth > 0 && growth < perHead / 4,
+          `grows ${growth} B/token; K and V per head would be ${perHead}`,
+        )
+      },
+    )
+  }
+
+  if (m.mlx) {
+    t(
+      'an MLX (safetensors) model: context_length 0 while loading, then num_ctx; another num_ctx keeps the runner and its size',
+      async () => {
+        const s = await show(m.mlx)
+        // routes.go GetModelInfo: model_info from config.json (x/server/show.go), no GGUF arrays, no tensors
+        assert.equal((s.details as Json).format, 'safetensors')
+        const info = s.model_info as Json
+        assert.equal(typeof info[`${arch(info)}.block_count`], 'number')
+        assert.ok(!Object.values(info).includes(null), 'no null arrays')
+        assert.equal(s.tensors, undefined)
+        const row = ((await json(await call('/api/tags'))).models as Json[]).find(
+          (x) => x.name === m.mlx || x.name === `${m.mlx}:latest`,
+        )
+        assert.ok(row, `${m.mlx} is listed under that name`)
+        assert.equal((row.details as Json).context_length, undefined, 'no GGUF layer to read it from')
+        await unload(m.mlx)
+        let done = false
+        const pending = load(m.mlx, { options: { num_ctx: 2048 } }).finally(() => {
+          done = true
+        })
+        const seen: number[] = []
+        while (!done) {
+          const r = await psOf(m.mlx)
+          if (r && !done) seen.push(Number(r.context_length))
+        }
+        await pending
+        // x/mlxrunner/client.go: ContextLength is 0 until the runner's first /v1/status
+        assert.ok(seen.includes(0), `context_length while loading: ${seen.slice(0, 5)}`)
+        const first = await psOf(m.mlx)
+        assert.equal(first?.context_length, Math.min(2048, Number(info[`${arch(info)}.context_length`])))
+        // sched.go needsReload skips the options for MLX: the runner stays, with its first context
+        await load(m.mlx, { options: { num_ctx: 8192 } })
+        const again = await psOf(m.mlx)
+        assert.equal(again?.context_length, first?.context_length)
+        // MemorySize is what MLX holds (the cache grows with tokens), not an estimate at num_ctx
+        assert.ok(Number(again?.size) < Number(first?.size) * 1.05, `size ${again?.size} vs ${first?.size}`)
+        await unload(m.mlx)
+      },
+    )
   }
 
   t(

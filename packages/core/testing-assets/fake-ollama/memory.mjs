@@ -20,6 +20,11 @@ export function kvBytesPerElement(type) {
   }
 }
 
+/** server/images.go Model.IsMLX: a safetensors model runs in the MLX runner, not llama-server. */
+export function isMLX(model) {
+  return model.details?.format === 'safetensors'
+}
+
 /** A KV view over model_info (fs/ggml/ggml.go KV accessors). `arrays` holds per-layer values. */
 export function kvView(model) {
   const info = model.show?.model_info ?? {}
@@ -161,8 +166,11 @@ export function graphSize(kv, context, batch, numParallel, kvCacheType) {
     partial = Math.floor((((2 * kv.headsMax) / Math.max(kv.headsKVMin, 1)) * kvTotal) / 6)
   }
   // GraphSize has no formula for this architecture (it returns 0): the stand-in uses the GQA × kv / 6 rule
-  // GraphSize applies to gpt-oss, so the graph still grows with the context.
-  if (full === 0) full = partial || Math.floor((kv.headsMax / Math.max(kv.headsKVMin, 1)) * (kvTotal / 6))
+  // GraphSize applies to gpt-oss, so the graph still grows with the context. The GQA ratio is that of the
+  // attention layers (a hybrid's recurrent layers have no KV heads).
+  const kvMinAttention = Math.min(...kv.headsKV.filter((h) => h > 0), Number.POSITIVE_INFINITY)
+  const gqa = kv.headsMax / (Number.isFinite(kvMinAttention) ? kvMinAttention : 1)
+  if (full === 0) full = partial || Math.floor(gqa * (kvTotal / 6))
   return { kv: kvs, kvTotal: kvs.reduce((a, b) => a + b, 0), graph: full }
 }
 
@@ -171,6 +179,13 @@ export function graphSize(kv, context, batch, numParallel, kvCacheType) {
  * Returns { total, weights, kv, graph, projector } in bytes.
  */
 export function estimate(model, { numCtx, numParallel, kvCacheType, batch = 512 }) {
+  if (isMLX(model)) {
+    // x/mlxrunner/client.go MemorySize: the runner's MLX active + cache memory (the manifest's tensor bytes
+    // until its first status). MLX allocates the KV cache as tokens arrive, so a load at any num_ctx is
+    // the weights; GraphSize is never asked (sched.go load takes the mlxrunner branch for safetensors).
+    const weights = model.model_bytes ?? model.size ?? 0
+    return { total: weights, weights, kv: 0, graph: 0, projector: 0 }
+  }
   const projector = model.projector_bytes ?? 0
   const weights = Math.max(0, (model.model_bytes ?? model.size ?? 0) - (model.model_bytes ? 0 : projector))
   const kv = kvView(model)

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { keepAliveFromEnv, trimEnv } from './gojson.mjs'
-import { estimate, kvView } from './memory.mjs'
+import { estimate, isMLX, kvView } from './memory.mjs'
 import { displayShortest, fullName, parseName } from './names.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -295,6 +295,9 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
 
   /** runnerRef.needsReload */
   function needsReload(runner, opts, model) {
+    // sched.go needsReload compares the options only for runners that are not MLX: an MLX model keeps the
+    // runner (and the context it was loaded with) whatever num_ctx a later request asks for
+    if (isMLX(model)) return Boolean(runner.dead)
     const existing = runner.opts
     let numCtx = effective(opts.numCtx, model)
     if (existing.auto && opts.auto) numCtx = existing.numCtx
@@ -391,7 +394,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
       sessionMs,
       sizeTotal: model.size,
       sizeVram: Math.min(model.size, free),
-      contextLength: model.details?.format === 'safetensors' ? 0 : numCtx,
+      // x/mlxrunner/client.go ContextLength: 0 until the runner has answered its first /v1/status
+      contextLength: isMLX(model) ? 0 : numCtx,
       memory: mem,
     })
     loaded.set(model.full, runner)
@@ -421,8 +425,9 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
         JSON.stringify({ vram: runner.sizeVram, model: model.display }),
       )
     }
-    runner.contextLength =
-      model.details?.format === 'safetensors' ? Math.min(numCtx, trainContext(model) || numCtx) : numCtx
+    // x/mlxrunner/client.go reportedContextLength: the requested num_ctx (the client's soft limit) when it is
+    // below the model's MaxContextLength (x/models/*: max_position_embeddings), else that maximum
+    runner.contextLength = isMLX(model) ? Math.min(numCtx, trainContext(model) || numCtx) : numCtx
     runner.loading = false
     log('INFO', `llama runner started pid=${runner.child.pid} size=${mem.total} size_vram=${runner.sizeVram}`)
     return runner
