@@ -273,6 +273,51 @@ describe('pooling: a device on A uses models of its joined peers', () => {
   const chatsOn = async (f: FakeOllama) => (await f.requests()).filter((r) => r.path === '/api/chat').length
   const poolState = () => a.hub.pool!.poolView({ kind: 'admin' })
 
+  it('a request that would wait on A longer than on a peer by more than routing_wait_threshold_s goes there; within it, it waits on A', async () => {
+    const M = 'granite3.3:2b'
+    const stream = async () => {
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: M, messages: [{ role: 'user', content: Array(300).fill('word').join(' ') }] }),
+      })
+      expect(res.status).toBe(200)
+      const reader = res.body!.getReader()
+      await reader.read()
+      return reader
+    }
+    const drain = async (r: Awaited<ReturnType<typeof stream>>) => {
+      while (!(await r.read()).done) {}
+    }
+    const rows = () => a.hub.db('usage').where({ device_id: device.deviceId, model: M }).orderBy('id')
+    // Loaded on B (where it starts at once); A learns its service time from one whole answer here.
+    await fetch(`${fakeB.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: M }) })
+    await vi.waitFor(async () => expect((await poolState()).hosts.find((h) => h.name === 'host-b')?.loaded).toContain(M))
+    await drain(await stream())
+    await vi.waitFor(async () => expect(await rows()).toHaveLength(1))
+    expect((await rows())[0].via).toBeNull()
+    // One answer running on A holds its one slot: the next would wait about one service time there.
+    let held = await stream()
+    expect((await chat(M, 'within the default threshold')).status).toBe(200)
+    await drain(held)
+    await vi.waitFor(async () => expect(await rows()).toHaveLength(3))
+    expect((await rows()).map((r) => r.via)).toEqual([null, null, null])
+    await a.hub.settings.set('routing_wait_threshold_s', 0.05)
+    try {
+      held = await stream()
+      const routed = await chat(M, 'past the threshold')
+      expect(routed.status).toBe(200)
+      expect(((await routed.json()) as { message: { content: string } }).message.content).toContain(
+        'past the threshold',
+      )
+      await drain(held)
+      await vi.waitFor(async () => expect(await rows()).toHaveLength(5))
+      expect((await rows()).map((r) => r.via).sort()).toEqual(['host-b', null, null, null, null].sort())
+    } finally {
+      await a.hub.settings.set('routing_wait_threshold_s', 10)
+    }
+  })
+
   it('C cut mid-stream: the client gets a clean error (the stream is cut), no retry on B', async () => {
     await fakeB.clearRequests()
     const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
