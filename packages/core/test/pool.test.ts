@@ -442,7 +442,7 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
       log: silentLogger,
       settings: gw.hub.settings,
       policy: gw.hub.policy,
-      catalog: () => gw.hub.catalog,
+      catalog: () => gw.hub.models,
       instanceId: () => gw.hub.instanceId!,
       selfName: () => 'laptop',
       version: '0.1.0',
