@@ -207,6 +207,16 @@ describe('PoolService polls a peer over HTTPS with its pinned CA', () => {
     await pool.pollAll()
     expect(await state()).toMatchObject({ up: false })
     expect((await hub.db('peers').where({ id: 'peer-1' }).first()).error).toMatch(/more than 1048576 bytes/)
+    // /api/pool: the owner reads why; a device is told it is down, not the peer's address or the cause.
+    expect(await state()).toMatchObject({ last_error: expect.stringMatching(/more than 1048576 bytes/) })
+    const phone = {
+      kind: 'device',
+      device: { id: 'dev-p', instance_id: null, allocation_mb: 4096 },
+      role: { allowed_models: [] },
+      keyHint: 'x',
+    } as unknown as Principal
+    const seenByPhone = (await pool.poolView(phone)).hosts.find((h) => h.id === 'peer-1')
+    expect(seenByPhone).toMatchObject({ up: false, last_error: null, breaker: { last_failure: null } })
     answer = () => ({ status: 200, body: JSON.stringify(valid) })
   })
 

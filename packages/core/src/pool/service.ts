@@ -751,6 +751,7 @@ export class PoolService {
     const [installed, running] = catalog
       ? await Promise.all([catalog.list().catch(() => []), catalog.running().catch(() => [])])
       : [[], []]
+    const owner = principal.kind !== 'device'
     const allowed = (name: string) =>
       principal.kind !== 'device' || modelAllowed(principal.role.allowed_models, name)
     const hosts: PoolHost[] = [
@@ -764,6 +765,7 @@ export class PoolService {
         total_mb: this.o.totalMb() ?? null,
         latency_ms: 0,
         breaker: null,
+        last_error: null,
         installed: installed.map((m) => m.name).filter(allowed),
         loaded: running.map((m) => m.name).filter(allowed),
       },
@@ -778,7 +780,9 @@ export class PoolService {
         free_mb: s.status?.free_mb ?? null,
         total_mb: s.status?.total_mb ?? null,
         latency_ms: s.latencyMs === null ? null : Math.round(s.latencyMs * 10) / 10,
-        breaker: s.breaker.view(),
+        // Failures name addresses and ports: the owner's to read, not a device's.
+        breaker: owner ? s.breaker.view() : { ...s.breaker.view(), last_failure: null },
+        last_error: owner ? s.lastError : null,
         installed: (s.status?.installed ?? []).map((m) => m.name).filter(allowed),
         loaded: (s.status?.loaded ?? []).map((m) => m.name).filter(allowed),
       })

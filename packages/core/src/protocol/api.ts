@@ -377,6 +377,8 @@ export interface PoolHost {
   total_mb: number | null
   latency_ms: number | null
   breaker: PeerBreakerState | null
+  /** Why its last status poll failed (null: it answered; always null for this host). */
+  last_error: string | null
   installed: string[]
   loaded: string[]
 }
