@@ -232,6 +232,24 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     }
   })
 
+  it("refuses a routed request past the device's own token budget on A before any peer hears of it", async () => {
+    // The device has used tokens through C above; a budget of 1 token a day is spent.
+    await a.hub.devices.setLimits(device.deviceId, { token_budget_day: 1 })
+    try {
+      await fakeC.clearRequests()
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'x' }] }),
+      })
+      expect(res.status).toBe(429)
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
+      expect((await fakeC.requests()).filter((r) => r.path === '/api/chat')).toHaveLength(0)
+    } finally {
+      await a.hub.devices.setLimits(device.deviceId, { token_budget_day: null })
+    }
+  })
+
   it('revoking the device cuts its routed stream within 1 s', async () => {
     await fakeC.setMode('slow:0')
     const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
