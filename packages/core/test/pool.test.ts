@@ -354,6 +354,16 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
     await pool.pollAll()
     expect(await order(m)).toEqual(['two', 'one'])
 
+    // The device's own slice holds at each peer's estimate: 2048 MiB takes the copy loaded at 1.5 GB on
+    // 'two', not the one on 'one' that would load at 2 GB + KV cache + overhead.
+    set('one', { installed: [model(m)], free_mb: 20000 })
+    set('two', { installed: [model(m)], free_mb: 20000, loaded: [{ ...loaded[0]!, size: 1_500_000_000 }] })
+    await pool.pollAll()
+    const small = device()
+    ;(small as unknown as { device: { allocation_mb: number } }).device.allocation_mb = 2048
+    expect(await order(m, small)).toEqual(['two'])
+    expect(await order(m)).toEqual(['two', 'one'])
+
     // Our allocation on 'two' is smaller than the model needs there: 'two' would refuse it.
     set('two', { installed: [model(m)], free_mb: 20000, allocation_mb: 1024 })
     // 'one' lets our role there use only qwen models.

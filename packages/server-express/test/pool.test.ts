@@ -232,6 +232,29 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     }
   })
 
+  it("refuses a routed model past the device's own slice at the peer's estimate, on A, and does not list it", async () => {
+    const before = (await a.hub.devices.get(device.deviceId)).allocation_mb
+    // llama3.2:3b is 2 GB of weights on C alone: a 1 GiB slice cannot hold it.
+    await a.hub.devices.setAllocation(device.deviceId, 1024)
+    try {
+      await fakeC.clearRequests()
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'x' }] }),
+      })
+      expect(res.status).toBe(403)
+      expect(((await res.json()) as { error: string }).error).toMatch(
+        /model 'llama3\.2:3b' needs about \d+ MiB .* has 1024 MiB/,
+      )
+      expect((await fakeC.requests()).filter((r) => r.path === '/api/chat')).toHaveLength(0)
+      const tags = await ollamaOn(a, device.key).list()
+      expect(tags.models.map((m) => m.name)).not.toContain('llama3.2:3b')
+    } finally {
+      await a.hub.devices.setAllocation(device.deviceId, before)
+    }
+  })
+
   it("refuses a routed request past the device's own token budget on A before any peer hears of it", async () => {
     // The device has used tokens through C above; a budget of 1 token a day is spent.
     await a.hub.devices.setLimits(device.deviceId, { token_budget_day: 1 })

@@ -450,7 +450,13 @@ export class PoolService {
     }
   }
 
-  private peerCandidates(model: string, contextTokens: number, withOpenBreakers = false): Candidate[] {
+  /** `sliceBytes`: the device's allocation, which the request must fit at each peer's estimate. */
+  private peerCandidates(
+    model: string,
+    contextTokens: number,
+    sliceBytes: number,
+    withOpenBreakers = false,
+  ): Candidate[] {
     const out: Candidate[] = []
     const wanted = normaliseModelName(model)
     for (const s of this.states.values()) {
@@ -459,8 +465,9 @@ export class PoolService {
       if (!modelAllowed(doc.allowed_models, model)) continue
       const need = this.peerEstimate(doc, model, contextTokens)
       if (need === undefined) continue
-      // The peer admits us under the role it gave this host: past our slice there it would refuse.
-      if (need > doc.allocation_mb * MiB) continue
+      // The peer admits us under the role it gave this host: past our slice there it would refuse. And the
+      // device's own slice holds at this peer's estimate (the admission checked it at the smallest one).
+      if (need > doc.allocation_mb * MiB || need > sliceBytes) continue
       const loaded = doc.loaded.some((m) => normaliseModelName(m.name) === wanted)
       const fits = loaded || (doc.free_mb !== null && need <= doc.free_mb * MiB)
       const queue = doc.queue?.[model] ?? doc.queue?.[wanted] ?? 0
@@ -493,10 +500,11 @@ export class PoolService {
     if (route.kind !== 'infer' && route.kind !== 'show') return null
     const model = admission.model
     const ctx = admission.contextTokens ?? this.o.settings.get('default_context_tokens')
-    const peers = this.peerCandidates(model, ctx)
+    const slice = principal.kind === 'device' ? principal.device.allocation_mb * MiB : Number.POSITIVE_INFINITY
+    const peers = this.peerCandidates(model, ctx, slice)
     if (peers.length === 0) {
       // Only peers whose breaker is open have it: a 503 with Retry-After, not this host's 404.
-      const waiting = this.peerCandidates(model, ctx, true)
+      const waiting = this.peerCandidates(model, ctx, slice, true)
       if (waiting.length === 0 || (await this.o.policy.placement(model, ctx)).installed) return null
       return { peers: waiting, localFallback: false }
     }
