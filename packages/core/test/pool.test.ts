@@ -395,7 +395,6 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
   let gw: GatewayHarness
   let server: Server
   let pool: PoolService
-  let doc: PeerStatusResponse
   const ids = { one: '11111111-2222-4333-8444-000000000011', two: '11111111-2222-4333-8444-000000000012' }
   const keyOf = (n: string) => `sllm_${n.padEnd(43, 'q')}`
   const docs = new Map<string, PeerStatusResponse>()
@@ -416,7 +415,13 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
     release: () => {},
     contextTokens: 4096,
   } as Admission
-  const limits = { role_id: 'role-user', share_weight: 1, max_concurrent: 1, max_queued: 100, max_wait_s: 3600 }
+  const limits = {
+    role_id: 'role-user',
+    share_weight: 1,
+    max_concurrent: 1,
+    max_queued: 100,
+    max_wait_s: 3600,
+  }
   const peerDoc = (n: 'one' | 'two', patch: Partial<PeerStatusResponse>) => {
     const installed = [{ ...valid.installed[0]!, name: M, model: M, size: 1_000_000_000 }]
     docs.set(keyOf(n), { ...valid, instance_id: ids[n], name: n, installed, free_mb: 20000, ...patch })

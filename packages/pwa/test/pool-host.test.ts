@@ -43,7 +43,9 @@ describe('pool wording', () => {
     const failing = { state: 'open' as const, failures: 3, open_until: NOW, last_failure: 'answered 502' }
     expect(currentFailure({ up: true, breaker: failing, last_error: null })).toBe('answered 502')
     // A breaker closed again after a success keeps its last failure as history, not as a problem.
-    expect(currentFailure({ up: true, breaker: { ...closed, last_failure: 'old' }, last_error: null })).toBeNull()
+    expect(
+      currentFailure({ up: true, breaker: { ...closed, last_failure: 'old' }, last_error: null }),
+    ).toBeNull()
   })
 
   it('memory: used and free of what the host reports; nothing while it reports no total', () => {
@@ -77,7 +79,12 @@ describe('PoolHostCard', () => {
           ...peer,
           up: false,
           last_error: 'pool: not answering its status: connect ECONNREFUSED 10.0.0.3:8443',
-          breaker: { state: 'open', failures: 3, open_until: Date.now() + 30_000, last_failure: 'answered 502' },
+          breaker: {
+            state: 'open',
+            failures: 3,
+            open_until: Date.now() + 30_000,
+            last_failure: 'answered 502',
+          },
         },
       },
     })
@@ -90,7 +97,9 @@ describe('PoolHostCard', () => {
 
   it('this host: no latency or breaker; its Ollama up or not', () => {
     const w = mount(PoolHostCard, {
-      props: { host: { ...peer, id: 'self', name: 'mac', self: true, breaker: null, up: false, latency_ms: 0 } },
+      props: {
+        host: { ...peer, id: 'self', name: 'mac', self: true, breaker: null, up: false, latency_ms: 0 },
+      },
     })
     expect(w.text()).toContain('this host')
     expect(w.find('[data-field="up"]').text()).toBe('Ollama not running')

@@ -320,7 +320,10 @@ describe('pooling: a device on A uses models of its joined peers', () => {
       const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
         method: 'POST',
         headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: M, messages: [{ role: 'user', content: Array(300).fill('word').join(' ') }] }),
+        body: JSON.stringify({
+          model: M,
+          messages: [{ role: 'user', content: Array(300).fill('word').join(' ') }],
+        }),
       })
       expect(res.status).toBe(200)
       const reader = res.body!.getReader()
@@ -333,7 +336,9 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     const rows = () => a.hub.db('usage').where({ device_id: device.deviceId, model: M }).orderBy('id')
     // Loaded on B (where it starts at once); A learns its service time from one whole answer here.
     await fetch(`${fakeB.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: M }) })
-    await vi.waitFor(async () => expect((await poolState()).hosts.find((h) => h.name === 'host-b')?.loaded).toContain(M))
+    await vi.waitFor(async () =>
+      expect((await poolState()).hosts.find((h) => h.name === 'host-b')?.loaded).toContain(M),
+    )
     await drain(await stream())
     await vi.waitFor(async () => expect(await rows()).toHaveLength(1))
     expect((await rows())[0].via).toBeNull()

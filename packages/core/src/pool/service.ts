@@ -500,7 +500,8 @@ export class PoolService {
     if (route.kind !== 'infer' && route.kind !== 'show') return null
     const model = admission.model
     const ctx = admission.contextTokens ?? this.o.settings.get('default_context_tokens')
-    const slice = principal.kind === 'device' ? principal.device.allocation_mb * MiB : Number.POSITIVE_INFINITY
+    const slice =
+      principal.kind === 'device' ? principal.device.allocation_mb * MiB : Number.POSITIVE_INFINITY
     const peers = this.peerCandidates(model, ctx, slice)
     if (peers.length === 0) {
       // Only peers whose breaker is open have it: a 503 with Retry-After, not this host's 404.

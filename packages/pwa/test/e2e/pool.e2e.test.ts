@@ -140,7 +140,8 @@ describe.skipIf(missing.length > 0)('the Pool page (real Chromium, two real host
 
     // B's advert as A's discovery records it (what mDNS would find on a LAN).
     const storeB = await openStore(b.dataDir)
-    const instance = (await storeB.knex('instance_meta').where({ key: 'instance_id' }).first()).value as string
+    const instance = (await storeB.knex('instance_meta').where({ key: 'instance_id' }).first())
+      .value as string
     await storeB.close()
     const storeA = await openStore(a.dataDir)
     const now = Date.now()
@@ -165,23 +166,22 @@ describe.skipIf(missing.length > 0)('the Pool page (real Chromium, two real host
     expect(await row.textContent()).toContain('Found on the network; not joined')
     await row.locator('[data-action="join-peer"]').click()
     await page.waitForFunction(
-      (name) => document.querySelector(`[data-peer="${name}"]`)?.textContent?.includes('Waiting for its owner'),
+      (name) =>
+        document.querySelector(`[data-peer="${name}"]`)?.textContent?.includes('Waiting for its owner'),
       PEER,
       { timeout: 10_000 },
     )
 
     // B's owner approves A (a pending device that is a sharedLLM host).
-    const { devices } = await asAdmin<{ devices: Array<{ id: string; status: string; instance_id: string | null }> }>(
-      b,
-      'GET',
-      '/api/devices',
-    )
+    const { devices } = await asAdmin<{
+      devices: Array<{ id: string; status: string; instance_id: string | null }>
+    }>(b, 'GET', '/api/devices')
     const hostA = devices.find((d) => d.status === 'pending' && d.instance_id)
     expect(hostA).toBeTruthy()
     await asAdmin(b, 'POST', `/api/devices/${hostA!.id}/approve`, { role_id: 'role-user' })
   })
 
-  it("shows the peer (up, version, memory, latency, breaker) and that a model only it has lives there, loaded or not", async () => {
+  it('shows the peer (up, version, memory, latency, breaker) and that a model only it has lives there, loaded or not', async () => {
     const card = page.locator(`[data-pool-host="${PEER}"][data-up="yes"]`)
     await card.waitFor({ timeout: 20_000 })
     expect(await page.locator('[data-pool-empty]').count()).toBe(0)
@@ -191,18 +191,26 @@ describe.skipIf(missing.length > 0)('the Pool page (real Chromium, two real host
 
     const only = page.locator('[data-pool-model="llama3.2:3b"]')
     await only.waitFor()
-    expect(await only.locator('[data-model-host]').evaluateAll((els) => els.map((e) => e.getAttribute('data-model-host')))).toEqual([
-      PEER,
-    ])
+    expect(
+      await only
+        .locator('[data-model-host]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-model-host'))),
+    ).toEqual([PEER])
     expect(await only.locator(`[data-model-host="${PEER}"]`).getAttribute('data-loaded')).toBe('no')
     // A model both have lists both hosts.
     expect(await page.locator('[data-pool-model="qwen3:1.7b"] [data-model-host]').count()).toBe(2)
 
     // Loaded on B: the page follows within a poll or two.
-    await fetch(`${ollamaB.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'llama3.2:3b' }) })
-    await page.waitForSelector(`[data-pool-model="llama3.2:3b"] [data-model-host="${PEER}"][data-loaded="yes"]`, {
-      timeout: 15_000,
+    await fetch(`${ollamaB.url}/api/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'llama3.2:3b' }),
     })
+    await page.waitForSelector(
+      `[data-pool-model="llama3.2:3b"] [data-model-host="${PEER}"][data-loaded="yes"]`,
+      {
+        timeout: 15_000,
+      },
+    )
     // The whole page in one viewport: a full-page capture would paint the sticky header mid-page.
     const height = await page.evaluate(() => document.documentElement.scrollHeight)
     await page.setViewportSize({ width: DESKTOP.width, height })
