@@ -365,6 +365,8 @@ export class Hub {
         totalMb: () => this.totalMb(),
         ollamaRunning: () => this.ollama.status().running,
         queueDepth: () => this.queue.scheduler.depthByModel(),
+        queueWaits: () => this.queue.scheduler.waitByModel(),
+        queueWaitMs: (model) => this.queue.scheduler.expectedWaitMs(model),
       })
       this.pool.start()
     }

@@ -377,6 +377,49 @@ describe('pause, resume and reclaim', () => {
   })
 })
 
+describe('expected wait per model (pooling compares it with a peer’s)', () => {
+  test('0 with a free slot; then what is left of the running request plus one service time per waiting one', async () => {
+    const s = new Sim()
+    expect(s.sched.expectedWaitMs('a')).toBe(0)
+    s.submit('first', 'A')
+    await s.advance(0)
+    // One running, none timed yet: its service time is at least what it has run so far.
+    expect(s.sched.expectedWaitMs('a')).toBeUndefined()
+    await s.advance(3000)
+    expect(s.sched.expectedWaitMs('a')).toBe(0)
+    s.leases.get('first')?.finish()
+    // Timed: 3 s per request of model a.
+    s.submit('run', 'A')
+    s.submit('w1', 'B')
+    s.submit('w2', 'C')
+    await s.advance(1000)
+    expect(s.sched.expectedWaitMs('a')).toBe(2000 + 2 * 3000)
+    expect(s.sched.waitByModel()).toEqual({ a: 8000 })
+    // Another model with nothing running or waiting starts at once.
+    expect(s.sched.expectedWaitMs('b')).toBe(0)
+    // Two slots: the work ahead is shared.
+    s.cap.set('a', 2)
+    s.sched.poke()
+    await s.advance(0)
+    // w1 started in the second slot; w2 waits for the first of them.
+    expect(s.sched.expectedWaitMs('a')).toBe(Math.round((2000 + 3000 + 3000) / 2))
+  })
+
+  test('requests of a paused role go after a new one and do not count', async () => {
+    const s = new Sim()
+    s.submit('t', 'A', { limits: ADMIN })
+    await s.advance(0)
+    await s.advance(5000)
+    s.leases.get('t')?.finish()
+    s.submit('run', 'A', { limits: ADMIN })
+    s.submit('g', 'G', { limits: GUEST })
+    await s.advance(0)
+    expect(s.sched.expectedWaitMs('a')).toBe(5000 + 5000)
+    s.sched.pause('role-guest')
+    expect(s.sched.expectedWaitMs('a')).toBe(5000)
+  })
+})
+
 describe('positions, ETA, snapshot and metrics', () => {
   test('positions follow the start order, with an ETA from the EWMA of service time', async () => {
     const s = new Sim()

@@ -392,4 +392,36 @@ describe.skipIf(unavailable !== null)('three pooled sharedLLM hosts (network nam
       { timeout: 5000, interval: 100 },
     )
   })
+  test('a request that would wait on A longer than on B by more than routing_wait_threshold_s goes to B', async () => {
+    const M = 'granite3.3:2b'
+    const long = Array(400).fill('token').join(' ')
+    // Loaded on B (it starts there at once); A learns its service time from one whole answer served here.
+    await clientB.http('POST', 'http://127.0.0.1:11434/api/generate', { model: M }, {})
+    await until(
+      async () => (await poolOnA()).hosts.find((h) => h.name === 'host-b')?.loaded.includes(M),
+      10_000,
+      'A sees the model loaded on B',
+    )
+    const stream = { base: url[0], key, model: M, content: long }
+    expect((await clientA.call<{ status: number }>('stream', { ...stream, name: 'teach' })).status).toBe(200)
+    expect((await clientA.call<{ cut: boolean }>('streamEnd', { name: 'teach' })).cut).toBe(false)
+    const set = await clientA.http('PUT', `${url[0]}/api/settings/routing_wait_threshold_s`, { value: 0.05 })
+    expect(set.status).toBe(200)
+    const before = await chatsOn(clientB)
+    // One answer running on A holds its one slot: the next would wait there, and starts at once on B.
+    expect((await clientA.call<{ status: number }>('stream', { ...stream, name: 'held' })).status).toBe(200)
+    const routed = await chatA(M, 'sooner on B')
+    expect(routed.status).toBe(200)
+    expect(routed.body.message?.content).toContain('sooner on B')
+    expect((await clientA.call<{ cut: boolean }>('streamEnd', { name: 'held' })).cut).toBe(false)
+    expect(await chatsOn(clientB)).toBe(before + 1)
+    await vi.waitFor(
+      async () => {
+        const usage = (await clientA.http<UsageResponse>('GET', `${url[0]}/api/usage`)).body.recent
+        const mine = usage.filter((r) => r.device_id === deviceId && r.model === M)
+        expect(mine.map((r) => r.via ?? null).sort()).toEqual(['host-b', null, null].sort())
+      },
+      { timeout: 5000, interval: 100 },
+    )
+  })
 })

@@ -9,6 +9,7 @@ import {
   Breaker,
   createHub,
   ensureHostCertificates,
+  FairScheduler,
   GATEWAY_ROUTES,
   type Hub,
   type Peer,
@@ -17,7 +18,9 @@ import {
   type Principal,
   peerStatusSchema,
   silentLogger,
+  VirtualClock,
 } from '../src/index'
+import { type GatewayHarness, startGateway } from './gateway-harness'
 
 const NOW = 1_800_000_000_000
 
@@ -204,6 +207,16 @@ describe('PoolService polls a peer over HTTPS with its pinned CA', () => {
     await pool.pollAll()
     expect(await state()).toMatchObject({ up: false })
     expect((await hub.db('peers').where({ id: 'peer-1' }).first()).error).toMatch(/more than 1048576 bytes/)
+    // /api/pool: the owner reads why; a device is told it is down, not the peer's address or the cause.
+    expect(await state()).toMatchObject({ last_error: expect.stringMatching(/more than 1048576 bytes/) })
+    const phone = {
+      kind: 'device',
+      device: { id: 'dev-p', instance_id: null, allocation_mb: 4096 },
+      role: { allowed_models: [] },
+      keyHint: 'x',
+    } as unknown as Principal
+    const seenByPhone = (await pool.poolView(phone)).hosts.find((h) => h.id === 'peer-1')
+    expect(seenByPhone).toMatchObject({ up: false, last_error: null, breaker: { last_failure: null } })
     answer = () => ({ status: 200, body: JSON.stringify(valid) })
   })
 
@@ -341,6 +354,16 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
     await pool.pollAll()
     expect(await order(m)).toEqual(['two', 'one'])
 
+    // The device's own slice holds at each peer's estimate: 2048 MiB takes the copy loaded at 1.5 GB on
+    // 'two', not the one on 'one' that would load at 2 GB + KV cache + overhead.
+    set('one', { installed: [model(m)], free_mb: 20000 })
+    set('two', { installed: [model(m)], free_mb: 20000, loaded: [{ ...loaded[0]!, size: 1_500_000_000 }] })
+    await pool.pollAll()
+    const small = device()
+    ;(small as unknown as { device: { allocation_mb: number } }).device.allocation_mb = 2048
+    expect(await order(m, small)).toEqual(['two'])
+    expect(await order(m)).toEqual(['two', 'one'])
+
     // Our allocation on 'two' is smaller than the model needs there: 'two' would refuse it.
     set('two', { installed: [model(m)], free_mb: 20000, allocation_mb: 1024 })
     // 'one' lets our role there use only qwen models.
@@ -362,5 +385,219 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
     } finally {
       await hub.settings.set('routing', 'local_first')
     }
+  })
+})
+
+// The third trigger: a model installed and loaded here, whose queue here (a real FairScheduler on a virtual
+// clock) would make a request wait longer than on a peer that reports its own wait.
+describe('PoolService.plan: a request that would wait here longer than on a peer by more than the threshold', () => {
+  const M = 'qwen3:1.7b'
+  let gw: GatewayHarness
+  let server: Server
+  let pool: PoolService
+  const ids = { one: '11111111-2222-4333-8444-000000000011', two: '11111111-2222-4333-8444-000000000012' }
+  const keyOf = (n: string) => `sllm_${n.padEnd(43, 'q')}`
+  const docs = new Map<string, PeerStatusResponse>()
+  const clock = new VirtualClock(NOW)
+  const sched = new FairScheduler({ clock, capacity: () => 1, loadedModels: () => [M] })
+  const route = GATEWAY_ROUTES.get('/ollama/api/chat')!
+  const device = {
+    kind: 'device',
+    device: { id: 'dev-w', instance_id: null, allocation_mb: 16384 },
+    role: { allowed_models: [] },
+    keyHint: 'x',
+  } as unknown as Principal
+  const admission = {
+    deviceId: 'dev-w',
+    model: M,
+    outgoing: {},
+    stripUsageEvent: false,
+    release: () => {},
+    contextTokens: 4096,
+  } as Admission
+  const limits = {
+    role_id: 'role-user',
+    share_weight: 1,
+    max_concurrent: 1,
+    max_queued: 100,
+    max_wait_s: 3600,
+  }
+  const peerDoc = (n: 'one' | 'two', patch: Partial<PeerStatusResponse>) => {
+    const installed = [{ ...valid.installed[0]!, name: M, model: M, size: 1_000_000_000 }]
+    docs.set(keyOf(n), { ...valid, instance_id: ids[n], name: n, installed, free_mb: 20000, ...patch })
+  }
+  const where = async () => (await pool.plan(device, route, admission))?.peers.map((c) => c.name) ?? null
+
+  beforeAll(async () => {
+    gw = await startGateway({ hub: { pool: false } })
+    // Loaded here: local_first would keep it, and balanced ranks this host first (loaded beats fits).
+    await fetch(`${gw.fake!.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: M }) })
+    const certs = await ensureHostCertificates({
+      dataDir: join(gw.hub.dataDir, 'peer'),
+      addresses: ['127.0.0.1'],
+    })
+    server = createServer({ cert: certs.certChainPem, key: certs.keyPem }, (req, res) => {
+      const d = docs.get((req.headers.authorization ?? '').slice(7))
+      res.writeHead(d ? 200 : 401, { 'content-type': 'application/json' }).end(JSON.stringify(d ?? {}))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const now = Date.now()
+    for (const n of ['one', 'two'] as const) {
+      await gw.hub.db('peers').insert({
+        id: `peer-${n}`,
+        instance_id: ids[n],
+        name: n,
+        addresses: JSON.stringify(['127.0.0.1']),
+        port: 1,
+        version: '0.1.0',
+        last_seen: now,
+        online: true,
+        status: 'joined',
+        device_key: keyOf(n),
+        ca_pem: certs.caCertPem,
+        ca_fingerprint: certs.caFingerprintSha256,
+        https_port: (server.address() as AddressInfo).port,
+        created_at: now,
+        updated_at: now,
+      })
+    }
+    pool = new PoolService({
+      db: () => gw.hub.db,
+      bus: gw.hub.bus,
+      log: silentLogger,
+      settings: gw.hub.settings,
+      policy: gw.hub.policy,
+      catalog: () => gw.hub.models,
+      instanceId: () => gw.hub.instanceId!,
+      selfName: () => 'laptop',
+      version: '0.1.0',
+      freeMb: () => undefined,
+      totalMb: () => undefined,
+      ollamaRunning: () => true,
+      queueDepth: () => sched.depthByModel(),
+      queueWaits: () => sched.waitByModel(),
+      queueWaitMs: (m) => sched.expectedWaitMs(m),
+    })
+    // Teach the queue this model's service time (10 s), then hold it: one running, one waiting.
+    const timed = await sched.submit({ id: 't', device_id: 'd0', model: M, limits, prompt_tokens: 1 }).granted
+    clock.advance(10_000)
+    timed.finish()
+    await sched.submit({ id: 'run', device_id: 'd1', model: M, limits, prompt_tokens: 1 }).granted
+    sched.submit({ id: 'wait', device_id: 'd2', model: M, limits, prompt_tokens: 1 })
+    expect(sched.expectedWaitMs(M)).toBe(20_000)
+    expect(await gw.hub.settings.get('routing_wait_threshold_s')).toBe(10)
+  }, 30_000)
+  afterAll(async () => {
+    pool?.stop()
+    server?.close()
+    await gw?.close()
+  })
+
+  /** The peer 'one' reports this wait for M (ms), with one request waiting there. */
+  const oneWaits = async (ms: number, patch: Partial<PeerStatusResponse> = {}) => {
+    peerDoc('one', { queue: { [M]: 1 }, queue_wait_ms: { [M]: ms }, ...patch })
+    await pool.pollAll()
+  }
+
+  it('local_first: fires just above the threshold (10 s), not at it or below; never under off', async () => {
+    // Only 'one' has the model; 'two' is up with none.
+    peerDoc('two', { installed: [] })
+    // 20 s here against 10 s there: exactly the threshold.
+    await oneWaits(10_000)
+    expect(await where()).toBeNull()
+    await oneWaits(10_001)
+    expect(await where()).toBeNull()
+    await oneWaits(9_999)
+    expect(await where()).toEqual(['one'])
+    // The same by the clock: 1 ms later the wait here is 19 999 ms, no longer more than 10 s over 9 999.
+    clock.advance(1)
+    expect(sched.expectedWaitMs(M)).toBe(19_999)
+    expect(await where()).toBeNull()
+    await oneWaits(9_998)
+    expect(await where()).toEqual(['one'])
+    // The threshold is the owner's setting, validated like the others.
+    await gw.hub.settings.set('routing_wait_threshold_s', 12.5)
+    expect(await where()).toBeNull()
+    await oneWaits(7_498)
+    expect(await where()).toEqual(['one'])
+    await expect(gw.hub.settings.set('routing_wait_threshold_s', -1)).rejects.toMatchObject({
+      code: 'VALIDATION',
+    })
+    await expect(gw.hub.settings.set('routing_wait_threshold_s', '5' as never)).rejects.toMatchObject({
+      code: 'VALIDATION',
+    })
+    await gw.hub.settings.set('routing_wait_threshold_s', 10)
+    // Requests waiting there with no estimate (none timed there yet) are not a shorter wait.
+    peerDoc('one', { queue: { [M]: 3 } })
+    await pool.pollAll()
+    expect(await where()).toBeNull()
+    // Nothing waits or runs for it there: 0 ms.
+    peerDoc('one', {})
+    await pool.pollAll()
+    expect(await where()).toEqual(['one'])
+    // A peer where it is not loaded and does not fit the free memory is no shorter wait.
+    peerDoc('one', { free_mb: 10 })
+    await pool.pollAll()
+    expect(await where()).toBeNull()
+    peerDoc('one', {})
+    await pool.pollAll()
+    await gw.hub.settings.set('routing', 'off')
+    try {
+      expect(await where()).toBeNull()
+    } finally {
+      await gw.hub.settings.set('routing', 'local_first')
+    }
+  })
+
+  it('balanced: this host ranks first (loaded here) unless the trigger fires; the host a conversation used keeps it within the threshold', async () => {
+    const base = sched.expectedWaitMs(M)!
+    peerDoc('two', { installed: [] })
+    await gw.hub.settings.set('routing', 'balanced')
+    try {
+      // Loaded here, only installed there: by rank alone this host stays first (even with the longer wait).
+      await oneWaits(base - 10_000, { queue: { [M]: 2 } })
+      expect(await where()).toBeNull()
+      await oneWaits(base - 10_001, { queue: { [M]: 2 } })
+      expect(await where()).toEqual(['one'])
+
+      // A model only the peers have, on both, loaded on neither; 'two' served this device and model last
+      // (its KV cache is warm).
+      const R = 'llama3.2:3b'
+      const installed = [{ ...valid.installed[0]!, name: R, model: R }]
+      ;(pool as unknown as { remember(key: string, host: string): void }).remember(`dev-w|${R}`, 'peer-two')
+      const both = async (oneMs: number, twoMs: number) => {
+        peerDoc('one', { installed, queue: { [R]: 0 }, queue_wait_ms: { [R]: oneMs } })
+        peerDoc('two', { installed, queue: { [R]: 1 }, queue_wait_ms: { [R]: twoMs } })
+        await pool.pollAll()
+        return (await pool.plan(device, route, { ...admission, model: R }))?.peers.map((c) => c.name)
+      }
+      // 'two' has the longer queue but waits at most the threshold longer: the conversation stays there.
+      expect(await both(0, 10_000)).toEqual(['two', 'one'])
+      // Past the threshold it moves to the host where it starts sooner.
+      expect(await both(0, 10_001)).toEqual(['one', 'two'])
+    } finally {
+      await gw.hub.settings.set('routing', 'local_first')
+    }
+  })
+
+  it("the peer's side: /api/peer/status tells the waits of the models the caller may use, as the schema reads them", async () => {
+    // A request for another model, held behind M's work (switching would evict M).
+    sched.submit({ id: 'g', device_id: 'd3', model: 'gemma3:4b', limits, prompt_tokens: 1 })
+    const host = (allowed: string[]) =>
+      ({
+        kind: 'device',
+        device: { id: 'dev-h', instance_id: ids.two, allocation_mb: 4096 },
+        role: { allowed_models: allowed },
+        keyHint: 'x',
+      }) as unknown as Principal
+    const all = await pool.status(host([]))
+    expect(all.queue).toEqual({ [M]: 1, 'gemma3:4b': 1 })
+    expect(all.queue_wait_ms).toEqual({ [M]: sched.expectedWaitMs(M), 'gemma3:4b': 10_000 })
+    expect(peerStatusSchema.safeParse(all).success).toBe(true)
+    const some = await pool.status(host(['qwen3*']))
+    expect(some.queue).toEqual({ [M]: 1 })
+    expect(Object.keys(some.queue_wait_ms ?? {})).toEqual([M])
+    expect(peerStatusSchema.safeParse({ ...all, queue_wait_ms: { [M]: -1 } }).success).toBe(false)
+    expect(peerStatusSchema.safeParse({ ...all, queue_wait_ms: { [M]: 1.5 } }).success).toBe(false)
   })
 })

@@ -93,6 +93,12 @@ export const routes: RouteRecordRaw[] = [
         meta: { area: 'admin', title: 'Queue' },
       },
       {
+        path: 'pool',
+        name: 'pool',
+        component: () => import('./views/admin/PoolView.vue'),
+        meta: { area: 'admin', title: 'Pool' },
+      },
+      {
         path: 'usage',
         name: 'usage',
         component: () => import('./views/admin/UsageView.vue'),

@@ -232,6 +232,47 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     }
   })
 
+  it("refuses a routed model past the device's own slice at the peer's estimate, on A, and does not list it", async () => {
+    const before = (await a.hub.devices.get(device.deviceId)).allocation_mb
+    // llama3.2:3b is 2 GB of weights on C alone: a 1 GiB slice cannot hold it.
+    await a.hub.devices.setAllocation(device.deviceId, 1024)
+    try {
+      await fakeC.clearRequests()
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'x' }] }),
+      })
+      expect(res.status).toBe(403)
+      expect(((await res.json()) as { error: string }).error).toMatch(
+        /model 'llama3\.2:3b' needs about \d+ MiB .* has 1024 MiB/,
+      )
+      expect((await fakeC.requests()).filter((r) => r.path === '/api/chat')).toHaveLength(0)
+      const tags = await ollamaOn(a, device.key).list()
+      expect(tags.models.map((m) => m.name)).not.toContain('llama3.2:3b')
+    } finally {
+      await a.hub.devices.setAllocation(device.deviceId, before)
+    }
+  })
+
+  it("refuses a routed request past the device's own token budget on A before any peer hears of it", async () => {
+    // The device has used tokens through C above; a budget of 1 token a day is spent.
+    await a.hub.devices.setLimits(device.deviceId, { token_budget_day: 1 })
+    try {
+      await fakeC.clearRequests()
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'x' }] }),
+      })
+      expect(res.status).toBe(429)
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
+      expect((await fakeC.requests()).filter((r) => r.path === '/api/chat')).toHaveLength(0)
+    } finally {
+      await a.hub.devices.setLimits(device.deviceId, { token_budget_day: null })
+    }
+  })
+
   it('revoking the device cuts its routed stream within 1 s', async () => {
     await fakeC.setMode('slow:0')
     const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
@@ -272,6 +313,56 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     })
   const chatsOn = async (f: FakeOllama) => (await f.requests()).filter((r) => r.path === '/api/chat').length
   const poolState = () => a.hub.pool!.poolView({ kind: 'admin' })
+
+  it('a request that would wait on A longer than on a peer by more than routing_wait_threshold_s goes there; within it, it waits on A', async () => {
+    const M = 'granite3.3:2b'
+    const stream = async () => {
+      const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: M,
+          messages: [{ role: 'user', content: Array(300).fill('word').join(' ') }],
+        }),
+      })
+      expect(res.status).toBe(200)
+      const reader = res.body!.getReader()
+      await reader.read()
+      return reader
+    }
+    const drain = async (r: Awaited<ReturnType<typeof stream>>) => {
+      while (!(await r.read()).done) {}
+    }
+    const rows = () => a.hub.db('usage').where({ device_id: device.deviceId, model: M }).orderBy('id')
+    // Loaded on B (where it starts at once); A learns its service time from one whole answer here.
+    await fetch(`${fakeB.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: M }) })
+    await vi.waitFor(async () =>
+      expect((await poolState()).hosts.find((h) => h.name === 'host-b')?.loaded).toContain(M),
+    )
+    await drain(await stream())
+    await vi.waitFor(async () => expect(await rows()).toHaveLength(1))
+    expect((await rows())[0].via).toBeNull()
+    // One answer running on A holds its one slot: the next would wait about one service time there.
+    let held = await stream()
+    expect((await chat(M, 'within the default threshold')).status).toBe(200)
+    await drain(held)
+    await vi.waitFor(async () => expect(await rows()).toHaveLength(3))
+    expect((await rows()).map((r) => r.via)).toEqual([null, null, null])
+    await a.hub.settings.set('routing_wait_threshold_s', 0.05)
+    try {
+      held = await stream()
+      const routed = await chat(M, 'past the threshold')
+      expect(routed.status).toBe(200)
+      expect(((await routed.json()) as { message: { content: string } }).message.content).toContain(
+        'past the threshold',
+      )
+      await drain(held)
+      await vi.waitFor(async () => expect(await rows()).toHaveLength(5))
+      expect((await rows()).map((r) => r.via).sort()).toEqual(['host-b', null, null, null, null].sort())
+    } finally {
+      await a.hub.settings.set('routing_wait_threshold_s', 10)
+    }
+  })
 
   it('C cut mid-stream: the client gets a clean error (the stream is cut), no retry on B', async () => {
     await fakeB.clearRequests()

@@ -484,6 +484,46 @@ export class FairScheduler {
     return depth
   }
 
+  /**
+   * How long a request for `model` arriving now would wait before it starts, in ms (pooling compares it with
+   * a peer's): 0 while a slot is free and nobody waits for the model; else the work ahead of it (what is left
+   * of the running requests' service time, plus one service time per request waiting, paused roles aside,
+   * as they go after it) over the model's capacity. The service time is the model's EWMA (the mean of the
+   * others for a model never timed); with none, the longest a running request has run so far (its service
+   * time is at least that). undefined: nothing to estimate from.
+   */
+  expectedWaitMs(model: string): number | undefined {
+    const now = this.clock.now()
+    let waiting = 0
+    for (const d of this.devices.values()) {
+      if (this.paused.has(d.roleId)) continue
+      for (const w of d.queue) if (w.model === model) waiting++
+    }
+    const running = [...this.running.values()].filter((r) => r.model === model && !r.finished)
+    const capacity = this.capacity(model)
+    if (waiting === 0 && running.length < capacity) return 0
+    let service = this.serviceEstimate(model)
+    if (service === undefined) {
+      for (const r of running) service = Math.max(service ?? 0, now - r.startedAt)
+      if (service === undefined || service <= 0) return undefined
+    }
+    let residual = 0
+    for (const r of running) residual += Math.max(0, service - (now - r.startedAt))
+    return Math.round((residual + waiting * service) / capacity)
+  }
+
+  /** `expectedWaitMs` of every model that has requests running or waiting (what peers are told). */
+  waitByModel(): Record<string, number> {
+    const models = new Set<string>(this.modelRunning.keys())
+    for (const d of this.devices.values()) for (const w of d.queue) models.add(w.model)
+    const out: Record<string, number> = {}
+    for (const m of models) {
+      const ms = this.expectedWaitMs(m)
+      if (ms !== undefined) out[m] = ms
+    }
+    return out
+  }
+
   /** Queue waits by role (seconds) for sharedllm_queue_wait_seconds. */
   waitHistograms(): Array<{ role_id: string; buckets: number[]; sum: number; count: number }> {
     return [...this.waits].map(([role_id, h]) => ({

@@ -12,6 +12,8 @@ const mb = z
   .max(1024 * 1024 * 1024)
 const digest = z.string().regex(/^(sha256:)?[0-9a-f]{12,64}$/, 'must be a digest')
 const modelName = z.string().min(1).max(300)
+/** A reported wait past a day is nonsense; refused rather than routed on. */
+export const QUEUE_WAIT_MAX_MS = 86_400_000
 
 const details = z
   .object({
@@ -60,6 +62,10 @@ export const peerStatusSchema: z.ZodType<PeerStatusResponse> = z.strictObject({
     .max(200),
   queue: z
     .record(modelName, z.number().int().min(0).max(1_000_000))
+    .refine((r) => Object.keys(r).length <= 500, 'at most 500 models')
+    .optional(),
+  queue_wait_ms: z
+    .record(modelName, z.number().int().min(0).max(QUEUE_WAIT_MAX_MS))
     .refine((r) => Object.keys(r).length <= 500, 'at most 500 models')
     .optional(),
 })

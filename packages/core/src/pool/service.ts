@@ -25,6 +25,7 @@ import type { Peer, PeerPoolState } from '../protocol/types'
 import { type PeerRecord, peersRepo, toPeer } from '../store/peers'
 import { pinnedFetch } from '../tls/pinned-fetch'
 import { Breaker } from './breaker'
+import { QUEUE_WAIT_MAX_MS } from './schema'
 import { PeerUpstream } from './upstream'
 
 /** A peer row with its pinned CA (migration 005). */
@@ -49,6 +50,10 @@ export interface PoolServiceOptions {
   ollamaRunning: () => boolean
   /** Requests waiting per model in the fair-share queue, once the gateway has one. */
   queueDepth?: () => Record<string, number> | undefined
+  /** Per model with requests running or waiting: the expected wait of a new one, ms (told to peers). */
+  queueWaits?: () => Record<string, number> | undefined
+  /** The expected wait here of a request for this (normalised) model, ms; undefined: unknown. */
+  queueWaitMs?: (model: string) => number | undefined
   /** Status poll cadence. @default 3000 */
   pollIntervalMs?: number
   /** Per status poll. @default 2500 */
@@ -87,6 +92,8 @@ interface Candidate {
   loaded: boolean
   fits: boolean
   queue: number
+  /** Expected wait in its fair-share queue, ms; undefined: unknown (it has requests waiting, no estimate). */
+  waitMs: number | undefined
   latencyMs: number
   state: PeerState | undefined
 }
@@ -190,7 +197,11 @@ export class PoolService {
         kv_bytes_per_token: await this.kvPerToken(m.name, m.digest),
       })
     }
-    const queue = this.o.queueDepth?.()
+    // Only the models the caller's role here may use, as for the lists above.
+    const ours = (r: Record<string, number> | undefined) =>
+      r && Object.fromEntries(Object.entries(r).filter(([name]) => allowed(name)))
+    const queue = ours(this.o.queueDepth?.())
+    const waits = ours(this.o.queueWaits?.())
     return {
       instance_id: this.o.instanceId(),
       name: this.o.selfName(),
@@ -213,6 +224,7 @@ export class PoolService {
           expires_at: m.expires_at,
         })),
       ...(queue ? { queue } : {}),
+      ...(waits ? { queue_wait_ms: boundWaits(waits) } : {}),
     }
   }
 
@@ -438,7 +450,13 @@ export class PoolService {
     }
   }
 
-  private peerCandidates(model: string, contextTokens: number, withOpenBreakers = false): Candidate[] {
+  /** `sliceBytes`: the device's allocation, which the request must fit at each peer's estimate. */
+  private peerCandidates(
+    model: string,
+    contextTokens: number,
+    sliceBytes: number,
+    withOpenBreakers = false,
+  ): Candidate[] {
     const out: Candidate[] = []
     const wanted = normaliseModelName(model)
     for (const s of this.states.values()) {
@@ -447,16 +465,21 @@ export class PoolService {
       if (!modelAllowed(doc.allowed_models, model)) continue
       const need = this.peerEstimate(doc, model, contextTokens)
       if (need === undefined) continue
-      // The peer admits us under the role it gave this host: past our slice there it would refuse.
-      if (need > doc.allocation_mb * MiB) continue
+      // The peer admits us under the role it gave this host: past our slice there it would refuse. And the
+      // device's own slice holds at this peer's estimate (the admission checked it at the smallest one).
+      if (need > doc.allocation_mb * MiB || need > sliceBytes) continue
       const loaded = doc.loaded.some((m) => normaliseModelName(m.name) === wanted)
       const fits = loaded || (doc.free_mb !== null && need <= doc.free_mb * MiB)
+      const queue = doc.queue?.[model] ?? doc.queue?.[wanted] ?? 0
+      const wait = doc.queue_wait_ms?.[model] ?? doc.queue_wait_ms?.[wanted]
       out.push({
         id: s.id,
         name: s.name,
         loaded,
         fits,
-        queue: doc.queue?.[model] ?? doc.queue?.[wanted] ?? 0,
+        queue,
+        // Not listed: nothing runs or waits for it there (0), unless requests wait with no estimate.
+        waitMs: wait ?? (queue > 0 ? undefined : 0),
         latencyMs: s.latencyMs ?? 1000,
         state: s,
       })
@@ -467,7 +490,9 @@ export class PoolService {
   /**
    * Where an admitted request runs; null: here. `local_first`: a peer serves a model not installed here, or
    * one that cannot load here now (busy) while it is loaded or fits on the peer; `balanced`: the best host of
-   * the pool, this one included. A request from another sharedLLM host is never routed on (no second hop).
+   * the pool, this one included. Under both, a request that would wait in this host's queue longer than on
+   * a peer (where it is loaded or fits) by more than `routing_wait_threshold_s` goes to the peer. A request
+   * from another sharedLLM host is never routed on (no second hop).
    */
   async plan(principal: Principal, route: GatewayRoute, admission: Admission): Promise<RoutePlan | null> {
     const mode = this.o.settings.get('routing')
@@ -475,22 +500,36 @@ export class PoolService {
     if (route.kind !== 'infer' && route.kind !== 'show') return null
     const model = admission.model
     const ctx = admission.contextTokens ?? this.o.settings.get('default_context_tokens')
-    const peers = this.peerCandidates(model, ctx)
+    const slice =
+      principal.kind === 'device' ? principal.device.allocation_mb * MiB : Number.POSITIVE_INFINITY
+    const peers = this.peerCandidates(model, ctx, slice)
     if (peers.length === 0) {
       // Only peers whose breaker is open have it: a 503 with Retry-After, not this host's 404.
-      const waiting = this.peerCandidates(model, ctx, true)
+      const waiting = this.peerCandidates(model, ctx, slice, true)
       if (waiting.length === 0 || (await this.o.policy.placement(model, ctx)).installed) return null
       return { peers: waiting, localFallback: false }
     }
     const here = await this.o.policy.placement(model, ctx)
+    const wanted = normaliseModelName(model)
     const who = principal.kind === 'device' ? principal.device.id : 'owner'
-    const stickyKey = `${who}|${normaliseModelName(model)}`
+    const stickyKey = `${who}|${wanted}`
     if (route.kind === 'show') {
       return here.installed ? null : { peers: this.rank(peers, stickyKey), localFallback: false }
     }
     if (!here.installed) return { peers: this.rank(peers, stickyKey), localFallback: false }
+    // The third trigger: the peers where it would start sooner by more than the threshold.
+    const waitHere = this.o.queueWaitMs?.(wanted)
+    const threshold = this.thresholdMs()
+    const sooner = peers.filter(
+      (p) =>
+        (p.loaded || p.fits) &&
+        waitHere !== undefined &&
+        p.waitMs !== undefined &&
+        waitHere - p.waitMs > threshold,
+    )
+    const elsewhere = sooner.length ? { peers: this.rank(sooner, stickyKey), localFallback: true } : null
     if (mode === 'local_first') {
-      if (here.load !== 'busy') return null
+      if (here.load !== 'busy') return elsewhere
       const better = peers.filter((p) => p.loaded || p.fits)
       return better.length ? { peers: this.rank(better, stickyKey), localFallback: true } : null
     }
@@ -499,19 +538,25 @@ export class PoolService {
       name: this.o.selfName(),
       loaded: here.load === 'loaded',
       fits: here.load === 'loaded' || here.load === 'free' || here.load === 'unloads_idle',
-      queue: this.o.queueDepth?.()?.[model] ?? 0,
+      queue: this.o.queueDepth?.()?.[wanted] ?? 0,
+      waitMs: waitHere,
       latencyMs: 0,
       state: undefined,
     }
     const ranked = this.rank([local, ...peers], stickyKey)
-    if (ranked[0]?.id === SELF) return null
+    if (ranked[0]?.id === SELF) return elsewhere
     return { peers: ranked.filter((c) => c.id !== SELF), localFallback: true }
+  }
+
+  private thresholdMs(): number {
+    return this.o.settings.get('routing_wait_threshold_s') * 1000
   }
 
   /**
    * Best first: loaded there, then fits its free memory, then shorter queue, then latency (in 5 ms steps,
    * so jitter does not reorder), then a hash of the device and model (stable among equals). The host that
-   * served this device and model last goes first while it is as good as the best (its KV cache is warm).
+   * served this device and model last goes first (its KV cache is warm) while it is in the best's tier and
+   * its queue is no longer, or its expected wait is not longer by more than `routing_wait_threshold_s`.
    */
   private rank(cands: Candidate[], stickyKey: string): Candidate[] {
     const tie = (c: Candidate) => createHash('sha256').update(`${stickyKey}|${c.id}`).digest().readUInt32BE(0)
@@ -528,7 +573,12 @@ export class PoolService {
     if (last && first && this.now() - last.at < STICKY_MS) {
       const i = sorted.findIndex((c) => c.id === last.host)
       const prev = sorted[i]
-      if (i > 0 && prev && tier(prev) === tier(first) && prev.queue <= first.queue) {
+      const waitGap =
+        prev?.waitMs !== undefined && first.waitMs !== undefined ? prev.waitMs - first.waitMs : undefined
+      const keeps =
+        prev !== undefined &&
+        (prev.queue <= first.queue || (waitGap !== undefined && waitGap <= this.thresholdMs()))
+      if (i > 0 && prev && tier(prev) === tier(first) && keeps) {
         sorted.splice(i, 1)
         sorted.unshift(prev)
       }
@@ -710,6 +760,7 @@ export class PoolService {
     const [installed, running] = catalog
       ? await Promise.all([catalog.list().catch(() => []), catalog.running().catch(() => [])])
       : [[], []]
+    const owner = principal.kind !== 'device'
     const allowed = (name: string) =>
       principal.kind !== 'device' || modelAllowed(principal.role.allowed_models, name)
     const hosts: PoolHost[] = [
@@ -723,6 +774,7 @@ export class PoolService {
         total_mb: this.o.totalMb() ?? null,
         latency_ms: 0,
         breaker: null,
+        last_error: null,
         installed: installed.map((m) => m.name).filter(allowed),
         loaded: running.map((m) => m.name).filter(allowed),
       },
@@ -737,7 +789,9 @@ export class PoolService {
         free_mb: s.status?.free_mb ?? null,
         total_mb: s.status?.total_mb ?? null,
         latency_ms: s.latencyMs === null ? null : Math.round(s.latencyMs * 10) / 10,
-        breaker: s.breaker.view(),
+        // Failures name addresses and ports: the owner's to read, not a device's.
+        breaker: owner ? s.breaker.view() : { ...s.breaker.view(), last_failure: null },
+        last_error: owner ? s.lastError : null,
         installed: (s.status?.installed ?? []).map((m) => m.name).filter(allowed),
         loaded: (s.status?.loaded ?? []).map((m) => m.name).filter(allowed),
       })
@@ -764,4 +818,13 @@ export class PoolService {
       models: [...byModel.values()].sort((a, b) => a.name.localeCompare(b.name)),
     }
   }
+}
+
+/** What a peer is told of this host's waits: whole ms within the schema's bounds, at most 500 models. */
+function boundWaits(waits: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [model, ms] of Object.entries(waits).slice(0, 500)) {
+    if (Number.isFinite(ms)) out[model] = Math.min(QUEUE_WAIT_MAX_MS, Math.max(0, Math.round(ms)))
+  }
+  return out
 }

@@ -371,6 +371,11 @@ export interface PeerStatusResponse {
   loaded: PeerStatusLoaded[]
   /** Requests waiting per model in this host's fair-share queue, once it has one. */
   queue?: Record<string, number>
+  /**
+   * Per model with requests running or waiting here: how long a request arriving now would likely wait
+   * before it starts, in ms (`FairScheduler.expectedWaitMs`). A model absent here and from `queue` waits 0.
+   */
+  queue_wait_ms?: Record<string, number>
 }
 
 /** A host of the pool as `GET /api/pool` shows it. */
@@ -385,6 +390,8 @@ export interface PoolHost {
   total_mb: number | null
   latency_ms: number | null
   breaker: PeerBreakerState | null
+  /** Why its last status poll failed (null: it answered; always null for this host). */
+  last_error: string | null
   installed: string[]
   loaded: string[]
 }

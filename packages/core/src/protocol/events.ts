@@ -58,7 +58,10 @@ export interface EventMap {
   models_running: { models: RunningModel[] }
   models_changed: { models: ModelInfo[] }
   usage: UsageRecord
-  /** A peer host changed (discovered, join state, key claimed, online). Not forwarded to WS clients yet. */
+  /**
+   * A peer host changed (discovered, join state, key claimed, online, pooling: up or down, breaker opened or
+   * closed, with the failure). The owner's sockets only; never a key or claim secret (`toPeer`).
+   */
   peer_updated: { peer: Peer }
   /** A background discovery step failed (socket, store); discovery keeps running. */
   discovery_error: { message: string }
@@ -100,6 +103,7 @@ export const WIRE_EVENT_TYPES = [
   'model_deleted',
   'models_running',
   'usage',
+  'peer_updated',
   'queue_position',
   'quota',
   'budget_reached',

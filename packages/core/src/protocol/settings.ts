@@ -51,6 +51,13 @@ export interface SettingsValues {
    */
   routing: 'off' | 'local_first' | 'balanced'
   /**
+   * Pooling, under `local_first` and `balanced`: a request whose model would wait in this host's fair-share
+   * queue longer than on a peer by more than this many seconds goes to that peer (the expected waits: the
+   * queue ahead of it times the model's service time). It also bounds how much longer the host that served
+   * a device and model last may make it wait before its conversation moves. @default 10
+   */
+  routing_wait_threshold_s: number
+  /**
    * Let roles with `allow_cloud` run Ollama's cloud models (`…:cloud`, `…-cloud`, a model with a remote
    * host): their prompts leave the LAN and spend the owner's ollama.com account. An Ollama sharedLLM
    * starts gets OLLAMA_NO_CLOUD=1 while this is off. @default false

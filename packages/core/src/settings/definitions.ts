@@ -184,6 +184,15 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     description:
       'Pooling with paired hosts: off, local_first (a peer serves what cannot run here) or balanced (the best host)',
   },
+  routing_wait_threshold_s: {
+    schema: z
+      .number({ error: 'must be a number of seconds from 0 to 3600' })
+      .min(0, 'must be a number of seconds from 0 to 3600')
+      .max(3600, 'must be a number of seconds from 0 to 3600'),
+    default: 10,
+    description:
+      'Pooling: a request that would wait here this many seconds longer than on a peer goes to the peer',
+  },
   cloud_models_enabled: {
     schema: z.boolean(),
     default: false,

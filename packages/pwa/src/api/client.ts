@@ -13,6 +13,9 @@ import type {
   ModelsResponse,
   OllamaStatusResponse,
   PairingResponse,
+  PeerResponse,
+  PeersResponse,
+  PoolResponse,
   PullsResponse,
   PullStreamLine,
   QueuePauseResponse,
@@ -100,6 +103,10 @@ export const api = {
     request<{ device_id: string; granted_until: number }>(`/api/devices/${enc(id)}/hours/grant`, {
       method: 'POST',
     }),
+
+  pool: () => request<PoolResponse>('/api/pool'),
+  peers: () => request<PeersResponse>('/api/peers'),
+  joinPeer: (id: string) => request<PeerResponse>(`/api/peers/${enc(id)}/join`, { method: 'POST' }),
 
   queue: () => request<QueueResponse>('/api/queue'),
   pauseRole: (role_id: string) =>

@@ -8,6 +8,7 @@ import { useMemoryStore } from './memory'
 import { useMeStore } from './me'
 import { useModelsStore } from './models'
 import { useNoticesStore } from './notices'
+import { usePoolStore } from './pool'
 import { useQueueStore } from './queue'
 import { useRolesStore } from './roles'
 import { useSessionStore } from './session'
@@ -116,6 +117,9 @@ export const useLiveStore = defineStore('live', () => {
         useUsageStore().record(msg)
         // A device's own request finished: its meters (remaining budget) follow without a page reload.
         if (session.kind === 'device') useMeStore().load()
+        return
+      case 'peer_updated':
+        usePoolStore().peerChanged(msg.peer)
         return
       case 'queue_position':
         useQueueStore().position(msg)

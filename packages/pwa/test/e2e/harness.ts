@@ -52,12 +52,19 @@ export function missingPrerequisites(): string[] {
 export interface RunningServer {
   url: string
   port: number
+  /** Its data directory (removed by `stop`). */
+  dataDir: string
   output: () => string
   stop: () => Promise<void>
 }
 
 /** Starts the real sharedLLM server as a child process on a free port, with a temp data dir. */
-export async function startServer(opts: { ollamaUrl: string; adminSecret: string }): Promise<RunningServer> {
+export async function startServer(opts: {
+  ollamaUrl: string
+  adminSecret: string
+  /** More CLI flags (e.g. `--https-port`). */
+  args?: string[]
+}): Promise<RunningServer> {
   const cmd = serverCommand()
   if (!cmd) throw new Error('no server CLI')
   const dataDir = mkdtempSync(join(tmpdir(), 'sharedllm-e2e-'))
@@ -75,6 +82,7 @@ export async function startServer(opts: { ollamaUrl: string; adminSecret: string
       opts.ollamaUrl,
       '--no-mdns',
       '--no-auto-start-ollama',
+      ...(opts.args ?? []),
     ],
     {
       cwd: repoRoot,
@@ -103,6 +111,7 @@ export async function startServer(opts: { ollamaUrl: string; adminSecret: string
   return {
     url: `http://localhost:${port}`,
     port,
+    dataDir,
     output: () => out,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {

@@ -392,6 +392,7 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
     for (const [path, name, ready] of [
       ['/admin', 'admin-dashboard', '[data-bar="totals"]'],
       ['/admin/permissions', 'admin-permissions', '[data-role="role-guest"]'],
+      ['/admin/pool', 'admin-pool', '[data-pool-empty]'],
       ['/admin/add-device', 'admin-add-device', '[data-action="pair"]'],
     ] as const) {
       await admin.click(`a[href="${path}"]`)
