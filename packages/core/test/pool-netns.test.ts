@@ -344,6 +344,53 @@ describe.skipIf(unavailable !== null)('three pooled sharedLLM hosts (network nam
     expect(after.body.message?.content).toContain('still C')
   })
 
+  test('C hung (SIGSTOP) before its first byte: once A marks it down the request goes to B, not after the 300 s deadline', async () => {
+    // llama3.2:1b loaded on C (not on B): C is the first choice.
+    await clientC.http('POST', 'http://127.0.0.1:11434/api/generate', { model: 'llama3.2:1b' }, {})
+    await until(
+      async () => (await poolOnA()).hosts.find((h) => h.name === 'host-c')?.loaded.includes('llama3.2:1b'),
+      10_000,
+      'A sees llama3.2:1b loaded on C',
+    )
+    const before = await chatsOn(clientB)
+    // A stopped process: its kernel still takes connections, nothing answers them (nor A's status polls).
+    servers[2]!.kill('SIGSTOP')
+    try {
+      const started = Date.now()
+      const out = await chatA('llama3.2:1b', 'C hangs')
+      expect(out.status).toBe(200)
+      expect(out.body.message?.content).toContain('C hangs')
+      expect(await chatsOn(clientB)).toBe(before + 1)
+      // Two missed polls (3 s apart, 2.5 s each) mark C down; well inside the headers deadline.
+      expect(Date.now() - started).toBeLessThan(20_000)
+      const c = (await poolOnA()).hosts.find((h) => h.name === 'host-c')
+      expect(c?.up).toBe(false)
+      expect(c?.breaker?.failures).toBe(1)
+    } finally {
+      servers[2]!.kill('SIGCONT')
+    }
+    await until(
+      async () => (await poolOnA()).hosts.find((h) => h.name === 'host-c')?.up,
+      15_000,
+      'C up again',
+    )
+    // A good answer from C closes its breaker's count again.
+    expect((await chatA('llama3.2:3b', 'C is back')).status).toBe(200)
+    expect((await poolOnA()).hosts.find((h) => h.name === 'host-c')?.breaker?.failures).toBe(0)
+    // B unloads the model it loaded for this request, so C stays the first choice of the next tests.
+    await clientB.http(
+      'POST',
+      'http://127.0.0.1:11434/api/generate',
+      { model: 'llama3.2:1b', keep_alive: 0 },
+      {},
+    )
+    await until(
+      async () => !(await poolOnA()).hosts.find((h) => h.name === 'host-b')?.loaded.includes('llama3.2:1b'),
+      10_000,
+      'A sees llama3.2:1b unloaded on B',
+    )
+  })
+
   test('C killed mid-stream: the client stream is cut (no half answer passed as whole), no retry on B', async () => {
     // llama3.2:1b loaded on C (not on B) makes C the first choice for the next test.
     await clientC.http('POST', 'http://127.0.0.1:11434/api/generate', { model: 'llama3.2:1b' }, {})

@@ -83,6 +83,12 @@ interface PeerState {
   wroteError: boolean
   written: string | null
   upstream: PeerUpstream | undefined
+  /**
+   * Aborted when the peer is marked down (missed polls): a routed request still waiting for its first byte
+   * there gives up and moves to the next host, instead of waiting out the headers deadline. A new one is
+   * made when the peer answers again.
+   */
+  reachable: AbortController
 }
 
 /** A host a request may go to, with what ranks it (model loaded there, fits its free memory, queue, latency). */
@@ -289,6 +295,7 @@ export class PoolService {
         wroteError: false,
         written: null,
         upstream: undefined,
+        reachable: new AbortController(),
       }
       this.states.set(peer.id, s)
     }
@@ -336,6 +343,7 @@ export class PoolService {
       s.lastError = null
       const changed = !s.up
       s.up = true
+      if (s.reachable.signal.aborted) s.reachable = new AbortController()
       if (s.wroteError) {
         s.wroteError = false
         s.written = null
@@ -347,6 +355,7 @@ export class PoolService {
       s.lastError = errorMessage(err)
       if (s.up && s.missed >= (this.o.missesToDown ?? 2)) {
         s.up = false
+        s.reachable.abort(new Error(`it stopped answering its status (${s.lastError})`))
         this.o.log.warn({ peer: peer.name, err: s.lastError }, 'pool: a peer stopped answering its status')
       }
       // Down (or never up): the current cause on the row for the dashboard, written only when it changes.
@@ -650,6 +659,7 @@ export class PoolService {
         headersTimeoutMs: x.headersTimeoutMs,
         stripUsageEvent: x.admission.stripUsageEvent,
         failover: true,
+        giveUp: s.reachable.signal,
         ...(x.transform ? { transform: x.transform } : {}),
       })
       const was = s.breaker.view().state

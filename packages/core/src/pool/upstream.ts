@@ -11,7 +11,7 @@ export interface PeerUpstreamOptions {
   caFingerprint: string
   /** The device key this host holds on the peer. */
   deviceKey: string
-  /** A connection not made within this is an error (so failover moves on). @default 3000 */
+  /** A connection (TCP and TLS) not made within this is an error (so failover moves on). @default 3000 */
   connectTimeoutMs?: number
 }
 
@@ -62,7 +62,8 @@ export class PeerUpstream {
         () => req.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
         this.connectTimeoutMs,
       )
-      socket.once('connect', () => clearTimeout(timer))
+      // The TLS handshake counts too: a stopped process whose kernel still accepts connections never makes it.
+      socket.once('secureConnect', () => clearTimeout(timer))
       socket.once('close', () => clearTimeout(timer))
     })
     return { req, target: this.target }

@@ -38,6 +38,12 @@ export interface ForwardRequest {
    * answered; it resolves with `retry` so the caller can try another host.
    */
   failover?: boolean
+  /**
+   * Pooling: aborted while no answer has come yet (the peer stopped answering its status polls), the attempt
+   * fails as a timeout before the first byte, so with `failover` the next host is tried. Ignored once the
+   * upstream has answered.
+   */
+  giveUp?: AbortSignal
 }
 
 export type ForwardOutcome =
@@ -111,6 +117,7 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       clearTimeout(timer)
       res.off('close', onClientClose)
       f.signal.removeEventListener('abort', onAbort)
+      f.giveUp?.removeEventListener('abort', onGiveUp)
       resolve({
         ...r,
         success: tapped?.success ?? false,
@@ -128,6 +135,14 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       // Headers already sent: cutting the connection is the only honest signal left.
       sendGatewayError(res, f.api, err)
       finish({ status: outcome === 'broken' ? 502 : err.status, outcome })
+    }
+    const onGiveUp = () => {
+      if (upRes || settled) return
+      const why = f.giveUp?.reason instanceof Error ? f.giveUp.reason.message : 'it stopped answering'
+      fail(
+        new SharedLLMError('TIMEOUT', `${target.base} gave no answer to ${f.method} ${f.path}: ${why}`),
+        'timeout',
+      )
     }
     const onClientClose = () => {
       if (res.writableFinished) return
@@ -168,6 +183,11 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
     }
     res.on('close', onClientClose)
     f.signal.addEventListener('abort', onAbort, { once: true })
+    if (f.giveUp?.aborted) {
+      onGiveUp()
+      return
+    }
+    f.giveUp?.addEventListener('abort', onGiveUp, { once: true })
     if (f.headersTimeoutMs > 0)
       timer = setTimeout(() => {
         fail(
