@@ -45,7 +45,9 @@ export function queueWaitBucket(ms: number): number {
 
 export const emptyWaitHistogram = (): number[] => WAIT_COLUMNS.map(() => 0)
 
-const SUMMED = [
+const num = (v: unknown) => Number(v ?? 0)
+
+const COUNTS = [
   'requests',
   'errors',
   'prompt_tokens',
@@ -53,10 +55,15 @@ const SUMMED = [
   'duration_ms',
   'queue_wait_ms',
   'queued',
-  ...WAIT_COLUMNS,
 ] as const
 
-const num = (v: unknown) => Number(v ?? 0)
+/** Adds the counts of `d` (same bucket) into `into`. */
+export function addRollup(into: RollupDelta, d: RollupDelta): void {
+  for (const c of COUNTS) into[c] += d[c]
+  d.queue_wait_hist.forEach((n, i) => {
+    into.queue_wait_hist[i] = (into.queue_wait_hist[i] ?? 0) + n
+  })
+}
 
 /** A delta as the table's columns (the histogram spread over its columns). */
 function rollupColumns({ queue_wait_hist, ...d }: RollupDelta): Record<string, string | number> {
@@ -89,7 +96,7 @@ export const usageRollupsRepo = {
       for (let i = 0; i < rows.length; i += 200) await trx('usage').insert(rows.slice(i, i + 200))
       for (let i = 0; i < deltas.length; i += 200) {
         const merge: Record<string, Knex.Raw> = {}
-        for (const c of SUMMED) merge[c] = trx.raw(`usage_hourly.${c} + excluded.${c}`)
+        for (const c of [...COUNTS, ...WAIT_COLUMNS]) merge[c] = trx.raw(`usage_hourly.${c} + excluded.${c}`)
         await trx('usage_hourly')
           .insert(deltas.slice(i, i + 200).map(rollupColumns))
           .onConflict(['device_id', 'model', 'hour_start'])

@@ -3,6 +3,7 @@ import { errorMessage } from '../errors'
 import type { UsageRecord } from '../protocol/types'
 import { type Clock, systemClock } from '../fairshare/clock'
 import {
+  addRollup,
   emptyWaitHistogram,
   queueWaitBucket,
   type RawUsageRow,
@@ -203,19 +204,7 @@ export class UsageRecorder {
             this.deltas.set(k, d)
             continue
           }
-          for (const c of [
-            'requests',
-            'errors',
-            'prompt_tokens',
-            'completion_tokens',
-            'duration_ms',
-            'queue_wait_ms',
-            'queued',
-          ] as const)
-            cur[c] += d[c]
-          d.queue_wait_hist.forEach((n, i) => {
-            cur.queue_wait_hist[i] = (cur.queue_wait_hist[i] ?? 0) + n
-          })
+          addRollup(cur, d)
         }
         this.report(`usage flush failed (${raw.length} rows kept for the next try): ${errorMessage(err)}`)
       } finally {

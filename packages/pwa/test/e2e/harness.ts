@@ -1,8 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Page } from 'playwright-core'
+import { expect } from 'vitest'
 
 export const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url))
 export const screenshotDir = join(repoRoot, 'test-artifacts', 'screenshots')
@@ -130,3 +133,98 @@ export function ensureScreenshotDir() {
   mkdirSync(screenshotDir, { recursive: true })
   return screenshotDir
 }
+
+export const DESKTOP = { width: 1366, height: 800 }
+export const PHONE = { width: 390, height: 844 }
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
+
+/** A serious or critical axe-core violation on one page, in one colour scheme and size. */
+export interface AxeFinding {
+  page: string
+  mode: string
+  rule: string
+  impact: string
+  help: string
+  targets: string[]
+}
+
+/**
+ * axe-core on the page as it is now, in light and dark, at desktop and phone size: returns the serious and
+ * critical violations, asserts nothing pushes the page wider than a phone's screen, and screenshots each
+ * mode as `<prefix>-<name>-<scheme>-<size>.png`. The viewport and scheme are put back afterwards.
+ */
+export async function axeScan(
+  page: Page,
+  name: string,
+  opts: { prefix: string; sizes?: ReadonlyArray<'desktop' | 'phone'> },
+): Promise<AxeFinding[]> {
+  const found: AxeFinding[] = []
+  const before = page.viewportSize()
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme })
+    for (const size of opts.sizes ?? (['desktop', 'phone'] as const)) {
+      await page.setViewportSize(size === 'desktop' ? DESKTOP : PHONE)
+      // The theme follows the emulated scheme (the toggle is on "system").
+      await page.waitForFunction(
+        (dark) => document.documentElement.classList.contains(dark ? 'dark' : 'light'),
+        scheme === 'dark',
+      )
+      if ((await page.evaluate(() => typeof (window as { axe?: unknown }).axe)) === 'undefined') {
+        await page.addScriptTag({ path: axePath })
+        // Colours are measured at rest: naive-ui animates colour changes for 0.3 s after a theme switch.
+        await page.addStyleTag({
+          content: '*, *::before, *::after { transition: none !important; animation: none !important; }',
+        })
+      }
+      await page.waitForTimeout(150)
+      const violations = await page.evaluate(async () => {
+        interface AxeResult {
+          violations: Array<{
+            id: string
+            impact: string | null
+            help: string
+            nodes: Array<{ target: string[] }>
+          }>
+        }
+        const axe = (window as unknown as { axe: { run: (d: Document, o: object) => Promise<AxeResult> } })
+          .axe
+        const res = await axe.run(document, { resultTypes: ['violations'] })
+        return res.violations.map((v) => ({
+          id: v.id,
+          impact: v.impact ?? 'unknown',
+          help: v.help,
+          targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+        }))
+      })
+      for (const v of violations) {
+        if (v.impact === 'critical' || v.impact === 'serious') {
+          found.push({
+            page: name,
+            mode: `${scheme} ${size}`,
+            rule: v.id,
+            impact: v.impact,
+            help: v.help,
+            targets: v.targets,
+          })
+        }
+      }
+      if (size === 'phone') {
+        expect(
+          await page.evaluate(() => document.documentElement.scrollWidth),
+          `${name} at 390 px`,
+        ).toBeLessThanOrEqual(PHONE.width)
+      }
+      await page.screenshot({
+        path: join(screenshotDir, `${opts.prefix}-${name}-${scheme}-${size}.png`),
+        fullPage: true,
+      })
+    }
+  }
+  await page.emulateMedia({ colorScheme: 'light' })
+  if (before) await page.setViewportSize(before)
+  return found
+}
+
+/** One line per finding, for an assertion message. */
+export const axeLine = (f: AxeFinding) =>
+  `${f.page} (${f.mode}): ${f.rule} ${f.impact} at ${f.targets.join(', ')}`

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { type FakeOllama, startFakeOllama } from '@sharedllm/core/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  type AxeFinding,
+  axeScan,
+  DESKTOP,
+  PHONE,
   CHROMIUM_ARGS,
   ensureScreenshotDir,
   findChromium,
@@ -18,20 +21,8 @@ import {
 // critical or serious violation) in light and dark at 1366×800 and 390×844, and works from the keyboard.
 
 const missing = missingPrerequisites()
-const DESKTOP = { width: 1366, height: 800 }
-const PHONE = { width: 390, height: 844 }
 const PHONE_UA =
   'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36'
-const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
-
-interface Finding {
-  page: string
-  mode: string
-  rule: string
-  impact: string
-  help: string
-  targets: string[]
-}
 
 describe.skipIf(missing.length > 0)('household first day (real Chromium, real server, fake Ollama)', () => {
   let ollama: FakeOllama
@@ -43,85 +34,18 @@ describe.skipIf(missing.length > 0)('household first day (real Chromium, real se
   let phone: Page
   const secret = randomBytes(24).toString('hex')
   const shots = ensureScreenshotDir()
-  const findings: Finding[] = []
+  const findings: AxeFinding[] = []
   const checked: string[] = []
 
   const url = (path: string) => `${server.url}${path}`
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(shots, `household-${name}.png`), fullPage: true })
 
-  /** axe-core on the page as it is now, in light and dark, at desktop and phone size. */
+  /** axe-core on the page as it is now (harness.ts axeScan), its findings kept for the report. */
   async function axeAll(page: Page, name: string, opts: { sizes?: Array<'desktop' | 'phone'> } = {}) {
-    const before = page.viewportSize()
-    for (const scheme of ['light', 'dark'] as const) {
-      await page.emulateMedia({ colorScheme: scheme })
-      for (const size of opts.sizes ?? (['desktop', 'phone'] as const)) {
-        await page.setViewportSize(size === 'desktop' ? DESKTOP : PHONE)
-        // The theme follows the emulated scheme (the toggle is on "system"); let transitions settle.
-        await page.waitForFunction(
-          (dark) => document.documentElement.classList.contains(dark ? 'dark' : 'light'),
-          scheme === 'dark',
-        )
-        if ((await page.evaluate(() => typeof (window as { axe?: unknown }).axe)) === 'undefined') {
-          await page.addScriptTag({ path: axePath })
-          // Colours are measured at rest: naive-ui animates colour changes for 0.3 s after a theme switch.
-          await page.addStyleTag({
-            content: '*, *::before, *::after { transition: none !important; animation: none !important; }',
-          })
-        }
-        await page.waitForTimeout(150)
-        const violations = await page.evaluate(async () => {
-          const axe = (
-            window as unknown as {
-              axe: {
-                run: (
-                  ctx: Document,
-                  o: object,
-                ) => Promise<{
-                  violations: Array<{
-                    id: string
-                    impact: string | null
-                    help: string
-                    nodes: Array<{ target: string[] }>
-                  }>
-                }>
-              }
-            }
-          ).axe
-          const res = await axe.run(document, { resultTypes: ['violations'] })
-          return res.violations.map((v) => ({
-            id: v.id,
-            impact: v.impact ?? 'unknown',
-            help: v.help,
-            targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
-          }))
-        })
-        for (const v of violations)
-          if (v.impact === 'critical' || v.impact === 'serious')
-            findings.push({
-              page: name,
-              mode: `${scheme} ${size}`,
-              rule: v.id,
-              impact: v.impact,
-              help: v.help,
-              targets: v.targets,
-            })
-        checked.push(`${name} (${scheme} ${size})`)
-        if (size === 'phone') {
-          // Usable on a phone: nothing pushes the page wider than the screen.
-          expect(
-            await page.evaluate(() => document.documentElement.scrollWidth),
-            `${name} at 390 px`,
-          ).toBeLessThanOrEqual(PHONE.width)
-        }
-        await page.screenshot({
-          path: join(shots, `household-${name}-${scheme}-${size}.png`),
-          fullPage: true,
-        })
-      }
-    }
-    await page.emulateMedia({ colorScheme: 'light' })
-    if (before) await page.setViewportSize(before)
+    findings.push(...(await axeScan(page, name, { prefix: 'household', ...opts })))
+    for (const scheme of ['light', 'dark'])
+      for (const size of opts.sizes ?? ['desktop', 'phone']) checked.push(`${name} (${scheme} ${size})`)
   }
 
   beforeAll(async () => {

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { type FakeOllama, startFakeOllama } from '@sharedllm/core/testing'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  axeLine,
+  axeScan,
+  DESKTOP,
+  PHONE,
   CHROMIUM_ARGS,
   ensureScreenshotDir,
   findChromium,
@@ -21,9 +24,6 @@ import {
 // is shown at its field) and the Usage page with its chart; axe-core on the new pages.
 
 const missing = missingPrerequisites()
-const DESKTOP = { width: 1366, height: 800 }
-const PHONE = { width: 390, height: 844 }
-const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
 const docsDir = join(repoRoot, 'docs')
 
 describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chromium, real server)', () => {
@@ -65,48 +65,7 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
   }
 
   async function axeAll(page: Page, name: string) {
-    const before = page.viewportSize()
-    for (const scheme of ['light', 'dark'] as const) {
-      await page.emulateMedia({ colorScheme: scheme })
-      for (const size of ['desktop', 'phone'] as const) {
-        await page.setViewportSize(size === 'desktop' ? DESKTOP : PHONE)
-        await page.waitForFunction(
-          (dark) => document.documentElement.classList.contains(dark ? 'dark' : 'light'),
-          scheme === 'dark',
-        )
-        if ((await page.evaluate(() => typeof (window as { axe?: unknown }).axe)) === 'undefined') {
-          await page.addScriptTag({ path: axePath })
-          await page.addStyleTag({
-            content: '*, *::before, *::after { transition: none !important; animation: none !important; }',
-          })
-        }
-        await page.waitForTimeout(150)
-        const violations = await page.evaluate(async () => {
-          interface AxeResult {
-            violations: Array<{ id: string; impact: string | null; nodes: Array<{ target: string[] }> }>
-          }
-          const axe = (window as unknown as { axe: { run: (d: Document, o: object) => Promise<AxeResult> } })
-            .axe
-          const res = await axe.run(document, { resultTypes: ['violations'] })
-          return res.violations.map((v) => ({
-            id: v.id,
-            impact: v.impact ?? 'unknown',
-            targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
-          }))
-        })
-        for (const v of violations)
-          if (v.impact === 'critical' || v.impact === 'serious')
-            findings.push(`${name} (${scheme} ${size}): ${v.id} ${v.impact} at ${v.targets.join(', ')}`)
-        if (size === 'phone')
-          expect(
-            await page.evaluate(() => document.documentElement.scrollWidth),
-            `${name} at 390 px`,
-          ).toBeLessThanOrEqual(PHONE.width)
-        await page.screenshot({ path: join(shots, `limits-${name}-${scheme}-${size}.png`), fullPage: true })
-      }
-    }
-    await page.emulateMedia({ colorScheme: 'light' })
-    if (before) await page.setViewportSize(before)
+    findings.push(...(await axeScan(page, name, { prefix: 'limits' })).map(axeLine))
   }
 
   beforeAll(async () => {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { openStore } from '@sharedllm/core'
@@ -7,6 +6,9 @@ import { type FakeOllama, startFakeOllama } from '@sharedllm/core/testing'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  axeLine,
+  axeScan,
+  DESKTOP,
   CHROMIUM_ARGS,
   ensureScreenshotDir,
   findChromium,
@@ -23,9 +25,6 @@ import {
 // peer row); everything after it (pinning B's CA, the join, the claim, the HTTPS status polls) is the real one.
 
 const missing = missingPrerequisites()
-const DESKTOP = { width: 1366, height: 800 }
-const PHONE = { width: 390, height: 844 }
-const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
 const PEER = 'gaming-pc'
 
 function freePort(): Promise<number> {
@@ -47,7 +46,7 @@ describe.skipIf(missing.length > 0)('the Pool page (real Chromium, two real host
   let browser: Browser
   let page: Page
   const secret = randomBytes(24).toString('hex')
-  const shots = ensureScreenshotDir()
+  ensureScreenshotDir()
   const findings: string[] = []
 
   async function asAdmin<T>(server: RunningServer, method: string, path: string, body?: unknown): Promise<T> {
@@ -62,46 +61,7 @@ describe.skipIf(missing.length > 0)('the Pool page (real Chromium, two real host
 
   /** axe-core (no critical or serious violation) in light and dark, desktop and phone; no sideways scroll. */
   async function axe(name: string) {
-    for (const scheme of ['light', 'dark'] as const) {
-      await page.emulateMedia({ colorScheme: scheme })
-      for (const size of ['desktop', 'phone'] as const) {
-        await page.setViewportSize(size === 'desktop' ? DESKTOP : PHONE)
-        await page.waitForFunction(
-          (dark) => document.documentElement.classList.contains(dark ? 'dark' : 'light'),
-          scheme === 'dark',
-        )
-        if ((await page.evaluate(() => typeof (window as { axe?: unknown }).axe)) === 'undefined') {
-          await page.addScriptTag({ path: axePath })
-          await page.addStyleTag({
-            content: '*, *::before, *::after { transition: none !important; animation: none !important; }',
-          })
-        }
-        await page.waitForTimeout(150)
-        const violations = await page.evaluate(async () => {
-          interface AxeResult {
-            violations: Array<{ id: string; impact: string | null; nodes: Array<{ target: string[] }> }>
-          }
-          const run = (window as unknown as { axe: { run: (d: Document, o: object) => Promise<AxeResult> } })
-            .axe
-          const res = await run.run(document, { resultTypes: ['violations'] })
-          return res.violations.map((v) => ({
-            id: v.id,
-            impact: v.impact ?? 'unknown',
-            targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
-          }))
-        })
-        for (const v of violations)
-          if (v.impact === 'critical' || v.impact === 'serious')
-            findings.push(`${name} (${scheme} ${size}): ${v.id} ${v.impact} at ${v.targets.join(', ')}`)
-        if (size === 'phone')
-          expect(
-            await page.evaluate(() => document.documentElement.scrollWidth),
-            `${name} at 390 px`,
-          ).toBeLessThanOrEqual(PHONE.width)
-        await page.screenshot({ path: join(shots, `pool-${name}-${scheme}-${size}.png`), fullPage: true })
-      }
-    }
-    await page.emulateMedia({ colorScheme: 'light' })
+    findings.push(...(await axeScan(page, name, { prefix: 'pool' })).map(axeLine))
     await page.setViewportSize(DESKTOP)
   }
 
