@@ -56,6 +56,20 @@ describe('Breaker', () => {
     b.success()
     expect(b.view()).toMatchObject({ state: 'closed', failures: 0, open_until: null })
   })
+
+  it('a trial that ends with no verdict (the client left) gives the trial back; the breaker is never stuck', () => {
+    let now = NOW
+    const b = new Breaker({ now: () => now })
+    for (const r of ['a', 'b', 'c']) b.failure(r)
+    now += 30_000
+    expect(b.allow()).toBe(true)
+    expect(b.allow()).toBe(false)
+    b.release()
+    expect(b.view().state).toBe('half_open')
+    expect(b.allow()).toBe(true)
+    b.success()
+    expect(b.view().state).toBe('closed')
+  })
 })
 
 const valid: PeerStatusResponse = {

@@ -364,6 +364,53 @@ describe('pooling: a device on A uses models of its joined peers', () => {
     }
   })
 
+  it("C at its limit for A (429) before the first byte: the request goes to B, C's breaker untouched; all at their limit is a 429", async () => {
+    // llama3.2:1b loaded on C and not on B: C ranks first.
+    await fetch(`${fakeC.url}/api/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'llama3.2:1b' }),
+    })
+    await fetch(`${fakeB.url}/api/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'llama3.2:1b', keep_alive: 0 }),
+    })
+    await expect
+      .poll(async () => {
+        const hosts = (await poolState()).hosts
+        return [
+          hosts.find((h) => h.name === 'host-c')?.loaded.includes('llama3.2:1b'),
+          hosts.find((h) => h.name === 'host-b')?.loaded.includes('llama3.2:1b'),
+        ]
+      })
+      .toEqual([true, false])
+    // C's owner gives host A no tokens today: C answers A's requests 429 (a budget of 0 is used up).
+    await c.hub.devices.setLimits(aOnC, { token_budget_day: 0 })
+    await fakeB.clearRequests()
+    await fakeC.clearRequests()
+    try {
+      const res = await chat('llama3.2:1b', 'C has no room for A')
+      expect(res.status).toBe(200)
+      expect(((await res.json()) as { message: { content: string } }).message.content).toContain('no room')
+      expect(await chatsOn(fakeB)).toBe(1)
+      expect(await chatsOn(fakeC)).toBe(0)
+      expect((await poolState()).hosts.find((h) => h.name === 'host-c')?.breaker?.failures).toBe(0)
+      // Only C has llama3.2:3b: the device hears a 429 with Retry-After (C's reset), not a 503 blaming C.
+      const limited = await chat('llama3.2:3b', 'nowhere to go')
+      expect(limited.status).toBe(429)
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect(((await limited.json()) as { error: string }).error).toMatch(
+        /every host of the pool that has 'llama3.2:3b' is at its limit for this host: host-c: .*daily token budget/,
+      )
+      expect((await poolState()).hosts.find((h) => h.name === 'host-c')?.breaker?.failures).toBe(0)
+    } finally {
+      await c.hub.devices.setLimits(aOnC, { token_budget_day: null })
+      await fetch(`${fakeB.url}/api/generate`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'llama3.2:1b', keep_alive: 0 }),
+      })
+    }
+  })
+
   it('C cut mid-stream: the client gets a clean error (the stream is cut), no retry on B', async () => {
     await fakeB.clearRequests()
     const res = await fetch(`${a.httpUrl}/ollama/api/chat`, {
@@ -411,6 +458,10 @@ describe('pooling: a device on A uses models of its joined peers', () => {
       .toContain('llama3.2:1b')
     await fakeB.clearRequests()
     await fakeC.clearRequests()
+    // What the tests before left, written (the recorders batch their rows).
+    await Promise.all([a.hub.recorder.flush(), b.hub.recorder.flush()])
+    const servedOnB = (await b.hub.db('usage').where({ device_id: aOnB, status: 200 })).length
+    const viaB = (await a.hub.db('usage').where({ device_id: device.deviceId, via: 'host-b' })).length
     await fakeC.setMode('queue-full') // Ollama's 503 on every inference request: C's gateway answers 5xx
     try {
       const res = await chat('llama3.2:1b', 'failover please')
@@ -421,10 +472,12 @@ describe('pooling: a device on A uses models of its joined peers', () => {
       expect(await chatsOn(fakeC)).toBe(1)
       expect(await chatsOn(fakeB)).toBe(1)
       await vi.waitFor(async () =>
-        expect(await b.hub.db('usage').where({ device_id: aOnB, status: 200 })).toHaveLength(1),
+        expect(await b.hub.db('usage').where({ device_id: aOnB, status: 200 })).toHaveLength(servedOnB + 1),
       )
       await vi.waitFor(async () =>
-        expect(await a.hub.db('usage').where({ device_id: device.deviceId, via: 'host-b' })).toHaveLength(1),
+        expect(await a.hub.db('usage').where({ device_id: device.deviceId, via: 'host-b' })).toHaveLength(
+          viaB + 1,
+        ),
       )
 
       // Only C has llama3.2:3b: two more failures in a row open C's breaker (3 consecutive).

@@ -41,6 +41,11 @@ export class Breaker {
     return true
   }
 
+  /** The request that took the trial ended with no verdict (the client left): the next one may try. */
+  release(): void {
+    this.trial = false
+  }
+
   success(): void {
     this.failures = 0
     this.openUntil = null

@@ -637,6 +637,8 @@ export class PoolService {
     const stickyKey = `${x.principal.kind === 'device' ? x.principal.device.id : 'owner'}|${normaliseModelName(model)}`
     const body = Buffer.from(JSON.stringify(x.admission.outgoing))
     const failures: string[] = []
+    /** Retry-After of each peer that answered 429 (at its limit for this host). */
+    const busy: number[] = []
     for (const cand of plan.peers) {
       const s = cand.state
       if (!s?.breaker.allow()) continue
@@ -674,7 +676,11 @@ export class PoolService {
           .replace(/^Ollama is not running at \S+ \((.*?)\);.*$/s, 'not reachable ($1)')
           .replace(/^Ollama failed/, 'failed')
           .replace(/^Ollama at \S+ /, '')
-        s.breaker.failure(why)
+        if (result.retry.code === 'RATE_LIMITED') {
+          // It answered: alive, only at its limit for this host.
+          busy.push(Number(result.retry.details?.retry_after) || 1)
+          s.breaker.success()
+        } else s.breaker.failure(why)
         failures.push(`${s.name}: ${why}`)
         report()
         this.o.log.warn(
@@ -686,11 +692,22 @@ export class PoolService {
       }
       if (result.outcome === 'broken' || result.outcome === 'timeout') s.breaker.failure('broke mid-answer')
       else if (result.outcome !== 'aborted' && result.outcome !== 'client_closed') s.breaker.success()
+      else s.breaker.release()
       report()
       this.remember(stickyKey, s.id)
       return { ...result, via: s.name }
     }
     if (plan.localFallback) return undefined
+    if (busy.length > 0 && busy.length === failures.length) {
+      // Every host tried is at its limit for this one: the device waits and tries again, as for a local 429.
+      const limited = new SharedLLMError(
+        'RATE_LIMITED',
+        `every host of the pool that has '${model}' is at its limit for this host: ${failures.join('; ')}`,
+        { details: { retry_after: Math.min(...busy) } },
+      )
+      sendGatewayError(x.res, x.route.api, limited)
+      return { status: limited.status, outcome: 'unavailable', success: false, via: null }
+    }
     const reopen = plan.peers
       .map((p) => p.state?.breaker.view().open_until ?? null)
       .filter((t): t is number => t !== null)

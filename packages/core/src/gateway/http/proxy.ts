@@ -240,6 +240,27 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
         )
         return
       }
+      if (f.failover && status === 429) {
+        // A peer's 429 (pooling): its limits for this host (rate, queue, budget) are reached; another host may
+        // have room. The peer is not failing: the caller does not count it on its breaker.
+        const retry = Number(r.headers['retry-after'])
+        readSmall(r, 64 * 1024).then(
+          (text) => {
+            if (settled) return
+            const said = upstreamFailed(status, text).message.replace(/^Ollama failed \(429\): /, '')
+            fail(
+              new SharedLLMError('RATE_LIMITED', `at its limit for this host (429): ${said}`, {
+                details: { upstream_status: 429, retry_after: Number.isFinite(retry) && retry > 0 ? retry : 1 },
+              }),
+              'upstream_error',
+            )
+          },
+          (err) => {
+            if (!settled) fail(unreachable(target.base, err), 'broken')
+          },
+        )
+        return
+      }
       // A peer's 401 (pooling) means our key there is dead: that host failed, not the client's request.
       if (status >= 500 || (f.failover && status === 401)) {
         readSmall(r, 64 * 1024).then(
