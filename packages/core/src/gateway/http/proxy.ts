@@ -250,7 +250,10 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
             const said = upstreamFailed(status, text).message.replace(/^Ollama failed \(429\): /, '')
             fail(
               new SharedLLMError('RATE_LIMITED', `at its limit for this host (429): ${said}`, {
-                details: { upstream_status: 429, retry_after: Number.isFinite(retry) && retry > 0 ? retry : 1 },
+                details: {
+                  upstream_status: 429,
+                  retry_after: Number.isFinite(retry) && retry > 0 ? retry : 1,
+                },
               }),
               'upstream_error',
             )
