@@ -17,6 +17,7 @@ import {
   PoolService,
   type Principal,
   peerStatusSchema,
+  SharedLLMError,
   silentLogger,
   VirtualClock,
 } from '../src/index'
@@ -383,7 +384,16 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
     // 'one' lets our role there use only qwen models.
     set('one', { installed: [model(m)], free_mb: 20000, allowed_models: ['qwen3*'] })
     await pool.pollAll()
-    expect(await order(m)).toBeNull()
+    // Not installed here, and each peer that has it would refuse: a 403 saying why, not "not found".
+    const refused = await pool.plan(device(), route, admission(m)).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(refused).toBeInstanceOf(SharedLLMError)
+    expect((refused as SharedLLMError).status).toBe(403)
+    expect((refused as SharedLLMError).message).toMatch(
+      /^model 'llama3\.2:3b' is not installed here, and (one does not lend 'llama3\.2:3b' to this host .*; two needs about \d+ MiB for it, past the 1024 MiB it lends this host|two needs .*; one does not lend .*)$/,
+    )
   })
 
   it('routing off, a request from another host (no second hop) and a model no peer has stay here', async () => {

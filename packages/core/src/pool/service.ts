@@ -465,18 +465,34 @@ export class PoolService {
     contextTokens: number,
     sliceBytes: number,
     withOpenBreakers = false,
+    /** Collects why an up peer that has the model is not a candidate. */
+    excluded?: string[],
   ): Candidate[] {
     const out: Candidate[] = []
     const wanted = normaliseModelName(model)
     for (const s of this.states.values()) {
       const doc = s.status
       if (!s.up || !doc || !s.address || (!withOpenBreakers && !s.breaker.available())) continue
-      if (!modelAllowed(doc.allowed_models, model)) continue
       const need = this.peerEstimate(doc, model, contextTokens)
       if (need === undefined) continue
+      if (!modelAllowed(doc.allowed_models, model)) {
+        excluded?.push(`${s.name} does not lend '${model}' to this host (its role for this host)`)
+        continue
+      }
       // The peer admits us under the role it gave this host: past our slice there it would refuse. And the
       // device's own slice holds at this peer's estimate (the admission checked it at the smallest one).
-      if (need > doc.allocation_mb * MiB || need > sliceBytes) continue
+      if (need > doc.allocation_mb * MiB) {
+        excluded?.push(
+          `${s.name} needs about ${Math.ceil(need / MiB)} MiB for it, past the ${doc.allocation_mb} MiB it lends this host`,
+        )
+        continue
+      }
+      if (need > sliceBytes) {
+        excluded?.push(
+          `${s.name} needs about ${Math.ceil(need / MiB)} MiB for it, past this device's ${Math.floor(sliceBytes / MiB)} MiB`,
+        )
+        continue
+      }
       const loaded = doc.loaded.some((m) => normaliseModelName(m.name) === wanted)
       const fits = loaded || (doc.free_mb !== null && need <= doc.free_mb * MiB)
       const queue = doc.queue?.[model] ?? doc.queue?.[wanted] ?? 0
@@ -511,11 +527,23 @@ export class PoolService {
     const ctx = admission.contextTokens ?? this.o.settings.get('default_context_tokens')
     const slice =
       principal.kind === 'device' ? principal.device.allocation_mb * MiB : Number.POSITIVE_INFINITY
-    const peers = this.peerCandidates(model, ctx, slice)
+    const excluded: string[] = []
+    const peers = this.peerCandidates(model, ctx, slice, false, excluded)
     if (peers.length === 0) {
       // Only peers whose breaker is open have it: a 503 with Retry-After, not this host's 404.
       const waiting = this.peerCandidates(model, ctx, slice, true)
-      if (waiting.length === 0 || (await this.o.policy.placement(model, ctx)).installed) return null
+      if (waiting.length === 0 && excluded.length === 0) return null
+      if ((await this.o.policy.placement(model, ctx)).installed) return null
+      if (waiting.length === 0) {
+        // Only peers that would refuse it have it: say why, rather than this host's "not found".
+        throw new SharedLLMError(
+          'FORBIDDEN',
+          `model '${model}' is not installed here, and ${excluded.join('; ')}`,
+          {
+            details: { model },
+          },
+        )
+      }
       return { peers: waiting, localFallback: false }
     }
     const here = await this.o.policy.placement(model, ctx)
