@@ -86,6 +86,9 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
     app.use(httpsOnlyGuard(tls))
   }
   if (options.corsOrigins?.length) app.use(cors(options.corsOrigins))
+  // The gateway's paths (/ollama, /v1, /metrics) go straight to it: the REST router's route list is not
+  // scanned on every inference request.
+  app.use(createGatewayRouter(hub))
   app.use('/api', (_req, res, next) => {
     res.setHeader('Cache-Control', 'no-store')
     next()
@@ -130,8 +133,6 @@ export function createApp(hub: Hub, options: AppOptions = {}): SharedLLMApp {
       next()
     }
   })
-
-  app.use(createGatewayRouter(hub))
 
   const notFound = (req: Request) =>
     new SharedLLMError('NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}`)
