@@ -370,6 +370,19 @@ describe('budgets and hours at admission', () => {
     expect((await post(CHAT_URL(h), key, CHAT())).status).toBe(200)
   })
 
+  it('refusals with names the caller made up (50 in parallel) add one rollup row and no metrics series', async () => {
+    const { key, deviceId } = await h.device('makes-up-names', 'role-user')
+    const names = Array.from({ length: 50 }, (_, i) => `made-up-${i}:latest`)
+    const answers = await Promise.all(names.map((m) => post(CHAT_URL(h), key, { ...CHAT(), model: m })))
+    expect(new Set(answers.map((a) => a.status))).toEqual(new Set([404]))
+    await h.hub.recorder.flush()
+    const rows = await h.hub.db('usage_hourly').where({ device_id: deviceId })
+    expect(rows.map((r) => [r.model, r.requests, r.errors])).toEqual([['', 50, 50]])
+    expect(await h.hub.db('usage').where({ device_id: deviceId })).toHaveLength(0)
+    const metrics = await get(`${h.url}/metrics`, ADMIN_SECRET)
+    expect(metrics.text).not.toContain('made-up-')
+  })
+
   it('the wait a request spent in the queue reaches the usage series as p50/p95', async () => {
     const { key, deviceId } = await h.device('waits-its-turn', 'role-user')
     const other = await h.device('goes-first', 'role-user')

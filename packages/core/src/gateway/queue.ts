@@ -169,6 +169,7 @@ export class QueueStage {
    * A refused inference request of a known caller (budget, hours, rate, model list, queue, a peer that
    * failed): counted as a request and an error in the hourly rollups, so the usage charts show refusals,
    * but written as no raw row, so a device that floods refusals cannot grow the usage table. Never throws.
+   * (`err` is only read for its status.)
    */
   recordRefusal(
     principal: Principal,
@@ -178,8 +179,9 @@ export class QueueStage {
     durationMs: number,
   ): void {
     try {
-      const named = err.details?.model
-      const model = admission?.model ?? (typeof named === 'string' ? named : null)
+      // Only an admitted model names the row (installed, or on a peer): a name from a refused body is the
+      // caller's own text, and unique names would grow the rollups and the metrics without bound.
+      const model = admission?.model ?? null
       const device = principal.kind === 'device' ? principal.device.id : null
       this.hub.metrics.requests.add({
         device: device ?? 'admin',
