@@ -201,6 +201,13 @@ describe('the fair-share queue in the gateway', () => {
     expect(late.json().details.reason).toBe('queue_wait')
     expect(waitingOf(deviceId)).toBe(0)
     expect(h.hub.policy.activeStreams(deviceId)).toBe(0)
+    // Its whole wait is in the usage charts: an error, queued, in the (500 ms, 1 s] bucket of the histogram.
+    await h.hub.recorder.flush()
+    const view = await h.hub.usage.series({ group: 'device', bucket: 'hour' }, deviceId)
+    const i = view.queue_wait.queued.findIndex((n) => n > 0)
+    expect(view.series[0]?.errors[i]).toBe(1)
+    expect(view.queue_wait.p95_ms[i]).toBeGreaterThan(500)
+    expect(view.queue_wait.p95_ms[i]).toBeLessThanOrEqual(1000)
   }, 30_000)
 
   it('the owner pauses a role (its requests wait), resumes it, and reclaims the GPU with a clear error', async () => {

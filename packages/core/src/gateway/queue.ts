@@ -169,7 +169,7 @@ export class QueueStage {
    * A refused inference request of a known caller (budget, hours, rate, model list, queue, a peer that
    * failed): counted as a request and an error in the hourly rollups, so the usage charts show refusals,
    * but written as no raw row, so a device that floods refusals cannot grow the usage table. Never throws.
-   * (`err` is only read for its status.)
+   * (`err` is read for its status, and for the wait of a request that waited past max_wait_s.)
    */
   recordRefusal(
     principal: Principal,
@@ -198,6 +198,11 @@ export class QueueStage {
         duration_ms: Math.round(durationMs),
         status: err.status,
         rollupOnly: true,
+        // It waited its role's whole max_wait_s (fairshare/scheduler.ts expire): that wait counts in the
+        // charts' p95, or the waits that ended worst would be missing from them.
+        ...(err.details?.reason === 'queue_wait' && typeof err.details.max_wait_s === 'number'
+          ? { queue_wait_ms: err.details.max_wait_s * 1000 }
+          : {}),
       })
     } catch (e) {
       this.hub.log.error({ err: e }, 'could not record a refused request')
