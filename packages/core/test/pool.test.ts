@@ -584,6 +584,27 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
       await oneWaits(base - 10_001, { queue: { [M]: 2 } })
       expect(await where()).toEqual(['one'])
 
+      // Loaded here and on 'one'. A longer queue there: this host first, and so it serves this device and
+      // model; it keeps the conversation (its KV cache) while 'one' would start it sooner by at most the
+      // threshold, though 'one' now has the shorter queue.
+      const loaded = [
+        {
+          name: M,
+          digest: '',
+          size: 1_000_000_000,
+          size_vram: 1_000_000_000,
+          context_length: 4096,
+          expires_at: null,
+        },
+      ]
+      const depth = sched.depthByModel()[M] ?? 0
+      await oneWaits(base, { queue: { [M]: depth + 1 }, loaded })
+      expect(await where()).toBeNull()
+      await oneWaits(base - 10_000, { queue: { [M]: 0 }, loaded })
+      expect(await where()).toBeNull()
+      await oneWaits(base - 10_001, { queue: { [M]: 0 }, loaded })
+      expect(await where()).toEqual(['one'])
+
       // A model only the peers have, on both, loaded on neither; 'two' served this device and model last
       // (its KV cache is warm).
       const R = 'llama3.2:3b'

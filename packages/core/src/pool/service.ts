@@ -581,7 +581,11 @@ export class PoolService {
       state: undefined,
     }
     const ranked = this.rank([local, ...peers], stickyKey)
-    if (ranked[0]?.id === SELF) return elsewhere
+    if (ranked[0]?.id === SELF) {
+      // Served here: this host keeps the conversation (its KV cache) as a peer would.
+      if (!elsewhere) this.remember(stickyKey, SELF)
+      return elsewhere
+    }
     return { peers: ranked.filter((c) => c.id !== SELF), localFallback: true }
   }
 
