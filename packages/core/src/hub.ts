@@ -367,6 +367,7 @@ export class Hub {
         queueDepth: () => this.queue.scheduler.depthByModel(),
         queueWaits: () => this.queue.scheduler.waitByModel(),
         queueWaitMs: (model) => this.queue.scheduler.expectedWaitMs(model),
+        serviceMs: (model) => this.queue.scheduler.serviceTimeMs(model),
       })
       this.pool.start()
     }

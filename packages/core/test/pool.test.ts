@@ -501,6 +501,7 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
       queueDepth: () => sched.depthByModel(),
       queueWaits: () => sched.waitByModel(),
       queueWaitMs: (m) => sched.expectedWaitMs(m),
+      serviceMs: (m) => sched.serviceTimeMs(m),
     })
     // Teach the queue this model's service time (10 s), then hold it: one running, one waiting.
     const timed = await sched.submit({ id: 't', device_id: 'd0', model: M, limits, prompt_tokens: 1 }).granted
@@ -571,6 +572,25 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
     } finally {
       await gw.hub.settings.set('routing', 'local_first')
     }
+  })
+
+  it('requests routed to a peer since its last status count on its wait and queue: no herd within a poll', async () => {
+    peerDoc('two', { installed: [] })
+    // 'one' looks idle (nothing runs or waits for M there): a wait of 0 against ~20 s here.
+    peerDoc('one', {})
+    await pool.pollAll()
+    expect(await where()).toEqual(['one'])
+    const count = (pool as unknown as { countRouted(s: unknown, m: string): void }).countRouted.bind(pool)
+    const stateOne = (pool as unknown as { states: Map<string, unknown> }).states.get('peer-one')
+    // One sent there: it holds a service time (10 s) there until the next status says otherwise.
+    count(stateOne, M)
+    // Here ~20 s, there now 10 s: no longer more than the threshold (10 s) apart.
+    expect(sched.expectedWaitMs(M)).toBeGreaterThan(10_000)
+    expect(sched.expectedWaitMs(M)).toBeLessThanOrEqual(20_000)
+    expect(await where()).toBeNull()
+    // The next status holds them (or not): counted from it again.
+    await pool.pollAll()
+    expect(await where()).toEqual(['one'])
   })
 
   it('balanced: this host ranks first (loaded here) unless the trigger fires; the host a conversation used keeps it within the threshold', async () => {

@@ -512,6 +512,11 @@ export class FairScheduler {
     return Math.round((residual + waiting * service) / capacity)
   }
 
+  /** A request's service time for `model` here (its EWMA, else the mean of the others), ms; undefined: none. */
+  serviceTimeMs(model: string): number | undefined {
+    return this.serviceEstimate(model)
+  }
+
   /** `expectedWaitMs` of every model that has requests running or waiting (what peers are told). */
   waitByModel(): Record<string, number> {
     const models = new Set<string>(this.modelRunning.keys())

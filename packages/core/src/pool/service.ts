@@ -54,6 +54,11 @@ export interface PoolServiceOptions {
   queueWaits?: () => Record<string, number> | undefined
   /** The expected wait here of a request for this (normalised) model, ms; undefined: unknown. */
   queueWaitMs?: (model: string) => number | undefined
+  /**
+   * A request's service time here for this (normalised) model, ms: what each request routed to a peer since
+   * its last status is taken to add to that peer's wait (its own figure is not known until the next poll).
+   */
+  serviceMs?: (model: string) => number | undefined
   /** Status poll cadence. @default 3000 */
   pollIntervalMs?: number
   /** Per status poll. @default 2500 */
@@ -89,6 +94,11 @@ interface PeerState {
    * made when the peer answers again.
    */
   reachable: AbortController
+  /**
+   * Requests this host routed there per (normalised) model since its last status: they are in no status yet,
+   * so they count on top of it, or every request within a poll would herd to the one that looked idle.
+   */
+  routedSince: Map<string, number>
 }
 
 /** A host a request may go to, with what ranks it (model loaded there, fits its free memory, queue, latency). */
@@ -296,6 +306,7 @@ export class PoolService {
         written: null,
         upstream: undefined,
         reachable: new AbortController(),
+        routedSince: new Map(),
       }
       this.states.set(peer.id, s)
     }
@@ -337,6 +348,7 @@ export class PoolService {
       const rtt = performance.now() - started
       s.latencyMs = s.latencyMs === null ? rtt : s.latencyMs * 0.7 + rtt * 0.3
       s.status = answered.doc
+      s.routedSince.clear()
       s.address = answered.address
       s.missed = 0
       s.lastOkAt = this.now()
@@ -497,14 +509,22 @@ export class PoolService {
       const fits = loaded || (doc.free_mb !== null && need <= doc.free_mb * MiB)
       const queue = doc.queue?.[model] ?? doc.queue?.[wanted] ?? 0
       const wait = doc.queue_wait_ms?.[model] ?? doc.queue_wait_ms?.[wanted]
+      // Not listed: nothing runs or waits for it there (0), unless requests wait with no estimate.
+      let waitMs = wait ?? (queue > 0 ? undefined : 0)
+      const routed = s.routedSince.get(wanted) ?? 0
+      if (routed > 0) {
+        // Each one sent since the status holds a slot there for a service time (as if it ran one at a time:
+        // rather too long than a herd); without a service time, the wait there is unknown.
+        const service = this.o.serviceMs?.(wanted)
+        waitMs = waitMs === undefined || service === undefined ? undefined : waitMs + routed * service
+      }
       out.push({
         id: s.id,
         name: s.name,
         loaded,
         fits,
-        queue,
-        // Not listed: nothing runs or waits for it there (0), unless requests wait with no estimate.
-        waitMs: wait ?? (queue > 0 ? undefined : 0),
+        queue: queue + routed,
+        waitMs,
         latencyMs: s.latencyMs ?? 1000,
         state: s,
       })
@@ -627,6 +647,11 @@ export class PoolService {
     return sorted
   }
 
+  private countRouted(s: PeerState, model: string): void {
+    const wanted = normaliseModelName(model)
+    s.routedSince.set(wanted, (s.routedSince.get(wanted) ?? 0) + 1)
+  }
+
   private remember(stickyKey: string, host: string): void {
     if (this.sticky.size >= STICKY_MAX) this.sticky.clear()
     this.sticky.set(stickyKey, { host, at: this.now() })
@@ -681,6 +706,7 @@ export class PoolService {
         failures.push(`${s.name}: ${errorMessage(err)}`)
         continue
       }
+      this.countRouted(s, model)
       const result = await forward({
         upstream,
         api: x.route.api,
