@@ -172,6 +172,31 @@ describe('the slice against the stand-in on an 80 GiB GPU', () => {
     expect((await ps())[0]?.context_length).toBe(4096)
     await unloadAll()
   })
+
+  it('an MLX model loaded big by one device: a small request of another runs at that context, so it is checked there', async () => {
+    const M = 'qwen3-0.6b-mlx'
+    const owner = await h.device('mac-owner', 'role-admin')
+    const kid = await h.device('kid-tablet', 'role-user')
+    // 2 GiB: the 1.2 GB of weights plus a 4096-token cache fit; a 32768-token cache (about 3.8 GB) does not.
+    await h.hub.devices.setAllocation(kid.deviceId, 2048)
+    await unloadAll()
+    const chat = (num_ctx: number) => ({
+      model: M,
+      messages: [{ role: 'user', content: 'x' }],
+      stream: false,
+      options: { num_ctx },
+    })
+    expect((await post(`${h.url}/ollama/api/chat`, kid.key, chat(4096))).status).toBe(200)
+    await unloadAll()
+    expect((await post(`${h.url}/ollama/api/chat`, owner.key, chat(32768))).status).toBe(200)
+    await expect.poll(async () => (await ps())[0]?.context_length).toBe(32768)
+    h.hub.policy.invalidate()
+    // The runner stays at 32768 whatever num_ctx comes (sched.go needsReload skips MLX options).
+    const small = await post(`${h.url}/ollama/api/chat`, kid.key, chat(4096))
+    expect(small.status).toBe(403)
+    expect(small.json().error).toMatch(/at 32768 tokens of context/)
+    await unloadAll()
+  })
 })
 
 describe('a slow non-streaming answer against the stand-in', () => {

@@ -356,6 +356,12 @@ describe('gateway policy', () => {
       expect((await views()).find((m) => m.name === 'gemma3:4b')?.measurement).not.toBeNull(),
     )
     expect((await views()).find((m) => m.name === name)?.measurement).toBeNull()
+    // Loaded by someone else at 32k: a request for 2k runs at 32k there (no reload for MLX, sched.go
+    // needsReload), so that is the context it is checked at; a request above it at its own.
+    const at32k = await hubWith({ ...cat, running: async () => [{ ...running[1]!, context_length: 32768 }] })
+    expect((await at32k.policy.estimate(name, 2048))?.contextTokens).toBe(32768)
+    expect((await at32k.policy.estimate(name, 2048))?.kvBytes).toBe(28 * 8 * 128 * 2 * 32768)
+    expect((await at32k.policy.estimate(name, 40960))?.contextTokens).toBe(40960)
     // A context_length of 0 (an MLX runner still loading) is "unknown", not a crash or a fit.
     const loading = await hubWith({ ...cat, running: async () => [{ ...running[1]!, context_length: null }] })
     expect((await loading.policy.estimate(name, 4096))?.source).toBe('estimate')

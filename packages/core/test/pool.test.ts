@@ -396,6 +396,39 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
     )
   })
 
+  it('an MLX model loaded big on a peer is estimated at that context, not at the memory it holds so far', async () => {
+    const m = 'qwen3-0.6b-mlx:latest'
+    const mlx = {
+      ...model(m, 1_192_099_840),
+      details: { format: 'safetensors', family: 'qwen3' },
+      kv_bytes_per_token: 114_688,
+    }
+    const loaded = [
+      {
+        name: m,
+        digest: 'a'.repeat(64),
+        size: 1_192_099_840,
+        size_vram: 1_192_099_840,
+        context_length: 32768,
+        expires_at: null,
+      },
+    ]
+    set('one', { installed: [mlx], free_mb: 20000, loaded, allocation_mb: 16384 })
+    set('two', { installed: [], free_mb: 20000 })
+    await pool.pollAll()
+    const small = device()
+    ;(small as unknown as { device: { allocation_mb: number } }).device.allocation_mb = 2048
+    // At 4096 tokens it would fit 2 GiB; the runner there stays at 32768 (1.2 GB + 3.8 GB of cache).
+    const refused = await pool.plan(small, route, admission(m)).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect((refused as SharedLLMError).message).toMatch(
+      /one needs about 4\d{3} MiB for it, past this device's 2048 MiB/,
+    )
+    expect(await order(m)).toEqual(['one'])
+  })
+
   it('routing off, a request from another host (no second hop) and a model no peer has stay here', async () => {
     set('one', { installed: [model('llama3.2:3b')], free_mb: 20000 })
     set('two', { installed: [model('llama3.2:3b')], free_mb: 20000 })

@@ -686,7 +686,8 @@ export class GatewayPolicy {
 
   /**
    * Memory the model needs at `contextTokens`. A loaded model's `/api/ps` size is trusted only at the
-   * context it was loaded with (another num_ctx makes Ollama reload it at the new size); otherwise the
+   * context it was loaded with (another num_ctx makes Ollama reload it at the new size; a loaded MLX model
+   * is estimated at its loaded context when that is larger, as it does not reload); otherwise the
    * estimate, scaled by the ratio measured on an earlier load of this digest. Undefined when the model is
    * not installed.
    */
@@ -726,7 +727,18 @@ export class GatewayPolicy {
     const measured = opts.measured === false ? undefined : await this.ratioFor(model.digest)
     // A ratio far from 1 means something else is off (a partial offload, another runner): ignore it.
     const ratio = measured && measured.ratio > 0.5 && measured.ratio < 2 ? measured.ratio : 1
-    return estimateFit(model.size, await this.shape(model), { contextTokens, ...this.runtime() }, ratio)
+    // A loaded MLX model keeps the context it was loaded with (server/sched.go needsReload compares no
+    // options for MLX): a request runs at that one, and its cache can grow to it, whatever num_ctx it sends.
+    const runsAt =
+      loaded && isMLX(loaded) && loaded.context_length && loaded.context_length > contextTokens
+        ? loaded.context_length
+        : contextTokens
+    return estimateFit(
+      model.size,
+      await this.shape(model),
+      { contextTokens: runsAt, ...this.runtime() },
+      ratio,
+    )
   }
 
   private verdict(fit: FitEstimate | undefined, allocationMb: number): FitVerdict {

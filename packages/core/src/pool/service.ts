@@ -7,6 +7,7 @@ import type { SettingsService } from '../domain/settings'
 import { errorMessage, isSharedLLMError, SharedLLMError } from '../errors'
 import type { EventBus } from '../events'
 import {
+  isMLX,
   estimateFit,
   FIT_OVERHEAD_BYTES,
   type FitEstimate,
@@ -442,15 +443,21 @@ export class PoolService {
   private peerEstimate(doc: PeerStatusResponse, model: string, contextTokens: number): number | undefined {
     const wanted = normaliseModelName(model)
     const loaded = doc.loaded.find((m) => normaliseModelName(m.name) === wanted)
+    const m = doc.installed.find((x) => normaliseModelName(x.name) === wanted)
+    // An MLX model's loaded size is the memory it holds so far, and it runs at the context it was loaded
+    // with when that is larger (see GatewayPolicy.estimate): estimated, never its loaded size.
+    const mlx = m !== undefined && isMLX(m)
     if (
+      !mlx &&
       loaded &&
       loaded.size > 0 &&
       (loaded.context_length === null || loaded.context_length >= contextTokens)
     )
       return loaded.size
-    const m = doc.installed.find((x) => normaliseModelName(x.name) === wanted)
     if (!m) return undefined
-    return m.size + (m.kv_bytes_per_token ?? 0) * contextTokens + FIT_OVERHEAD_BYTES
+    const runsAt =
+      mlx && loaded?.context_length ? Math.max(contextTokens, loaded.context_length) : contextTokens
+    return m.size + (m.kv_bytes_per_token ?? 0) * runsAt + FIT_OVERHEAD_BYTES
   }
 
   /** The smallest estimate among the up peers that have `model` (the policy checks the slice at it). */
