@@ -84,6 +84,8 @@ interface PeerState {
   lastOkAt: number | null
   lastError: string | null
   latencyMs: number | null
+  /** Status polls it answered since this service started. */
+  okPolls: number
   breaker: Breaker
   /** This service wrote the row's error (so a good poll clears it, and only that). */
   wroteError: boolean
@@ -298,6 +300,7 @@ export class PoolService {
         lastOkAt: null,
         lastError: null,
         latencyMs: null,
+        okPolls: 0,
         breaker: new Breaker({
           ...(this.o.breakerThreshold ? { threshold: this.o.breakerThreshold } : {}),
           ...(this.o.breakerOpenMs ? { openMs: this.o.breakerOpenMs } : {}),
@@ -347,7 +350,11 @@ export class PoolService {
         )
       }
       const rtt = performance.now() - started
-      s.latencyMs = s.latencyMs === null ? rtt : s.latencyMs * 0.7 + rtt * 0.3
+      // The first answer on a connection pays its TLS handshake: the second one replaces it when shorter,
+      // rather than weighing on the average (and the ranking) for the next dozen polls.
+      if (s.latencyMs === null || (s.okPolls === 1 && rtt < s.latencyMs)) s.latencyMs = rtt
+      else s.latencyMs = s.latencyMs * 0.7 + rtt * 0.3
+      s.okPolls++
       s.status = answered.doc
       s.routedSince.clear()
       s.address = answered.address
