@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { type ErrorCode, SharedLLMError } from '../errors'
-import { PEER_STATUS_MAX_BYTES, peerStatusSchema } from '../pool/schema'
+import { modelDetailsSchema, PEER_STATUS_MAX_BYTES, peerStatusSchema, text } from '../pool/schema'
 import type {
   ClaimResponse,
   JoinRequest,
@@ -30,7 +30,6 @@ export const claimResponseSchema: z.ZodType<ClaimResponse> = z.strictObject({
   device_key: token.optional(),
 })
 
-const text = (max: number) => z.string().max(max)
 // Ollama's ListModelResponse (api/types.go): only these fields are kept, each bounded; the rest is dropped.
 const modelEntry = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,299}$/, 'must be a model name'),
@@ -41,16 +40,7 @@ const modelEntry = z.object({
     .string()
     .regex(/^(sha256:)?[0-9a-f]{12,64}$/, 'must be a digest')
     .optional(),
-  details: z
-    .object({
-      parent_model: text(300).optional(),
-      format: text(32).optional(),
-      family: text(64).optional(),
-      families: z.array(text(64)).max(32).nullable().optional(),
-      parameter_size: text(32).optional(),
-      quantization_level: text(32).optional(),
-    })
-    .optional(),
+  details: modelDetailsSchema.optional(),
 })
 
 export const tagsResponseSchema = z.strictObject({

@@ -566,47 +566,42 @@ export function openaiErrorFromNative(status: number, text: string): Record<stri
   return { error: { message, type: openaiErrorType(status), param: null, code: null } }
 }
 
+/** An answer read whole and rewritten once at its end into one JSON object. */
+function wholeAnswer(rewrite: (text: string) => unknown): ReplyTransform {
+  const decoder = new StringDecoder('utf8')
+  let pending = ''
+  return {
+    contentType: 'application/json',
+    push(chunk) {
+      pending += decoder.write(chunk)
+      return EMPTY
+    },
+    end() {
+      pending += decoder.end()
+      return Buffer.from(`${JSON.stringify(rewrite(pending))}\n`)
+    },
+  }
+}
+
 /**
  * The transform for one answer: `status` and `type` are Ollama's. A non-200 answer is rewritten into
  * the OpenAI error shape; NDJSON into SSE; one JSON object into the completion object.
  */
 export function replyTransform(shape: ReplyShape, status: number, type: string | undefined): ReplyTransform {
-  const decoder = new StringDecoder('utf8')
-  let pending = ''
-  if (status !== 200) {
-    return {
-      contentType: 'application/json',
-      push(chunk) {
-        pending += decoder.write(chunk)
-        return EMPTY
-      },
-      end() {
-        pending += decoder.end()
-        return Buffer.from(`${JSON.stringify(openaiErrorFromNative(status, pending))}\n`)
-      },
-    }
-  }
+  if (status !== 200) return wholeAnswer((text) => openaiErrorFromNative(status, text))
   const ndjson = !!type && type.startsWith('application/x-ndjson')
   if (!ndjson) {
-    return {
-      contentType: 'application/json',
-      push(chunk) {
-        pending += decoder.write(chunk)
-        return EMPTY
-      },
-      end() {
-        pending += decoder.end()
-        const r = parseLine(pending) ?? {}
-        const out =
-          shape.kind === 'chat'
-            ? chatCompletion(shape, r)
-            : shape.kind === 'completion'
-              ? completion(shape, r, false)
-              : embeddingList(shape, r)
-        return Buffer.from(`${JSON.stringify(out)}\n`)
-      },
-    }
+    return wholeAnswer((text) => {
+      const r = parseLine(text) ?? {}
+      return shape.kind === 'chat'
+        ? chatCompletion(shape, r)
+        : shape.kind === 'completion'
+          ? completion(shape, r, false)
+          : embeddingList(shape, r)
+    })
   }
+  const decoder = new StringDecoder('utf8')
+  let pending = ''
   const chat = new ChatStream(shape)
   const handle = (line: string): string => {
     if (!line.trim()) return ''

@@ -3,7 +3,7 @@ import type { PeerStatusResponse } from '../protocol/api'
 
 // A peer's answer is outside input: every field typed and bounded, unknown keys refused, so a broken or
 // hostile peer cannot make this host keep megabytes or route on nonsense.
-const text = (max: number) => z.string().max(max)
+export const text = (max: number) => z.string().max(max)
 const bytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const mb = z
   .number()
@@ -15,7 +15,8 @@ const modelName = z.string().min(1).max(300)
 /** A reported wait past a day is nonsense; refused rather than routed on. */
 export const QUEUE_WAIT_MAX_MS = 86_400_000
 
-const details = z
+/** A model's `details` as Ollama lists them (api/types.go ModelDetails), bounded; unknown keys dropped. */
+export const modelDetailsSchema = z
   .object({
     parent_model: text(300).optional(),
     format: text(32).optional(),
@@ -43,7 +44,7 @@ export const peerStatusSchema: z.ZodType<PeerStatusResponse> = z.strictObject({
         digest,
         size: bytes,
         modified_at: text(64),
-        details,
+        details: modelDetailsSchema,
         kv_bytes_per_token: bytes.nullable(),
       }),
     )

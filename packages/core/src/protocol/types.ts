@@ -370,15 +370,23 @@ export interface DeviceLimitsView {
   /** The host's IANA time zone, which windows and hours follow. */
   time_zone: string
   quota: QuotaWindowView[]
-  hours: {
-    open: boolean
-    /** No schedule: always open. */
-    always: boolean
-    next_change: number | null
-    next_open: number | null
-    open_until: number | null
-    granted_until: number | null
-  }
+  hours: HoursStatus
+}
+
+/** Where a device stands against its allowed hours at an instant. */
+export interface HoursStatus {
+  /** May use the gateway now (inside the schedule, or inside an owner's grant). */
+  open: boolean
+  /** No schedule: always open. */
+  always: boolean
+  /** The next instant `open` changes; null when it never does. */
+  next_change: number | null
+  /** When closed: the next opening; null when open or never opening. */
+  next_open: number | null
+  /** When open: when it closes; null when closed or never closing. */
+  open_until: number | null
+  /** An owner's "one more hour" that is still running, else null. */
+  granted_until: number | null
 }
 
 /** A device's usage crossed 80 % or 100 % of a budget (the `quota` WebSocket event). */

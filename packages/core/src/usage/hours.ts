@@ -1,23 +1,7 @@
 import { SharedLLMError } from '../errors'
-import type { AllowedHours } from '../protocol/types'
+import type { AllowedHours, HoursStatus } from '../protocol/types'
 import { minutesOfDay, windowSpans } from '../schemas'
 import { instantOf, isoLocal, shortLocal, wallTime } from './zoned'
-
-/** Where a device stands against its allowed hours at an instant. */
-export interface HoursStatus {
-  /** May use the gateway now (inside the schedule, or inside an owner's grant). */
-  open: boolean
-  /** No schedule: always open. */
-  always: boolean
-  /** The next instant `open` changes; null when it never does. */
-  next_change: number | null
-  /** When closed: the next opening; null when open or never opening. */
-  next_open: number | null
-  /** When open: when it closes; null when closed or never closing. */
-  open_until: number | null
-  /** An owner's "one more hour" that is still running, else null. */
-  granted_until: number | null
-}
 
 function inSchedule(schedule: AllowedHours, t: number, zone: string): boolean {
   const w = wallTime(t, zone)

@@ -1,4 +1,4 @@
-export { checkHours, type HoursStatus, hoursStatus, oneMoreHour } from './hours'
+export { checkHours, hoursStatus, oneMoreHour } from './hours'
 export {
   checkQuota,
   effectiveBudgets,

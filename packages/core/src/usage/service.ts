@@ -2,10 +2,10 @@ import type { Knex } from 'knex'
 import { type Clock, systemClock } from '../fairshare/clock'
 import { promFamily, type PromSample } from '../fairshare/metrics'
 import type { UsageSeriesResponse, UsageTotals } from '../protocol/api'
-import type { AllowedHours, Device, DeviceLimitsView, Role } from '../protocol/types'
+import type { AllowedHours, Device, DeviceLimitsView, HoursStatus, Role } from '../protocol/types'
 import { usageRepo } from '../store/access'
 import { usageRollupsRepo } from '../store/usage-rollups'
-import { checkHours, type HoursStatus, hoursStatus, oneMoreHour } from './hours'
+import { checkHours, hoursStatus, oneMoreHour } from './hours'
 import {
   checkQuota,
   effectiveBudgets,
@@ -17,6 +17,11 @@ import {
 import type { UsageRecorder } from './recorder'
 import { type SeriesOptions, type UsageSeriesQueryInput, usageSeries, usageSeriesCsv } from './series'
 import { hostTimeZone, windowAt } from './zoned'
+
+/** What the budgets and hours of a device are read from: its own values, then its role's. */
+type LimitFields = 'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
+type LimitedDevice = Pick<Device, 'id' | LimitFields>
+type LimitedRole = Pick<Role, LimitFields>
 
 export interface UsageServiceOptions {
   db: () => Knex
@@ -67,14 +72,8 @@ export class UsageService {
    * RATE_LIMITED (429) over a budget; both with `retry_after_s`. The device's own values win over its role's.
    */
   async admit(
-    device: Pick<
-      Device,
-      'id' | 'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
-    >,
-    role: Pick<
-      Role,
-      'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
-    > | null,
+    device: LimitedDevice,
+    role: LimitedRole | null,
     now = this.clock.now(),
   ): Promise<{ hours: HoursStatus; quota: QuotaStatus }> {
     const hours = await this.checkHours(device.id, device.allowed_hours ?? role?.allowed_hours ?? null, now)
@@ -84,14 +83,8 @@ export class UsageService {
 
   /** What `/api/me` shows a device: remaining per window with resets, and when its hours change. */
   async limits(
-    device: Pick<
-      Device,
-      'id' | 'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
-    >,
-    role: Pick<
-      Role,
-      'allowed_hours' | 'token_budget_day' | 'token_budget_week' | 'token_budget_month'
-    > | null,
+    device: LimitedDevice,
+    role: LimitedRole | null,
     now = this.clock.now(),
   ): Promise<DeviceLimitsView> {
     const quota = await this.quota(device.id, effectiveBudgets(role, device), now)
