@@ -15,6 +15,7 @@ import {
   type Peer,
   type PeerStatusResponse,
   PoolService,
+  type PoolServiceOptions,
   type Principal,
   peerStatusSchema,
   SharedLLMError,
@@ -24,6 +25,51 @@ import {
 import { type GatewayHarness, startGateway } from './gateway-harness'
 
 const NOW = 1_800_000_000_000
+
+/** A joined peer row that the pool polls over HTTPS at `port` with the pinned CA `certs`. */
+async function insertJoinedPeer(
+  db: Hub['db'],
+  peer: { id: string; instance_id: string; name: string; key: string; port: number; created_at?: number },
+  certs: { caCertPem: string; caFingerprintSha256: string },
+): Promise<void> {
+  const now = Date.now()
+  await db('peers').insert({
+    id: peer.id,
+    instance_id: peer.instance_id,
+    name: peer.name,
+    addresses: JSON.stringify(['127.0.0.1']),
+    port: 1,
+    version: '0.1.0',
+    last_seen: now,
+    online: true,
+    status: 'joined',
+    device_key: peer.key,
+    ca_pem: certs.caCertPem,
+    ca_fingerprint: certs.caFingerprintSha256,
+    https_port: peer.port,
+    created_at: peer.created_at ?? now,
+    updated_at: now,
+  })
+}
+
+/** A PoolService on `hub` named 'laptop', with no memory figures and Ollama stopped unless `extra` says. */
+function poolOn(hub: Hub, extra: Partial<PoolServiceOptions> = {}): PoolService {
+  return new PoolService({
+    db: () => hub.db,
+    bus: hub.bus,
+    log: silentLogger,
+    settings: hub.settings,
+    policy: hub.policy,
+    catalog: () => undefined,
+    instanceId: () => hub.instanceId!,
+    selfName: () => 'laptop',
+    version: '0.1.0',
+    freeMb: () => undefined,
+    totalMb: () => undefined,
+    ollamaRunning: () => false,
+    ...extra,
+  })
+}
 
 describe('Breaker', () => {
   it('opens after 3 consecutive failures for 30 s, then lets exactly one trial through', () => {
@@ -145,39 +191,19 @@ describe('PoolService polls a peer over HTTPS with its pinned CA', () => {
       pool: false,
     })
     await hub.start()
-    const now = Date.now()
-    await hub.db('peers').insert({
-      id: 'peer-1',
-      instance_id: valid.instance_id,
-      name: 'gpu box',
-      addresses: JSON.stringify(['127.0.0.1']),
-      port: 1,
-      version: '0.1.0',
-      last_seen: now,
-      online: true,
-      status: 'joined',
-      device_key: `sllm_${'k'.repeat(43)}`,
-      ca_pem: certs.caCertPem,
-      ca_fingerprint: certs.caFingerprintSha256,
-      https_port: (server.address() as AddressInfo).port,
-      created_at: now,
-      updated_at: now,
-    })
+    await insertJoinedPeer(
+      hub.db,
+      {
+        id: 'peer-1',
+        instance_id: valid.instance_id,
+        name: 'gpu box',
+        key: `sllm_${'k'.repeat(43)}`,
+        port: (server.address() as AddressInfo).port,
+      },
+      certs,
+    )
     hub.on('peer_updated', ({ peer }) => updates.push(peer))
-    pool = new PoolService({
-      db: () => hub.db,
-      bus: hub.bus,
-      log: silentLogger,
-      settings: hub.settings,
-      policy: hub.policy,
-      catalog: () => undefined,
-      instanceId: () => hub.instanceId!,
-      selfName: () => 'laptop',
-      version: '0.1.0',
-      freeMb: () => undefined,
-      totalMb: () => undefined,
-      ollamaRunning: () => false,
-    })
+    pool = poolOn(hub)
   })
   afterAll(async () => {
     pool?.stop()
@@ -311,38 +337,12 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
     await hub.start()
     const now = Date.now()
     for (const n of ['one', 'two'] as const) {
-      await hub.db('peers').insert({
-        id: `peer-${n}`,
-        instance_id: ids[n],
-        name: n,
-        addresses: JSON.stringify(['127.0.0.1']),
-        port: 1,
-        version: '0.1.0',
-        last_seen: now,
-        online: true,
-        status: 'joined',
-        device_key: keyOf(n),
-        ca_pem: certs.caCertPem,
-        ca_fingerprint: certs.caFingerprintSha256,
-        https_port: (server.address() as AddressInfo).port,
-        created_at: now + (n === 'one' ? 0 : 1),
-        updated_at: now,
-      })
+      const port = (server.address() as AddressInfo).port
+      const peer = { id: `peer-${n}`, instance_id: ids[n], name: n, key: keyOf(n), port }
+      // 'one' joined first.
+      await insertJoinedPeer(hub.db, { ...peer, created_at: now + (n === 'one' ? 0 : 1) }, certs)
     }
-    pool = new PoolService({
-      db: () => hub.db,
-      bus: hub.bus,
-      log: silentLogger,
-      settings: hub.settings,
-      policy: hub.policy,
-      catalog: () => undefined,
-      instanceId: () => hub.instanceId!,
-      selfName: () => 'laptop',
-      version: '0.1.0',
-      freeMb: () => undefined,
-      totalMb: () => undefined,
-      ollamaRunning: () => false,
-    })
+    pool = poolOn(hub)
   })
   afterAll(async () => {
     pool?.stop()
@@ -506,38 +506,16 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
       res.writeHead(d ? 200 : 401, { 'content-type': 'application/json' }).end(JSON.stringify(d ?? {}))
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    const now = Date.now()
     for (const n of ['one', 'two'] as const) {
-      await gw.hub.db('peers').insert({
-        id: `peer-${n}`,
-        instance_id: ids[n],
-        name: n,
-        addresses: JSON.stringify(['127.0.0.1']),
-        port: 1,
-        version: '0.1.0',
-        last_seen: now,
-        online: true,
-        status: 'joined',
-        device_key: keyOf(n),
-        ca_pem: certs.caCertPem,
-        ca_fingerprint: certs.caFingerprintSha256,
-        https_port: (server.address() as AddressInfo).port,
-        created_at: now,
-        updated_at: now,
-      })
+      const port = (server.address() as AddressInfo).port
+      await insertJoinedPeer(
+        gw.hub.db,
+        { id: `peer-${n}`, instance_id: ids[n], name: n, key: keyOf(n), port },
+        certs,
+      )
     }
-    pool = new PoolService({
-      db: () => gw.hub.db,
-      bus: gw.hub.bus,
-      log: silentLogger,
-      settings: gw.hub.settings,
-      policy: gw.hub.policy,
+    pool = poolOn(gw.hub, {
       catalog: () => gw.hub.models,
-      instanceId: () => gw.hub.instanceId!,
-      selfName: () => 'laptop',
-      version: '0.1.0',
-      freeMb: () => undefined,
-      totalMb: () => undefined,
       ollamaRunning: () => true,
       queueDepth: () => sched.depthByModel(),
       queueWaits: () => sched.waitByModel(),
