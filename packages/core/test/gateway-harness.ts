@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -155,4 +155,18 @@ export async function startMockUpstream(handler: Parameters<typeof createServer>
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+/** A mock upstream whose handler gets the request's JSON body ({} when empty). */
+export function startJsonUpstream(
+  handler: (req: IncomingMessage, res: ServerResponse, body: Json) => void,
+): Promise<MockUpstream> {
+  return startMockUpstream((req, res) => {
+    const parts: Buffer[] = []
+    req.on('data', (c: Buffer) => parts.push(c))
+    req.on('end', () => {
+      const text = Buffer.concat(parts).toString('utf8')
+      handler(req, res, text ? JSON.parse(text) : {})
+    })
+  })
 }

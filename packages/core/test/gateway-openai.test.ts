@@ -8,7 +8,7 @@ import {
   type MockUpstream,
   post,
   startGateway,
-  startMockUpstream,
+  startJsonUpstream,
 } from './gateway-harness'
 
 /**
@@ -145,14 +145,7 @@ describe('OpenAI routes, translated to the native ones', () => {
   let openai: OpenAI
 
   beforeAll(async () => {
-    upstream = await startMockUpstream((req, res) => {
-      const parts: Buffer[] = []
-      req.on('data', (c: Buffer) => parts.push(c))
-      req.on('end', () => {
-        const text = Buffer.concat(parts).toString('utf8')
-        reply(req, res, text ? JSON.parse(text) : {})
-      })
-    })
+    upstream = await startJsonUpstream(reply)
     h = await startGateway({ fake: false, upstream: upstream.url })
     const role = await h.role({
       name: 'oa',

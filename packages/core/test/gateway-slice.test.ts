@@ -11,7 +11,7 @@ import {
   type MockUpstream,
   post,
   startGateway,
-  startMockUpstream,
+  startJsonUpstream,
   TEST_UA,
 } from './gateway-harness'
 
@@ -90,14 +90,7 @@ describe('names, cloud models, loaded sizes and statuses', () => {
   let userDevice: string
 
   beforeAll(async () => {
-    upstream = await startMockUpstream((req, res) => {
-      const parts: Buffer[] = []
-      req.on('data', (c: Buffer) => parts.push(c))
-      req.on('end', () => {
-        const text = Buffer.concat(parts).toString('utf8')
-        handler(req, res, text ? JSON.parse(text) : {})
-      })
-    })
+    upstream = await startJsonUpstream(handler)
     h = await startGateway({
       fake: false,
       upstream: upstream.url,
