@@ -48,6 +48,7 @@ describe('settings', () => {
     ['host_reserve_mb', -5, /^host_reserve_mb:/],
     ['default_role', 'role-admin', /^default_role: cannot be the admin role/],
     ['allowed_hosts', ['evil host'], /^allowed_hosts/],
+    ['usage_rollup_retention_days', 31, /^usage_rollup_retention_days: must be at least 32 days/],
   ])('%s = %j is rejected naming the key, changing nothing', async (key, value, message) => {
     const hub = await startHub()
     const before = await dbState(hub)

@@ -494,6 +494,9 @@ describe('series and CSV', () => {
       [{ group: 'role' }, /^group: /],
       [{ bucket: 'month' }, /^bucket: /],
       [{ from: 'yesterday' }, /^from: must be a time/],
+      // Past what Date can hold, or what a week's window needs around it: a 400, never Intl's RangeError.
+      [{ to: '99999999999999999999' }, /^to: must be a time between 1970 and 9999/],
+      [{ to: 8_639_999_999_999_999, bucket: 'week' }, /^to: must be a time between 1970 and 9999/],
       [{ from: '2026-10-02T00:00:00Z', to: '2026-10-01T00:00:00Z' }, /^from: must be before to/],
       [
         { bucket: 'hour', from: '2026-01-01T00:00:00Z', to: '2026-10-01T00:00:00Z' },

@@ -74,6 +74,7 @@ describe('usage series and CSV', () => {
       ['group=role', /^group: /],
       ['bucket=minute', /^bucket: /],
       ['from=soon', /^from: /],
+      ['to=99999999999999999999', /^to: must be a time between 1970 and 9999/],
       ['from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', /^from: must be before to/],
     ] as Array<[string, RegExp]>) {
       const res = await request(h.app).get(`/api/usage/series?${q}`).set(ADMIN).expect(400)

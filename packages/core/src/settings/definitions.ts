@@ -160,9 +160,14 @@ export const settingDefinitions: { [K in SettingKey]: SettingDefinition<K> } = {
     description: 'Days per-request usage rows are kept',
   },
   usage_rollup_retention_days: {
-    schema: z.number().int('must be a whole number of days').min(1).max(3650),
+    // Monthly budgets are summed from the rollups: fewer than a month's would shrink them in silence.
+    schema: z
+      .number()
+      .int('must be a whole number of days')
+      .min(32, 'must be at least 32 days: monthly budgets are counted from the hourly rollups')
+      .max(3650),
     default: 400,
-    description: 'Days hourly usage rollups are kept (charts and monthly budgets read them)',
+    description: 'Days hourly usage rollups are kept (charts and monthly budgets read them; at least 32)',
   },
   model_switch_wait_s: {
     schema: z.number().int('must be a whole number of seconds').min(0).max(3600),

@@ -8,15 +8,18 @@ import { isoLocal, startOfHour, windowAt } from './zoned'
 
 const HOUR = 3_600_000
 const DAY = 86_400_000
-/** Longest range per bucket size: a month of hours, 400 days (the rollup retention) of days or weeks. */
+/** Longest range per bucket size: a month of hours, 400 days (the default rollup retention) of days or weeks. */
 const MAX_RANGE_MS = { hour: 31 * DAY, day: 400 * DAY, week: 400 * DAY } as const
 /** The range when the query gives no `from`. */
 const DEFAULT_RANGE_MS = { hour: DAY, day: 30 * DAY, week: 12 * 7 * DAY } as const
 
+/** The end of year 9999 UTC: far past any usage, and far inside what Date (and Intl) can hold. */
+const LATEST_INSTANT = 253_402_300_799_999
+
 const instant = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v)
-  if (!Number.isFinite(n) || n < 0) {
-    ctx.addIssue({ code: 'custom', message: 'must be a time: UTC ms or ISO 8601' })
+  if (!Number.isFinite(n) || n < 0 || n > LATEST_INSTANT) {
+    ctx.addIssue({ code: 'custom', message: 'must be a time between 1970 and 9999: UTC ms or ISO 8601' })
     return z.NEVER
   }
   return n
