@@ -382,7 +382,10 @@ describe('budgets and hours at admission', () => {
     const names = Array.from({ length: 50 }, (_, i) => `made-up-${i}:latest`)
     const answers = await Promise.all(names.map((m) => post(CHAT_URL(h), key, { ...CHAT(), model: m })))
     expect(new Set(answers.map((a) => a.status))).toEqual(new Set([404]))
+    // The totals a device sees (raw rows) do not count them, before the batch is written or after.
+    expect((await h.hub.usage.totals(deviceId)).requests).toBe(0)
     await h.hub.recorder.flush()
+    expect((await h.hub.usage.totals(deviceId)).requests).toBe(0)
     const rows = await h.hub.db('usage_hourly').where({ device_id: deviceId })
     expect(rows.map((r) => [r.model, r.requests, r.errors])).toEqual([['', 50, 50]])
     expect(await h.hub.db('usage').where({ device_id: deviceId })).toHaveLength(0)

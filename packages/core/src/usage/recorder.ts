@@ -56,6 +56,7 @@ export class UsageRecorder {
   private deltas = new Map<string, RollupDelta>()
   /** Being written right now: still counted by `pendingTokens` until the commit. */
   private writing = new Map<string, RollupDelta>()
+  private writingRaw: RawUsageRow[] = []
   private timer: unknown
   private pruneTimer: unknown
   private flushing: Promise<void> | undefined
@@ -166,15 +167,18 @@ export class UsageRecorder {
     return n
   }
 
-  /** Requests and tokens of a device recorded but not yet committed (any hour). */
+  /**
+   * Requests and tokens of a device in the raw rows recorded but not yet committed (any hour): what the
+   * stored totals (the raw rows) will gain, so a refusal (rollups only) is not counted and then dropped.
+   */
   pendingTotals(deviceId: string): { requests: number; prompt_tokens: number; completion_tokens: number } {
     const t = { requests: 0, prompt_tokens: 0, completion_tokens: 0 }
-    for (const map of [this.deltas, this.writing]) {
-      for (const d of map.values()) {
-        if (d.device_id !== deviceId) continue
-        t.requests += d.requests
-        t.prompt_tokens += d.prompt_tokens
-        t.completion_tokens += d.completion_tokens
+    for (const rows of [this.raw, this.writingRaw]) {
+      for (const r of rows) {
+        if (r.device_id !== deviceId) continue
+        t.requests++
+        t.prompt_tokens += r.prompt_tokens
+        t.completion_tokens += r.completion_tokens
       }
     }
     return t
@@ -190,6 +194,7 @@ export class UsageRecorder {
       this.raw = []
       this.deltas = new Map()
       this.writing = deltas
+      this.writingRaw = raw
       try {
         await usageRollupsRepo.writeBatch(this.options.db(), raw, [...deltas.values()])
         this.stats.flushed += raw.length
@@ -209,6 +214,7 @@ export class UsageRecorder {
         this.report(`usage flush failed (${raw.length} rows kept for the next try): ${errorMessage(err)}`)
       } finally {
         this.writing = new Map()
+        this.writingRaw = []
       }
     }
     const p = run().finally(() => {
