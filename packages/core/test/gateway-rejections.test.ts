@@ -209,6 +209,11 @@ describe('gateway rejections', () => {
       [{ model: null }, /model: required/],
       [{ model: 'qwen3:1.7b', options: 'x' }, /options: must be an object/],
       [{ model: 'qwen3:1.7b', options: { num_ctx: -5 } }, /num_ctx/],
+      // Nested past what JSON.stringify can write out again (a 500 before): refused as the body it is.
+      [
+        `{"model":"qwen3:1.7b","messages":[],"format":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+        /the request body nests deeper than 512 levels/,
+      ],
     ]
     for (const [body, message] of cases) {
       const res = await post(`${h.url}/ollama/api/chat`, user.key, body)
@@ -219,6 +224,21 @@ describe('gateway rejections', () => {
       model: 'qwen3:1.7b',
       pad: 'x'.repeat(70 * 1024),
     })
+    // The OpenAI route's tool call arguments are JSON in a string: the same bound.
+    const deepArgs = await post(`${h.url}/v1/chat/completions`, user.key, {
+      model: 'qwen3:1.7b',
+      messages: [
+        {
+          role: 'assistant',
+          content: '',
+          tool_calls: [
+            { id: 'c1', type: 'function', function: { name: 'f', arguments: '['.repeat(20_000) } },
+          ],
+        },
+      ],
+    })
+    expect(deepArgs.status).toBe(400)
+    expect(deepArgs.json().error.message).toMatch(/tool call arguments nest deeper than 512 levels/)
     expect(big.status).toBe(413)
     expect(big.json().code).toBe('PAYLOAD_TOO_LARGE')
     expect(await forwarded()).toEqual([])

@@ -62,3 +62,15 @@ describe('the outgoing body', () => {
     })
   })
 })
+
+describe('jsonTooDeep', () => {
+  it('counts only the brackets outside strings, escapes included, in one pass', async () => {
+    const { jsonTooDeep } = await import('../src/gateway/http/body')
+    expect(jsonTooDeep('[[[]]]', 3)).toBe(false)
+    expect(jsonTooDeep('[[[[]]]]', 3)).toBe(true)
+    expect(jsonTooDeep(`{"a":"${'['.repeat(100)}"}`, 3)).toBe(false)
+    // A quote escaped inside a string, and a string that ends in an escaped backslash.
+    expect(jsonTooDeep(JSON.stringify({ a: '"[[[[[', b: [[]] }), 3)).toBe(false)
+    expect(jsonTooDeep(JSON.stringify({ a: '\\', b: [[[[1]]]] }), 3)).toBe(true)
+  })
+})

@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SharedLLMError } from '../errors'
+import { jsonTooDeep, MAX_JSON_DEPTH } from './http/body'
 
 /**
  * The OpenAI routes, translated by the gateway to Ollama's native ones so that the context, keep_alive
@@ -102,8 +103,10 @@ function toolCallsIn(calls: unknown): Record<string, unknown>[] | undefined {
     const t = isObj(tc) ? tc : {}
     const fn = isObj(t.function) ? t.function : {}
     let args: unknown
+    const text = typeof fn.arguments === 'string' ? fn.arguments : ''
+    if (jsonTooDeep(text)) throw bad(`tool call arguments nest deeper than ${MAX_JSON_DEPTH} levels`)
     try {
-      args = JSON.parse(typeof fn.arguments === 'string' ? fn.arguments : '')
+      args = JSON.parse(text)
     } catch {
       throw bad('invalid tool call arguments')
     }
@@ -551,6 +554,8 @@ function completionStreamLine(shape: ReplyShape, r: Record<string, unknown>): st
 }
 
 function parseLine(text: string): Record<string, unknown> | undefined {
+  // An answer line (Ollama's, or a pool peer's) too deep to write out again is not one we can translate.
+  if (jsonTooDeep(text)) return undefined
   try {
     const v = JSON.parse(text) as unknown
     return isObj(v) ? v : undefined

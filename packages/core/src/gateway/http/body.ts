@@ -104,8 +104,39 @@ function tooLarge(limit: number): SharedLLMError {
   return new SharedLLMError('PAYLOAD_TOO_LARGE', `the request body is larger than ${limit} bytes`)
 }
 
+/**
+ * JSON nested deeper than this is refused. The gateway writes every body out again with JSON.stringify,
+ * which overflows the stack a few thousand levels down (Go's decoder stops at 10000); no request of the
+ * Ollama or OpenAI API nests more than a handful.
+ */
+export const MAX_JSON_DEPTH = 512
+
+/** Whether `text` (JSON) nests arrays and objects deeper than `max`; strings are skipped. One pass. */
+export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      // A string: to its closing quote, past escapes.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i)
+        if (d === 0x5c) i++
+        else if (d === 0x22) break
+      }
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
 export function parseObject(text: string): Record<string, unknown> {
   if (text.trim() === '') return {}
+  if (jsonTooDeep(text)) {
+    throw new SharedLLMError('VALIDATION', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`, {
+      details: { field: 'body' },
+    })
+  }
   let value: unknown
   try {
     value = JSON.parse(text)
