@@ -8,30 +8,54 @@ export function normaliseModelName(name: string): string {
   return canonicalModelName(name)
 }
 
-/**
- * `*` matches within one path segment (never a `/`), so `smollm2*` cannot admit
- * `smollm2-attacker/backdoored-model`; `**` matches across segments (`hf.co/**`).
- */
-function globToRegExp(pattern: string): RegExp {
-  let re = compiled.get(pattern)
-  if (!re) {
-    if (compiled.size >= 1024) compiled.clear()
-    re = compileGlob(pattern)
-    compiled.set(pattern, re)
+/** A glob pattern as tokens: a literal character, `*` (within a segment) or `**` (across segments). */
+type GlobToken = string | typeof STAR | typeof DOUBLE_STAR
+const STAR = Symbol('*')
+const DOUBLE_STAR = Symbol('**')
+
+/** Patterns tokenised once (a role's list is checked on every request of its devices). */
+const tokenised = new Map<string, GlobToken[]>()
+
+function tokensOf(pattern: string): GlobToken[] {
+  let t = tokenised.get(pattern)
+  if (!t) {
+    t = []
+    for (let i = 0; i < pattern.length; i++) {
+      if (pattern[i] !== '*') t.push(pattern[i] as string)
+      else if (pattern[i + 1] === '*') {
+        t.push(DOUBLE_STAR)
+        while (pattern[i + 1] === '*') i++
+      } else t.push(STAR)
+    }
+    if (tokenised.size >= 1024) tokenised.clear()
+    tokenised.set(pattern, t)
   }
-  return re
+  return t
 }
 
-/** Patterns compiled once (a role's list is checked on every request of its devices). */
-const compiled = new Map<string, RegExp>()
-
-function compileGlob(pattern: string): RegExp {
-  const escaped = pattern
-    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
-    .split('**')
-    .map((part) => part.replace(/\*/g, '[^/]*'))
-    .join('.*')
-  return new RegExp(`^${escaped}$`, 'i')
+/**
+ * Whether the glob matches all of `text`: `*` matches within one path segment (never a `/`), so `smollm2*`
+ * cannot admit `smollm2-attacker/backdoored-model`; `**` matches across segments (`hf.co/**`). A dynamic
+ * program over pattern × text, linear in each: a backtracking RegExp took seconds on a pattern such as
+ * `**a**a**a**b` (patterns also come from paired peers).
+ */
+export function globMatch(pattern: string, text: string): boolean {
+  const tokens = tokensOf(pattern)
+  // row[j]: the first j tokens match the text read so far.
+  let row = new Array<boolean>(tokens.length + 1).fill(false)
+  row[0] = true
+  for (let j = 1; j <= tokens.length; j++) row[j] = !!row[j - 1] && typeof tokens[j - 1] !== 'string'
+  for (const ch of text) {
+    const next = new Array<boolean>(tokens.length + 1).fill(false)
+    for (let j = 1; j <= tokens.length; j++) {
+      const tok = tokens[j - 1]
+      if (tok === DOUBLE_STAR) next[j] = !!next[j - 1] || !!row[j]
+      else if (tok === STAR) next[j] = !!next[j - 1] || (!!row[j] && ch !== '/')
+      else next[j] = !!row[j - 1] && tok === ch
+    }
+    row = next
+  }
+  return !!row[tokens.length]
 }
 
 /**
@@ -45,6 +69,6 @@ export function modelAllowed(patterns: readonly string[], model: string): boolea
     const pat = p.trim().toLowerCase()
     if (!pat.includes(':') && !pat.includes('*')) return full.startsWith(`${pat}:`)
     // Only the resolved name is compared: `library/x` or `x:local` cannot slip past a pattern for `x`.
-    return globToRegExp(pat).test(full)
+    return globMatch(pat, full)
   })
 }
