@@ -353,6 +353,28 @@ describe('budgets and hours at admission', () => {
     expect(view.queue_wait.queued.reduce((a, b) => a + b, 0)).toBe(3)
   })
 
+  it('six at once against a budget: each is checked again at its turn, so only those that start under it run', async () => {
+    const roleId = await h.role({
+      name: 'patient-budgeted',
+      max_memory_mb: 8192,
+      max_concurrent: 1,
+      max_queued: 8,
+      max_wait_s: 600,
+    })
+    const { key, deviceId } = await h.device('six-at-once', roleId)
+    await h.hub.devices.setLimits(deviceId, { token_budget_day: 1_000_000 })
+    const first = await post(CHAT_URL(h), key, CHAT())
+    const last = JSON.parse(first.text.trim().split('\n').at(-1) as string)
+    const n = (last.prompt_eval_count as number) + (last.eval_count as number)
+    // Room for two more chats, not for six: the second of them crosses the budget and finishes.
+    await h.hub.devices.setLimits(deviceId, { token_budget_day: n + Math.ceil(1.5 * n) })
+    const answers = await Promise.all(Array.from({ length: 6 }, () => post(CHAT_URL(h), key, CHAT())))
+    const statuses = answers.map((a) => a.status).sort()
+    expect(statuses).toEqual([200, 200, 429, 429, 429, 429])
+    for (const a of answers.filter((x) => x.status === 429))
+      expect(a.json().error).toMatch(/daily token budget .* is used up/)
+  })
+
   it('outside the allowed hours: 403 naming the next opening, Retry-After until then; one more hour opens it', async () => {
     const { key, deviceId } = await h.device('after-school', 'role-user')
     const { hoursStatus, wallTime } = await import('../src/index')

@@ -468,10 +468,11 @@ export class GatewayPolicy {
   }
 
   /**
-   * Allowed hours (403 naming the next opening) and token budgets (429 with Retry-After at the reset),
-   * before the body is read. Checked at admission only: a stream that crosses a budget finishes.
+   * Allowed hours (403 naming the next opening) and token budgets (429 with Retry-After at the reset) of a
+   * device's inference request: at admission, before the body is read, and again when a request that
+   * waited in the queue gets its turn. A stream that crosses a budget while it runs finishes.
    */
-  private async budgets(principal: Extract<Principal, { kind: 'device' }>): Promise<void> {
+  async budgets(principal: Extract<Principal, { kind: 'device' }>): Promise<void> {
     const usage = this.o.usage?.()
     if (!usage) return
     try {

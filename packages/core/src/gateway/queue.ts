@@ -91,6 +91,16 @@ export class QueueStage {
       res.off('close', gone)
       exchange.removeEventListener('abort', left)
     }
+    if (lease.waited_ms > 0 && principal.kind === 'device') {
+      // Budgets and hours are admission's rule, checked again when the turn comes: requests admitted
+      // together and run one after another would otherwise all run past a budget the first ones used up.
+      try {
+        await this.hub.policy.budgets(principal)
+      } catch (err) {
+        lease.finish({})
+        throw err
+      }
+    }
     const signal = AbortSignal.any([exchange, lease.signal])
     return {
       requestId,
