@@ -170,11 +170,24 @@ describe('gateway rejections', () => {
     const refused = await post(`${h.url}/ollama/api/pull`, guest.key, { model: 'qwen3:0.6b' })
     expect(refused.status).toBe(403)
     expect(refused.json().error).toMatch(/cannot pull models/)
-    for (const model of ['../../etc/passwd', 'a b', '/abs', 'evil.example.com/x/y', 'x\\y', '', 42]) {
+    for (const model of [
+      '../../etc/passwd',
+      'a b',
+      '/abs',
+      'evil.example.com/x/y',
+      'x\\y',
+      '',
+      42,
+      'x:local:cloud',
+    ]) {
       const res = await post(`${h.url}/ollama/api/pull`, user.key, { model })
       expect(res.status, String(model)).toBe(400)
       expect(res.json()).toMatchObject({ code: 'VALIDATION', details: { field: 'model' } })
     }
+    // Show resolves names as Ollama does too: a name with two sources is refused before anything else.
+    const show = await post(`${h.url}/ollama/api/show`, user.key, { model: 'qwen3:local:cloud' })
+    expect(show.status).toBe(400)
+    expect(show.json().error).toMatch(/either :local or :cloud/)
     expect(await forwarded()).toEqual([])
   })
 

@@ -1,17 +1,21 @@
 import { SharedLLMError } from '../errors'
-import { validateModelName } from '../ollama/names'
+import { resolveModelName } from '../ollama/names'
 
 /** Registries a device may pull from: Ollama's own and Hugging Face. Any other host stays unreachable. */
 const PULL_REGISTRIES = new Set(['registry.ollama.ai', 'ollama.com', 'hf.co', 'huggingface.co'])
 
-/** The model a request names, validated (the name that is checked is the name that runs). */
+/**
+ * The model a request names, validated as Ollama resolves it (types/model/name.go, internal/modelref: a
+ * name such as `x:local:cloud` is a 400 here, not a name that the allow-list's fallbacks read another way);
+ * the name that is checked is the name that runs.
+ */
 export function requestModel(raw: unknown): string {
   if (raw === undefined || raw === null || raw === '') {
     throw new SharedLLMError('VALIDATION', 'model: required (the name of the model to use)', {
       details: { field: 'model' },
     })
   }
-  return validateModelName(raw)
+  return resolveModelName(raw).original
 }
 
 /**
