@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Knex } from 'knex'
 import type { Principal } from '../access/access'
@@ -134,6 +135,13 @@ export interface ServeRequest {
   headers: OutgoingHttpHeaders
   /** The OpenAI translation's rewrite of the answer (the peer is sent the native request). */
   transform?: ForwardRequest['transform']
+}
+
+/** The controller of a peer's `reachable` signal: every routed request to it listens (no leak warning). */
+function routedSignal(): AbortController {
+  const c = new AbortController()
+  setMaxListeners(0, c.signal)
+  return c
 }
 
 const STICKY_MS = 30 * 60_000
@@ -309,7 +317,7 @@ export class PoolService {
         wroteError: false,
         written: null,
         upstream: undefined,
-        reachable: new AbortController(),
+        reachable: routedSignal(),
         routedSince: new Map(),
       }
       this.states.set(peer.id, s)
@@ -350,8 +358,9 @@ export class PoolService {
         )
       }
       const rtt = performance.now() - started
-      // The first answer on a connection pays its TLS handshake: the second one replaces it when shorter,
-      // rather than weighing on the average (and the ranking) for the next dozen polls.
+      // The first answer is the slow one (the peer reads the shape of each of its models for its first
+      // status): the second replaces it when shorter, rather than weighing on the average (and the
+      // ranking) for the next dozen polls. Every poll is a new TLS connection (tls/pinned-fetch.ts).
       if (s.latencyMs === null || (s.okPolls === 1 && rtt < s.latencyMs)) s.latencyMs = rtt
       else s.latencyMs = s.latencyMs * 0.7 + rtt * 0.3
       s.okPolls++
@@ -363,7 +372,7 @@ export class PoolService {
       s.lastError = null
       const changed = !s.up
       s.up = true
-      if (s.reachable.signal.aborted) s.reachable = new AbortController()
+      if (s.reachable.signal.aborted) s.reachable = routedSignal()
       if (s.wroteError) {
         s.wroteError = false
         s.written = null
@@ -712,7 +721,7 @@ export class PoolService {
     const busy: number[] = []
     for (const cand of plan.peers) {
       const s = cand.state
-      if (!s?.breaker.allow()) continue
+      if (!s?.breaker.available()) continue
       let upstream: PeerUpstream
       try {
         upstream = this.upstreamFor(s)
@@ -720,6 +729,8 @@ export class PoolService {
         failures.push(`${s.name}: ${errorMessage(err)}`)
         continue
       }
+      // Only now take the right to send (the half-open trial): a peer we could not even address keeps it.
+      if (!s.breaker.allow()) continue
       this.countRouted(s, model)
       const result = await forward({
         upstream,

@@ -46,6 +46,14 @@ export interface ForwardRequest {
   giveUp?: AbortSignal
 }
 
+/** Longest Retry-After passed on from an upstream: a monthly budget's reset (a peer's 429). */
+const MAX_RETRY_AFTER_S = 31 * 86_400
+
+/** An upstream's Retry-After (seconds), bounded: 1 s when absent or unreadable, at most 31 days. */
+function retryAfterFrom(value: number): number {
+  return Number.isFinite(value) && value > 0 ? Math.min(value, MAX_RETRY_AFTER_S) : 1
+}
+
 export type ForwardOutcome =
   | 'completed'
   | 'client_closed'
@@ -227,7 +235,7 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
                 {
                   details: {
                     upstream_status: 503,
-                    retry_after: Number.isFinite(retry) && retry > 0 ? retry : 1,
+                    retry_after: retryAfterFrom(retry),
                   },
                 },
               ),
@@ -252,7 +260,7 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
               new SharedLLMError('RATE_LIMITED', `at its limit for this host (429): ${said}`, {
                 details: {
                   upstream_status: 429,
-                  retry_after: Number.isFinite(retry) && retry > 0 ? retry : 1,
+                  retry_after: retryAfterFrom(retry),
                 },
               }),
               'upstream_error',
