@@ -137,6 +137,15 @@ export interface ServeRequest {
   transform?: ForwardRequest['transform']
 }
 
+/** A model of a peer's status: installed there, loaded there, or both. */
+interface PeerModelEntry {
+  installed?: PeerStatusResponse['installed'][number]
+  loaded?: PeerStatusResponse['loaded'][number]
+}
+
+/** The index of each status held (a status is replaced whole by the next poll, and its index with it). */
+const statusIndex = new WeakMap<PeerStatusResponse, Map<string, PeerModelEntry>>()
+
 /** The controller of a peer's `reachable` signal: every routed request to it listens (no leak warning). */
 function routedSignal(): AbortController {
   const c = new AbortController()
@@ -455,11 +464,31 @@ export class PoolService {
 
   // ---- estimates and candidates ----------------------------------------------------------------
 
+  /**
+   * A status's models by resolved name, built once per status: the lists hold up to 2,000 models and are
+   * looked up on every request and every list.
+   */
+  private modelsOf(doc: PeerStatusResponse): Map<string, PeerModelEntry> {
+    let index = statusIndex.get(doc)
+    if (!index) {
+      index = new Map()
+      // The first of two entries that resolve alike wins, as a search of the list would find it.
+      for (const m of doc.installed) {
+        const key = normaliseModelName(m.name)
+        if (!index.get(key)?.installed) index.set(key, { ...index.get(key), installed: m })
+      }
+      for (const m of doc.loaded) {
+        const key = normaliseModelName(m.name)
+        if (!index.get(key)?.loaded) index.set(key, { ...index.get(key), loaded: m })
+      }
+      statusIndex.set(doc, index)
+    }
+    return index
+  }
+
   /** What `model` needs on a peer at `contextTokens`: its loaded size there, else weights + KV + overhead. */
   private peerEstimate(doc: PeerStatusResponse, model: string, contextTokens: number): number | undefined {
-    const wanted = normaliseModelName(model)
-    const loaded = doc.loaded.find((m) => normaliseModelName(m.name) === wanted)
-    const m = doc.installed.find((x) => normaliseModelName(x.name) === wanted)
+    const { loaded, installed: m } = this.modelsOf(doc).get(normaliseModelName(model)) ?? {}
     // An MLX model's loaded size is the memory it holds so far, and it runs at the context it was loaded
     // with when that is larger (see GatewayPolicy.estimate): estimated, never its loaded size.
     const mlx = m !== undefined && isMLX(m)
@@ -528,7 +557,7 @@ export class PoolService {
         )
         continue
       }
-      const loaded = doc.loaded.some((m) => normaliseModelName(m.name) === wanted)
+      const loaded = this.modelsOf(doc).get(wanted)?.loaded !== undefined
       const fits = loaded || (doc.free_mb !== null && need <= doc.free_mb * MiB)
       const queue = doc.queue?.[model] ?? doc.queue?.[wanted] ?? 0
       const wait = doc.queue_wait_ms?.[model] ?? doc.queue_wait_ms?.[wanted]
@@ -835,9 +864,11 @@ export class PoolService {
       for (const m of s.status.installed) {
         const key = normaliseModelName(m.name)
         if (seen.has(key)) continue
-        if (device && !modelAllowed(device.role.allowed_models, m.name)) continue
-        const need = this.peerEstimate(s.status, m.name, ctx)
-        if (device && need !== undefined && need > device.device.allocation_mb * MiB) continue
+        if (device) {
+          if (!modelAllowed(device.role.allowed_models, m.name)) continue
+          const need = this.peerEstimate(s.status, m.name, ctx)
+          if (need !== undefined && need > device.device.allocation_mb * MiB) continue
+        }
         seen.add(key)
         if (kind === 'models') {
           const created = Math.floor(Date.parse(m.modified_at) / 1000)
