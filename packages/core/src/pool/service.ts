@@ -298,6 +298,7 @@ export class PoolService {
         s.upstream?.close()
         this.states.delete(id)
         this.records.delete(id)
+        for (const key of this.clients.keys()) if (key.startsWith(`${id}|`)) this.clients.delete(key)
       }
     }
     for (const p of peers) this.records.set(p.id, p)
@@ -725,7 +726,7 @@ export class PoolService {
       ...(this.o.connectTimeoutMs ? { connectTimeoutMs: this.o.connectTimeoutMs } : {}),
     }
     if (s.upstream?.key !== PeerUpstream.keyOf(opts)) {
-      s.upstream?.close()
+      s.upstream?.retire()
       s.upstream = new PeerUpstream(opts)
     }
     return s.upstream

@@ -69,7 +69,18 @@ export class PeerUpstream {
     return { req, target: this.target }
   }
 
+  /** Closes every connection, in use or not (the peer is gone, or this host stops). */
   close(): void {
     this.agent.destroy()
+  }
+
+  /**
+   * Replaced by another upstream (the peer answered at another address): the answers still streaming
+   * finish on their connections, which then close; the idle ones close now.
+   */
+  retire(): void {
+    this.agent.maxFreeSockets = 0
+    for (const sockets of Object.values(this.agent.freeSockets))
+      for (const socket of sockets ?? []) socket.destroy()
   }
 }
