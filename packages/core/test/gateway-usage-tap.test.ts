@@ -58,33 +58,6 @@ describe('usage tap', () => {
     expect(failing.streamError).toBeTruthy()
   })
 
-  // The captured SSE stream (two blank lines between events, as recorded) plus the usage-only event that
-  // Ollama adds with stream_options.include_usage and the [DONE] frame it always ends with.
-  const captured = fixture('openai-v1-chat-completions-sse-content-stream.txt').trimEnd()
-  const usageEvent = `data: ${JSON.stringify({ id: 'chatcmpl-192', object: 'chat.completion.chunk', created: 1744646668, model: 'qwen2.5-coder:7b-instruct-q8_0', system_fingerprint: 'fp_ollama', choices: [], usage: { prompt_tokens: 31, completion_tokens: 7, total_tokens: 38 } })}\n\n`
-  const withUsage = Buffer.from(`${captured}\n\n${usageEvent}data: [DONE]\n\n`)
-  const withoutUsage = Buffer.from(`${captured}\n\ndata: [DONE]\n\n`)
-
-  it('SSE: records the usage event and passes it on when the client asked for it', () => {
-    const tap = tapFor('text/event-stream') as UsageTap
-    expect(feed(tap, withUsage, [50, 400, 1200]).equals(withUsage)).toBe(true)
-    expect(tap.counts).toEqual({ prompt_tokens: 31, completion_tokens: 7 })
-  })
-
-  it('SSE strip: removes exactly the usage-only event, wherever the chunks are cut', () => {
-    everySplit(withUsage, (cuts) => {
-      const tap = tapFor('text/event-stream', { stripUsageEvent: true }) as UsageTap
-      expect(feed(tap, withUsage, cuts).toString()).toBe(withoutUsage.toString())
-      expect(tap.counts).toEqual({ prompt_tokens: 31, completion_tokens: 7 })
-    })
-  })
-
-  it('SSE strip: a chunk of whole events is sent on as the very same buffer (no copy)', () => {
-    const tap = tapFor('text/event-stream', { stripUsageEvent: true }) as UsageTap
-    const event = Buffer.from('data: {"choices":[{"delta":{"content":"x"}}]}\n\n')
-    expect(tap.push(event)).toBe(event)
-  })
-
   it('JSON bodies: Ollama counts, OpenAI usage, embeddings', () => {
     const final = Buffer.from(compact('docs-api-generate-stream-final.json'))
     const tap = tapFor('application/json; charset=utf-8') as UsageTap
@@ -112,21 +85,5 @@ describe('usage tap: output charged per streamed chunk (for the fair-share queue
       feed(tap, stream, cuts)
       expect(n).toBe(3)
     })
-  })
-
-  it('SSE: one per content event; the usage event and [DONE] are not output', () => {
-    const captured = fixture('openai-v1-chat-completions-sse-content-stream.txt')
-    const events = captured.split('\n\n').filter((e) => e.trim().length > 0)
-    const content = events.filter((e) => !e.includes('[DONE]') && !e.includes('"usage"')).length
-    expect(content).toBeGreaterThan(0)
-    for (const strip of [false, true]) {
-      let n = 0
-      const tap = tapFor('text/event-stream', {
-        stripUsageEvent: strip,
-        onOutput: (k) => (n += k),
-      }) as UsageTap
-      feed(tap, Buffer.from(captured), [7, 100])
-      expect(n).toBe(content)
-    }
   })
 })

@@ -309,7 +309,6 @@ describe('PoolService.plan ranks the peers that can serve a model', () => {
       deviceId: 'dev-1',
       model: m,
       outgoing: {},
-      stripUsageEvent: false,
       release: () => {},
       contextTokens: 4096,
     }) as Admission
@@ -476,7 +475,6 @@ describe('PoolService.plan: a request that would wait here longer than on a peer
     deviceId: 'dev-w',
     model: M,
     outgoing: {},
-    stripUsageEvent: false,
     release: () => {},
     contextTokens: 4096,
   } as Admission

@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SharedLLMError } from '../errors'
 import { jsonTooDeep, MAX_JSON_DEPTH } from './http/body'
+import { isPlainObject } from './request-body'
 
 /**
  * The OpenAI routes, translated by the gateway to Ollama's native ones so that the context, keep_alive
@@ -36,8 +37,6 @@ function bad(message: string, field?: string): SharedLLMError {
   return new SharedLLMError('VALIDATION', message, field ? { details: { field } } : {})
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v)
-
 /** A Go `*float64`/`*int` field: absent or null is nil; anything but a number is a decode error (400). */
 function optNumber(body: Record<string, unknown>, field: string, int = false): number | undefined {
   const v = body[field]
@@ -61,7 +60,7 @@ function streamOf(body: Record<string, unknown>): boolean {
 
 function includeUsage(body: Record<string, unknown>): boolean {
   const so = body.stream_options
-  return isObj(so) && so.include_usage === true
+  return isPlainObject(so) && so.include_usage === true
 }
 
 function stopOption(stop: unknown, strict: boolean): string[] | undefined {
@@ -100,8 +99,8 @@ function toolCallsIn(calls: unknown): Record<string, unknown>[] | undefined {
   if (calls === undefined || calls === null) return undefined
   if (!Array.isArray(calls)) throw bad('invalid tool calls', 'tool_calls')
   return calls.map((tc) => {
-    const t = isObj(tc) ? tc : {}
-    const fn = isObj(t.function) ? t.function : {}
+    const t = isPlainObject(tc) ? tc : {}
+    const fn = isPlainObject(t.function) ? t.function : {}
     let args: unknown
     const text = typeof fn.arguments === 'string' ? fn.arguments : ''
     if (jsonTooDeep(text)) throw bad(`tool call arguments nest deeper than ${MAX_JSON_DEPTH} levels`)
@@ -127,9 +126,9 @@ function toolNamesById(messages: Record<string, unknown>[]): Map<string, string>
     if (!Array.isArray(m.tool_calls)) continue
     for (const tc of m.tool_calls) {
       if (
-        isObj(tc) &&
+        isPlainObject(tc) &&
         typeof tc.id === 'string' &&
-        isObj(tc.function) &&
+        isPlainObject(tc.function) &&
         typeof tc.function.name === 'string'
       ) {
         names.set(tc.id, tc.function.name)
@@ -179,7 +178,7 @@ export function translateChat(body: Record<string, unknown>): TranslatedRequest 
   const input = (raw ?? []) as unknown[]
   if (input.length === 0) throw bad("[] is too short - 'messages'", 'messages')
   const msgs = input.map((m) => {
-    if (!isObj(m)) throw bad('invalid message format', 'messages')
+    if (!isPlainObject(m)) throw bad('invalid message format', 'messages')
     return m
   })
   const messages: Record<string, unknown>[] = []
@@ -206,18 +205,18 @@ export function translateChat(body: Record<string, unknown>): TranslatedRequest 
       messages.push({ role, content, ...reasoning, ...(calls ? { tool_calls: calls } : {}), ...extra })
     } else if (Array.isArray(content)) {
       for (const part of content) {
-        if (!isObj(part)) throw bad('invalid message format', 'messages')
+        if (!isPlainObject(part)) throw bad('invalid message format', 'messages')
         if (part.type === 'text') {
           if (typeof part.text !== 'string') throw bad('invalid message format', 'messages')
           messages.push({ role, content: part.text })
         } else if (part.type === 'image_url') {
           const iu = part.image_url
-          const url = isObj(iu) ? iu.url : iu
+          const url = isPlainObject(iu) ? iu.url : iu
           if (typeof url !== 'string') throw bad('invalid message format', 'messages')
           messages.push({ role, content: '', images: [imageData(url)] })
         } else if (part.type === 'input_audio') {
           const audio = part.input_audio
-          if (!isObj(audio)) throw bad('invalid input_audio format', 'messages')
+          if (!isPlainObject(audio)) throw bad('invalid input_audio format', 'messages')
           if (typeof audio.data !== 'string')
             throw bad('invalid input_audio format: missing data', 'messages')
           if (!/^[A-Za-z0-9+/]*={0,2}$/.test(audio.data) || audio.data.length % 4 !== 0) {
@@ -257,16 +256,16 @@ export function translateChat(body: Record<string, unknown>): TranslatedRequest 
   options.top_p = optNumber(body, 'top_p') ?? 1.0
   const native: Record<string, unknown> = { messages, options, stream: streamOf(body) }
   const rf = body.response_format
-  if (isObj(rf) && typeof rf.type === 'string') {
+  if (isPlainObject(rf) && typeof rf.type === 'string') {
     const type = rf.type.trim().toLowerCase()
     if (type === 'json_object') native.format = 'json'
-    else if (type === 'json_schema' && isObj(rf.json_schema) && rf.json_schema.schema !== undefined) {
+    else if (type === 'json_schema' && isPlainObject(rf.json_schema) && rf.json_schema.schema !== undefined) {
       native.format = rf.json_schema.schema
     }
   }
   if (Array.isArray(body.tools) && body.tools.length > 0) native.tools = body.tools
   const reasoning = body.reasoning
-  const effort = isObj(reasoning)
+  const effort = isPlainObject(reasoning)
     ? typeof reasoning.effort === 'string'
       ? reasoning.effort
       : ''
@@ -401,8 +400,8 @@ function usageOf(r: Record<string, unknown>): {
 function toolCallsOut(calls: unknown): Record<string, unknown>[] {
   if (!Array.isArray(calls)) return []
   return calls.map((tc) => {
-    const t = isObj(tc) ? tc : {}
-    const fn = isObj(t.function) ? t.function : {}
+    const t = isPlainObject(tc) ? tc : {}
+    const fn = isPlainObject(t.function) ? t.function : {}
     return {
       id: typeof t.id === 'string' ? t.id : '',
       index: typeof fn.index === 'number' ? fn.index : 0,
@@ -416,7 +415,7 @@ function toolCallsOut(calls: unknown): Record<string, unknown>[] {
 }
 
 function messageOf(r: Record<string, unknown>): Record<string, unknown> {
-  return isObj(r.message) ? r.message : {}
+  return isPlainObject(r.message) ? r.message : {}
 }
 
 function str(v: unknown): string {
@@ -558,7 +557,7 @@ function parseLine(text: string): Record<string, unknown> | undefined {
   if (jsonTooDeep(text)) return undefined
   try {
     const v = JSON.parse(text) as unknown
-    return isObj(v) ? v : undefined
+    return isPlainObject(v) ? v : undefined
   } catch {
     return undefined
   }

@@ -62,8 +62,6 @@ export interface Admission {
   model: string | null
   /** The body to send to Ollama, built from the route's exact field names; `{}` for GET routes. */
   outgoing: Record<string, unknown>
-  /** OpenAI streams: the usage-only event the gateway asked for is removed on the way back. */
-  stripUsageEvent: boolean
   /** OpenAI routes: the native answer is rewritten into this OpenAI shape on its way back. */
   reply?: ReplyShape
   /** Frees the concurrency slot; safe to call more than once. */
@@ -260,7 +258,7 @@ export class GatewayPolicy {
     slot: () => void,
   ): Promise<Admission> {
     const deviceId = principal.kind === 'device' ? principal.device.id : null
-    if (!route.body) return { deviceId, model: null, outgoing: {}, stripUsageEvent: false, release: slot }
+    if (!route.body) return { deviceId, model: null, outgoing: {}, release: slot }
     if (route.kind === 'infer' && principal.kind === 'device') await this.budgets(principal)
     const limit = principal.kind === 'device' ? principal.role.max_body_bytes : OWNER_BODY_LIMIT
     const body = typeof source === 'function' ? await source(limit, deviceId) : source
@@ -284,7 +282,7 @@ export class GatewayPolicy {
       this.checkCloudName(principal, model, 'pulling')
       const outgoing: Record<string, unknown> = { model }
       if (typeof picked.stream === 'boolean') outgoing.stream = picked.stream
-      return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
+      return { deviceId, model, outgoing, release: slot }
     }
     if (route.kind === 'show') {
       const model = requestModel(picked.model)
@@ -292,7 +290,7 @@ export class GatewayPolicy {
       if (principal.kind === 'device') this.checkAllowed(principal.role, model)
       // Ollama answers a cloud model's show from ollama.com (server/routes.go ShowHandler).
       this.checkCloudName(principal, model, 'showing')
-      return { deviceId, model, outgoing, stripUsageEvent: false, release: slot }
+      return { deviceId, model, outgoing, release: slot }
     }
     // OpenAI routes become native ones here (openai.ts), so that everything below applies to them too.
     let reply: ReplyShape | undefined
@@ -311,7 +309,6 @@ export class GatewayPolicy {
     const outgoing: Record<string, unknown> = { ...native, model }
     const options = 'options' in native ? optionsOf(native) : undefined
     if ('options' in native) delete outgoing.options
-    const stripUsageEvent = false
     const keepAliveField = REQUEST_FIELDS[shape].includes('keep_alive')
     if (principal.kind === 'admin') {
       const opts = options ? { ...options } : {}
@@ -329,7 +326,7 @@ export class GatewayPolicy {
         else outgoing.keep_alive = keepAlive
       }
       const untrack = this.track(model)
-      return { deviceId, model, outgoing, stripUsageEvent, reply, release: both(untrack, slot) }
+      return { deviceId, model, outgoing, reply, release: both(untrack, slot) }
     }
     const { device } = principal
     const r = role as Role
@@ -377,7 +374,6 @@ export class GatewayPolicy {
       deviceId,
       model,
       outgoing,
-      stripUsageEvent,
       reply,
       release: both(untrack, slot),
       contextTokens: ctxTokens,
@@ -906,33 +902,6 @@ export class GatewayPolicy {
     // so a request that just ended is in it (the report is a dashboard page, not the request path).
     await this.o.usage?.()?.writePending()
     return { by_device_model: await usageRepo.byDeviceModel(db), recent: await usageRepo.recent(db, 100) }
-  }
-
-  /** Records one gateway request (from Ollama's final counts) and emits `usage`. Never throws. */
-  async recordUsage(rec: Omit<UsageRecord, 'id' | 'at'> & { at?: number }): Promise<UsageRecord | undefined> {
-    const full = { ...rec, at: rec.at ?? this.o.ctx.now() }
-    const labels = { device: rec.device_id ?? 'admin', model: rec.model ?? '', endpoint: rec.endpoint }
-    this.o.metrics.requests.add({ ...labels, status: String(rec.status) })
-    if (rec.prompt_tokens)
-      this.o.metrics.tokens.add(
-        { device: labels.device, model: labels.model, kind: 'prompt' },
-        rec.prompt_tokens,
-      )
-    if (rec.completion_tokens) {
-      this.o.metrics.tokens.add(
-        { device: labels.device, model: labels.model, kind: 'completion' },
-        rec.completion_tokens,
-      )
-    }
-    try {
-      const id = await usageRepo.insert(this.o.ctx.db(), full)
-      const record = { id, ...full }
-      this.o.ctx.bus.emit('usage', record)
-      return record
-    } catch (err) {
-      this.o.ctx.log.error({ err }, 'could not record usage')
-      return undefined
-    }
   }
 }
 

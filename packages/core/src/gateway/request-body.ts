@@ -209,7 +209,8 @@ export function pickFields(shape: BodyShape, body: Record<string, unknown>): Rec
   return out
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not null, not an array): the one such check of the gateway. */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return !!v && typeof v === 'object' && !Array.isArray(v)
 }
 

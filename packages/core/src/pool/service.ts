@@ -772,7 +772,6 @@ export class PoolService {
         res: x.res,
         signal: x.signal,
         headersTimeoutMs: x.headersTimeoutMs,
-        stripUsageEvent: x.admission.stripUsageEvent,
         failover: true,
         giveUp: s.reachable.signal,
         ...(x.transform ? { transform: x.transform } : {}),

@@ -8,6 +8,7 @@ import { SharedCache } from '../cache'
 import { replyTransform } from '../openai'
 import type { Admission } from '../policy'
 import { type QueuedRun, QueueStage } from '../queue'
+import { isPlainObject } from '../request-body'
 import { authenticateRequest, checkCookieOrigin, unauthorized } from './auth'
 import { BodyMeter, readJsonObject } from './body'
 import { InFlight } from './inflight'
@@ -55,10 +56,6 @@ function passHeaders(req: IncomingMessage): OutgoingHttpHeaders {
   if (req.headers.accept) out.accept = req.headers.accept
   if (req.headers['user-agent']) out['user-agent'] = req.headers['user-agent']
   return out
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return !!v && typeof v === 'object' && !Array.isArray(v)
 }
 
 /** The raw path of a request URL (no query): routes match it exactly, undecoded. */
@@ -233,7 +230,6 @@ class Gateway {
                   signal: run?.signal ?? signal,
                   // A non-streaming answer has its headers only at the end: no deadline but the client's own.
                   headersTimeoutMs: answersAtTheEnd(route, admission) ? 0 : this.headersTimeoutMs,
-                  stripUsageEvent: admission.stripUsageEvent,
                   ...(run ? { onOutput: run.output } : {}),
                   ...(transform ? { transform } : {}),
                 })))
@@ -272,7 +268,7 @@ class Gateway {
     deviceId: string | null,
   ): Promise<Record<string, unknown>> {
     // Another body parser got there first (an app-wide express.json): use what it read.
-    if (req.readableEnded) return Promise.resolve(isObject(req.body) ? req.body : {})
+    if (req.readableEnded) return Promise.resolve(isPlainObject(req.body) ? req.body : {})
     const limit = Math.min(roleLimit, this.options.bodyLimit ?? Number.POSITIVE_INFINITY)
     return readJsonObject(req, limit, { meter: this.meter, key: deviceId ?? 'admin' })
   }
@@ -298,10 +294,11 @@ class Gateway {
       cache.get(),
       this.hub.policy.listFilter(principal, { ...route, kind: 'tags' }),
     ])
-    const models = isObject(upstream.body) && Array.isArray(upstream.body.models) ? upstream.body.models : []
+    const models =
+      isPlainObject(upstream.body) && Array.isArray(upstream.body.models) ? upstream.body.models : []
     const entry = models.find(
       (m): m is Record<string, unknown> =>
-        isObject(m) &&
+        isPlainObject(m) &&
         typeof m.name === 'string' &&
         canonicalModelName(m.name) === resolved.display &&
         keep(m),
@@ -321,7 +318,7 @@ class Gateway {
     const cache = this.lists.get(route.upstream) as SharedCache<ListDoc>
     const listKey = route.kind === 'models' ? 'data' : 'models'
     const [upstream, keep] = await Promise.all([cache.get(), this.hub.policy.listFilter(principal, route)])
-    if (upstream.status !== 200 || !isObject(upstream.body)) {
+    if (upstream.status !== 200 || !isPlainObject(upstream.body)) {
       cache.invalidate()
       // Ollama's own 4xx answer (or a body we cannot read) is passed on as it came.
       sendJson(

@@ -29,8 +29,6 @@ export interface ForwardRequest {
   headersTimeoutMs: number
   /** Rewrites the answer on its way back (the OpenAI translation), given Ollama's status and type. */
   transform?: (status: number, contentType: string | undefined) => ReplyTransform
-  /** Remove the usage-only SSE event the gateway asked for on the client's behalf. */
-  stripUsageEvent?: boolean
   /** Called with 1 per streamed content chunk (the fair-share queue charges output as it streams). */
   onOutput?: (tokens: number) => void
   /**
@@ -289,8 +287,8 @@ export function forward(f: ForwardRequest): Promise<ForwardResult> {
       const type = transform ? transform.contentType : upstreamType
       const streaming = isStreamType(type)
       // Usage (and the queue's output charge) is read from Ollama's own answer, before any rewriting.
-      tapped = tapFor(upstreamType, { stripUsageEvent: f.stripUsageEvent, onOutput: f.onOutput })
-      const strip = (f.stripUsageEvent === true && streaming) || !!transform
+      tapped = tapFor(upstreamType, { onOutput: f.onOutput })
+      const strip = !!transform
       const headers: OutgoingHttpHeaders = {}
       for (const name of PASS_BACK) {
         const v = r.headers[name]

@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder'
+import { isPlainObject } from '../request-body'
 
 export interface UsageCounts {
   prompt_tokens: number
@@ -7,7 +8,7 @@ export interface UsageCounts {
 
 /**
  * Watches an upstream response body on its way to the client for Ollama's final counts, without delaying
- * it: `push` returns the bytes to send on at once (the chunk itself, except for the SSE filter below).
+ * it: `push` returns the bytes to send on at once (the chunk itself).
  */
 export interface UsageTap {
   push(chunk: Buffer): Buffer
@@ -49,7 +50,7 @@ export function countsFrom(obj: unknown): UsageCounts | undefined {
 function parse(text: string): Record<string, unknown> | undefined {
   try {
     const v = JSON.parse(text) as unknown
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+    return isPlainObject(v) ? v : undefined
   } catch {
     return undefined
   }
@@ -118,79 +119,6 @@ class NdjsonTap extends TapBase {
   }
 }
 
-/**
- * OpenAI server-sent events. With `strip`, the usage-only event (`"choices":[]`) that the gateway asked for
- * on the client's behalf is recorded and removed, so the client sees exactly the stream it asked for;
- * complete events are sent on as they arrive, a partial one waits for its end.
- */
-class SseTap extends TapBase {
-  private readonly decoder = new StringDecoder('utf8')
-  private pending = ''
-
-  constructor(
-    private readonly strip: boolean,
-    onOutput?: OnOutput,
-  ) {
-    super(onOutput)
-  }
-
-  push(chunk: Buffer): Buffer {
-    const held = this.pending.length
-    this.pending += this.decoder.write(chunk)
-    let out = ''
-    let cut = 0
-    let dropped = false
-    let sep = this.pending.indexOf('\n\n', Math.max(0, held - 1))
-    while (sep !== -1) {
-      const event = this.pending.slice(cut, sep + 2)
-      if (this.event(event)) dropped = true
-      else out += event
-      cut = sep + 2
-      sep = this.pending.indexOf('\n\n', cut)
-    }
-    this.pending = this.pending.slice(cut)
-    if (!this.strip) {
-      if (this.pending.length > MAX_INSPECT) this.pending = ''
-      return chunk
-    }
-    if (this.pending.length > MAX_INSPECT) {
-      // Not SSE as we know it: stop holding bytes back.
-      out += this.pending
-      this.pending = ''
-    }
-    // The common case: the chunk was whole events and none was dropped; send the very bytes.
-    if (!dropped && held === 0 && this.pending.length === 0) return chunk
-    return Buffer.from(out, 'utf8')
-  }
-
-  end(): Buffer {
-    this.pending += this.decoder.end()
-    const rest = this.pending
-    this.pending = ''
-    if (!rest) return EMPTY
-    if (this.event(rest)) return EMPTY
-    return this.strip ? Buffer.from(rest, 'utf8') : EMPTY
-  }
-
-  /** Inspects one event; true when it is to be dropped. */
-  private event(event: string): boolean {
-    if (!event.includes('"usage"') && !event.includes('"error"')) {
-      if (this.onOutput && event.includes('data:') && !event.includes('[DONE]')) this.onOutput(1)
-      return false
-    }
-    const data = event
-      .split('\n')
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => l.slice(5).trimStart())
-      .join('\n')
-    const obj = data && data !== '[DONE]' ? parse(data) : undefined
-    this.inspect(obj)
-    return (
-      this.strip && obj !== undefined && Array.isArray(obj.choices) && obj.choices.length === 0 && !!obj.usage
-    )
-  }
-}
-
 /** A whole JSON body (non-streaming answers): parsed once it ended. */
 class JsonTap extends TapBase {
   private parts: Buffer[] = []
@@ -220,11 +148,12 @@ class JsonTap extends TapBase {
 /** The tap for an upstream content type, or undefined for bodies that carry no counts. */
 export function tapFor(
   contentType: string | undefined,
-  opts: { stripUsageEvent?: boolean; onOutput?: OnOutput } = {},
+  opts: { onOutput?: OnOutput } = {},
 ): UsageTap | undefined {
+  // Every upstream answer is native (the OpenAI routes are translated, a peer is asked on its native routes):
+  // NDJSON streams or one JSON object.
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase()
   if (type === 'application/x-ndjson') return new NdjsonTap(opts.onOutput)
-  if (type === 'text/event-stream') return new SseTap(opts.stripUsageEvent === true, opts.onOutput)
   if (type === 'application/json') return new JsonTap()
   return undefined
 }
