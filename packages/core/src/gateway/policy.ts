@@ -13,6 +13,7 @@ import {
   estimateFit,
   type FitEstimate,
   isMLX,
+  kvCacheBytes,
   kvShapeFromModelInfo,
   type KvShape,
   MiB,
@@ -569,6 +570,22 @@ export class GatewayPolicy {
    * the token list out (`null`, server/routes.go getModelInfo without verbose); then it is read once
    * more with `verbose: true`.
    */
+  /**
+   * KV cache bytes per token of context of an installed model as this host loads it (its shape read as
+   * for the fit, this Ollama's KV type, num_parallel unless the model runs one sequence), for the status
+   * this host gives its peers; null when the shape cannot be read.
+   */
+  async kvBytesPerToken(model: ModelInfo): Promise<number | null> {
+    const shape = await this.shape(model)
+    if (!shape) return null
+    const { numParallel, kvCacheType } = this.runtime()
+    return kvCacheBytes(shape, {
+      contextTokens: 1,
+      numParallel: shape.singleSequence ? 1 : numParallel,
+      kvCacheType,
+    })
+  }
+
   private shape(model: ModelInfo): Promise<KvShape | undefined> {
     const key = model.digest || model.name
     if (this.shapes.has(key)) return Promise.resolve(this.shapes.get(key) ?? undefined)

@@ -177,7 +177,6 @@ export class PoolService {
   private readonly states = new Map<string, PeerState>()
   private readonly clients = new Map<string, PeerClient>()
   private readonly sticky = new Map<string, { host: string; at: number }>()
-  private readonly shapes = new Map<string, number | null>()
   private readonly polling = new Set<string>()
   /** The rows of the joined peers as last polled (routed requests need their pinned CA and key). */
   private readonly records = new Map<string, PinnedPeer>()
@@ -230,7 +229,7 @@ export class PoolService {
         size: m.size,
         modified_at: m.modified_at ?? '',
         details: m.details ?? {},
-        kv_bytes_per_token: await this.kvPerToken(m.name, m.digest),
+        kv_bytes_per_token: await this.o.policy.kvBytesPerToken(m),
       })
     }
     // Only the models the caller's role here may use, as for the lists above.
@@ -262,22 +261,6 @@ export class PoolService {
       ...(queue ? { queue } : {}),
       ...(waits ? { queue_wait_ms: boundWaits(waits) } : {}),
     }
-  }
-
-  private async kvPerToken(name: string, digest: string): Promise<number | null> {
-    const key = digest || name
-    if (this.shapes.has(key)) return this.shapes.get(key) ?? null
-    const shown = await this.o
-      .catalog()
-      ?.show(name)
-      .catch(() => undefined)
-    const shape = kvShapeFromModelInfo(shown?.model_info ?? undefined)
-    const per = shape ? kvCacheBytes(shape, 1) : null
-    if (shown) {
-      if (this.shapes.size > 2000) this.shapes.clear()
-      this.shapes.set(key, per)
-    }
-    return per
   }
 
   // ---- polling ---------------------------------------------------------------------------------
