@@ -12,7 +12,7 @@ export type TokenBudgets = Record<QuotaWindow, number | null>
 
 /** The device's budgets: each of its own values where set, else its role's. */
 export function effectiveBudgets(
-  role: Pick<Role, 'token_budget_day' | 'token_budget_week' | 'token_budget_month'> | null | undefined,
+  role: Pick<Role, 'token_budget_day' | 'token_budget_week' | 'token_budget_month'> | null,
   device: Pick<Device, 'token_budget_day' | 'token_budget_week' | 'token_budget_month'> | null,
 ): TokenBudgets {
   return {
