@@ -210,6 +210,7 @@ export class Hub {
       usedSince: (deviceId, at) => this.usage.usedSince(deviceId, at),
       zone: () => this.usage.zone,
     })
+    this.bus.on('device_removed', ({ device }) => this.quotaWatch.forget(device.id))
     const ollamaEnv = ollamaOpts.env ?? process.env
     this.queue = new QueueService({
       bus: this.bus,

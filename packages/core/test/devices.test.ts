@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { isSharedLLMError } from '../src/index'
 import { dbState, recordEvents, startHub } from './helpers'
 
@@ -136,6 +136,15 @@ describe('devices', () => {
     expect(events.map((e) => e.type)).toContain('device_removed')
     expect((await hub.auditLog())[0]).toMatchObject({ action: 'device.remove', target: d.id })
     expect(await hub.db('allocation_history').where({ device_id: d.id })).toEqual([])
+  })
+
+  test('a removed device is dropped from the quota watch, however it was removed', async () => {
+    const hub = await startHub()
+    const forget = vi.spyOn(hub.quotaWatch, 'forget')
+    const d = await hub.devices.add({ name: 'a', ip: '10.0.0.1' })
+    await hub.devices.approve(d.id, 'role-guest')
+    await hub.devices.remove(d.id)
+    expect(forget.mock.calls).toEqual([[d.id]])
   })
 })
 

@@ -126,6 +126,23 @@ describe('QuotaWatch', () => {
     ])
   })
 
+  it('a forgotten device is read again on its next request', async () => {
+    let stored = 0
+    const usedSince = vi.fn(async () => (_from: number) => stored)
+    const watch = new QuotaWatch({ usedSince, zone })
+    const now = Date.UTC(2026, 11, 1, 12)
+    stored = 10
+    expect(await watch.observe('d', budgets, 10, now)).toEqual([])
+    expect(await watch.observe('d', budgets, 10, now)).toEqual([])
+    expect(usedSince).toHaveBeenCalledTimes(1)
+    watch.forget('d')
+    stored = 85 // read afresh: 85 already recorded, this request's 10 included
+    expect(await watch.observe('d', budgets, 10, now)).toEqual([
+      expect.objectContaining({ threshold: 80, used: 85 }),
+    ])
+    expect(usedSince).toHaveBeenCalledTimes(2)
+  })
+
   it('devices without a budget cost nothing', async () => {
     const usedSince = vi.fn(async () => () => 0)
     const watch = new QuotaWatch({ usedSince, zone })

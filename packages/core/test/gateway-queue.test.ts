@@ -332,7 +332,12 @@ describe('budgets and hours at admission', () => {
     await vi.waitFor(() => expect(quota.map((q) => q.threshold)).toEqual([80, 100]))
     expect(quota[0]).toMatchObject({ device_id: deviceId, window: 'day', budget })
     expect(notices).toHaveLength(1)
-    expect(notices[0]).toMatchObject({ device_id: deviceId, device_name: 'budgeted', threshold: 100 })
+    expect(notices[0]).toMatchObject({
+      device_id: deviceId,
+      device_name: 'budgeted',
+      threshold: 100,
+      time_zone: h.hub.usage.zone,
+    })
     for (const off of offs) off()
     // The edge: a budget equal to what was used refuses; one token more admits.
     await h.hub.devices.setLimits(deviceId, { token_budget_day: 2 * n })

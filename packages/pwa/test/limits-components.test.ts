@@ -1,9 +1,13 @@
 import type { DeviceLimitsView } from '@sharedllm/core/protocol'
 import { mount } from '@vue/test-utils'
 import { NInputNumber } from 'naive-ui'
+import { createPinia, setActivePinia } from 'pinia'
 import { describe, expect, it } from 'vitest'
+import BudgetNotices from '../src/components/BudgetNotices.vue'
 import DeviceLimitsForm from '../src/components/DeviceLimitsForm.vue'
 import LimitsMeter from '../src/components/LimitsMeter.vue'
+import { at } from '../src/lib/limits'
+import { useNoticesStore } from '../src/stores/notices'
 import { device, flush, role, stubHost } from './helpers'
 
 const view = (over: Partial<DeviceLimitsView> = {}): DeviceLimitsView => ({
@@ -40,6 +44,30 @@ describe('LimitsMeter', () => {
       props: { limits: view({ quota: [], hours: { ...view().hours, always: true } }) },
     })
     expect(w.find('[data-limits]').exists()).toBe(false)
+  })
+})
+
+describe('BudgetNotices', () => {
+  it('names the budget and its reset in the host’s time zone, not the browser’s', async () => {
+    setActivePinia(createPinia())
+    // Kathmandu is UTC+05:45, so its reset time (17:45) is no other zone's a browser is likely to be in.
+    const resets_at = Date.UTC(2030, 0, 6, 12, 0)
+    useNoticesStore().onBudgetReached({
+      device_id: 'd1',
+      device_name: 'Kids tablet',
+      window: 'day',
+      threshold: 100,
+      used: 1_000_100,
+      budget: 1_000_000,
+      resets_at,
+      time_zone: 'Asia/Kathmandu',
+    })
+    const w = mount(BudgetNotices, { global: { stubs: { RouterLink: { template: '<a><slot /></a>' } } } })
+    const text = w.get('[data-budget-reached]').text()
+    expect(text).toMatch(
+      /^Kids tablet used its daily budget of 1,000,000 tokens; it resets on \w+ 6 Jan at 17:45\./,
+    )
+    expect(text).toContain(`it resets ${at(resets_at, 'Asia/Kathmandu')}.`)
   })
 })
 

@@ -141,7 +141,14 @@ describe('live store', () => {
     const notices = useNoticesStore()
     // The newer mark of the same window replaces the older one.
     expect(notices.quota.map((n) => n.threshold)).toEqual([100])
-    live.apply({ type: 'budget_reached', ...mark, used: 100, threshold: 100, device_name: 'Kids tablet' })
+    live.apply({
+      type: 'budget_reached',
+      ...mark,
+      used: 100,
+      threshold: 100,
+      device_name: 'Kids tablet',
+      time_zone: 'Europe/Berlin',
+    })
     expect(notices.budgetReached.map((n) => n.device_name)).toEqual(['Kids tablet'])
   })
 })

@@ -139,7 +139,7 @@ describe('queue and quota events on the WebSocket', () => {
     }
     h.hub.bus.emit('queue_position', { device_id: a.deviceId, request_id: 'r1', position: 2, eta_s: 8 })
     h.hub.bus.emit('quota', crossing)
-    h.hub.bus.emit('budget_reached', { ...crossing, device_name: 'a' })
+    h.hub.bus.emit('budget_reached', { ...crossing, device_name: 'a', time_zone: 'UTC' })
     h.hub.bus.emit('usage', {
       id: -1,
       device_id: b.deviceId,

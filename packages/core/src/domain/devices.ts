@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 import { SharedLLMError } from '../errors'
-import type { Device, DeviceSource, DeviceStatus } from '../protocol/types'
+import { ADMIN_ROLE_ID, type Device, type DeviceSource, type DeviceStatus } from '../protocol/types'
 import {
   type AddDeviceInput,
   addDeviceSchema,
@@ -16,8 +16,6 @@ import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
 import { type Actor, audit, type DomainContext, notFound, securityChanged } from './context'
 import type { SettingsService } from './settings'
-
-const ADMIN_ROLE_ID = 'role-admin'
 
 export interface NewDevice {
   name: string

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { SharedLLMError } from '../errors'
 import type { BuiltinRoleId, Role } from '../protocol/types'
-import { parseInput, type RoleInput, type RoleUpdate, roleInputSchema, roleUpdateSchema } from '../schemas'
+import {
+  CUSTOM_ROLE_DEFAULTS,
+  parseInput,
+  type RoleInput,
+  type RoleUpdate,
+  roleInputSchema,
+  roleUpdateSchema,
+} from '../schemas'
 import { devicesRepo } from '../store/devices'
 import { rolesRepo } from '../store/roles'
 import { type Actor, audit, type DomainContext, notFound } from './context'
@@ -67,19 +74,11 @@ export const BUILTIN_ROLES: Record<BuiltinRoleId, BuiltinDefaults> = {
 /**
  * Fair-share and quota fields of a built-in role. `max_wait_s` stays well under 300 s because Node's fetch
  * (undici, which the `ollama` npm client uses) gives up after 300 s without response headers, and a model
- * load can follow the wait: an owner waits up to 3 minutes, a user 2, a guest 1.
+ * load can follow the wait: an owner waits up to 3 minutes, a user 2, a guest 1. The other fields are a custom
+ * role's defaults.
  */
 function fairShare(share_weight: number, max_queued: number, max_wait_s: number) {
-  return {
-    share_weight,
-    max_queued,
-    max_wait_s,
-    allow_cloud: false,
-    token_budget_day: null,
-    token_budget_week: null,
-    token_budget_month: null,
-    allowed_hours: null,
-  }
+  return { ...CUSTOM_ROLE_DEFAULTS, share_weight, max_queued, max_wait_s }
 }
 
 export class RolesService {

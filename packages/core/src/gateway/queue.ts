@@ -165,7 +165,11 @@ export class QueueStage {
             for (const c of crossings) {
               this.hub.bus.emit('quota', c)
               if (c.threshold === 100) {
-                this.hub.bus.emit('budget_reached', { ...c, device_name: device.name })
+                this.hub.bus.emit('budget_reached', {
+                  ...c,
+                  device_name: device.name,
+                  time_zone: this.hub.usage.zone,
+                })
               }
             }
           })

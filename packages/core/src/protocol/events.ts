@@ -72,8 +72,11 @@ export interface EventMap {
   queue_position: QueuePositionEvent & { device_id: string }
   /** A device's usage passed 80 % or 100 % of a token budget (`quotaCrossings`). The device and the owner. */
   quota: QuotaCrossing
-  /** The owner's dashboard notice: a device used up a budget (its 100 % mark). The owner only. */
-  budget_reached: QuotaCrossing & { device_name: string }
+  /**
+   * The owner's dashboard notice: a device used up a budget (its 100 % mark). The owner only. `time_zone`:
+   * the host's IANA zone, which the reset follows and is shown in.
+   */
+  budget_reached: QuotaCrossing & { device_name: string; time_zone: string }
 }
 
 export type EventType = keyof EventMap

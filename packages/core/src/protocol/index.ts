@@ -1,6 +1,7 @@
 export * from './events'
 export * from './settings'
 export * from './types'
+export * from './limits'
 export * from './api'
 export * from './paths'
 export * from './visibility'

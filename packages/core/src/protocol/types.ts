@@ -96,7 +96,9 @@ export interface Role {
   updated_at: number
 }
 
-export const BUILTIN_ROLE_IDS = ['role-admin', 'role-user', 'role-guest'] as const
+/** The owner's role: the one that may administer the host. */
+export const ADMIN_ROLE_ID = 'role-admin'
+export const BUILTIN_ROLE_IDS = [ADMIN_ROLE_ID, 'role-user', 'role-guest'] as const
 export type BuiltinRoleId = (typeof BUILTIN_ROLE_IDS)[number]
 
 export interface AllocationChange {

@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path'
 import { z } from 'zod'
 import type { SettingKey, SettingsValues } from '../protocol/settings'
+import { ADMIN_ROLE_ID } from '../protocol/types'
 
 interface SettingDefinition<K extends SettingKey> {
   schema: z.ZodType<SettingsValues[K]>
@@ -15,7 +16,6 @@ interface SettingDefinition<K extends SettingKey> {
   configOnly?: boolean
 }
 
-const ADMIN_ROLE_ID = 'role-admin'
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
 const hasControl = (s: string) => /[\u0000-\u001f\u007f]/.test(s)
 

@@ -1,22 +1,10 @@
 import { SharedLLMError } from '../errors'
-import type { Device, QuotaCrossing, Role } from '../protocol/types'
-import { isoLocal, type QuotaWindow, shortLocal, windowAt } from './zoned'
+import { QUOTA_WINDOWS, type QuotaWindow, type TokenBudgets, WINDOW_WORD } from '../protocol/limits'
+import type { QuotaCrossing } from '../protocol/types'
+import { isoLocal, shortLocal, windowAt } from './zoned'
 
-export const QUOTA_WINDOWS: QuotaWindow[] = ['day', 'week', 'month']
-
-export type TokenBudgets = Record<QuotaWindow, number | null>
-
-/** The device's budgets: each of its own values where set, else its role's. */
-export function effectiveBudgets(
-  role: Pick<Role, 'token_budget_day' | 'token_budget_week' | 'token_budget_month'> | null,
-  device: Pick<Device, 'token_budget_day' | 'token_budget_week' | 'token_budget_month'> | null,
-): TokenBudgets {
-  return {
-    day: device?.token_budget_day ?? role?.token_budget_day ?? null,
-    week: device?.token_budget_week ?? role?.token_budget_week ?? null,
-    month: device?.token_budget_month ?? role?.token_budget_month ?? null,
-  }
-}
+// Pure and browser-safe, so they live in the protocol (the dashboard uses them too); kept importable here.
+export { effectiveBudgets, QUOTA_WINDOWS, type TokenBudgets } from '../protocol/limits'
 
 export interface QuotaWindowStatus {
   window: QuotaWindow
@@ -67,8 +55,6 @@ export function quotaStatus(
   )
   return { windows, exceeded }
 }
-
-const WINDOW_WORD: Record<QuotaWindow, string> = { day: 'daily', week: 'weekly', month: 'monthly' }
 
 /** RATE_LIMITED (429) naming the budget and when it resets, with `retry_after_s` until the reset. */
 export function overBudgetError(w: QuotaWindowStatus, now: number, zone: string): SharedLLMError {

@@ -1,3 +1,5 @@
+import type { QuotaWindow } from '../protocol/limits'
+
 /**
  * Wall-clock arithmetic in a named IANA time zone with nothing but Intl (Node 20 ships full ICU). Budgets
  * reset and schedules open on the host's wall clock, so a day is 23 or 25 hours across a DST change.
@@ -125,7 +127,7 @@ export function startOfHour(t: number, zone: string): number {
   return t - (((local % HOUR) + HOUR) % HOUR)
 }
 
-export type QuotaWindow = 'day' | 'week' | 'month'
+export type { QuotaWindow }
 
 /**
  * The last window found per kind and zone. Windows tile time, so one that holds `t` is the answer; the

@@ -16,6 +16,9 @@ export function formatBytes(bytes: number): string {
 
 export const bytesToMb = (bytes: number) => Math.floor(bytes / MiB)
 
+/** `1234567` → `1,234,567`: token and request counts, grouped the same way in every browser. */
+export const formatCount = (n: number) => n.toLocaleString('en')
+
 export function formatTime(ms: number | null): string {
   if (ms == null) return 'never'
   return new Date(ms).toLocaleString()

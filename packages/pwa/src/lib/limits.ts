@@ -1,4 +1,5 @@
 import type { DeviceLimitsView, QuotaWindowView } from '@sharedllm/core/protocol'
+import { formatCount } from './format'
 
 /** 1 → `1st`, 2 → `2nd`, 11 → `11th`, 23 → `23rd`. */
 export function ordinal(n: number): string {
@@ -37,6 +38,8 @@ const WINDOW_TITLE: Record<QuotaWindowView['window'], string> = {
   month: 'This month',
 }
 export const windowTitle = (w: QuotaWindowView['window']) => WINDOW_TITLE[w]
+/** `today’s`, `this week’s`, `this month’s`: a budget window as a possessive. */
+export const windowName = (w: QuotaWindowView['window']) => WINDOW_NAME[w]
 
 /** `at 14:00`, `tomorrow at 00:00`, `on Mon 7 Dec at 16:00`: a time in the host's zone, as words. */
 export function at(ms: number, zone: string | undefined, now = Date.now()): string {
@@ -81,7 +84,7 @@ export function refusalWords(
     const w = details.window as QuotaWindowView['window']
     const reset = typeof details.resets_at === 'string' ? Date.parse(details.resets_at) : Number.NaN
     const when = Number.isFinite(reset) ? ` You can chat again ${at(reset, zone)}.` : ''
-    return `You have used ${WINDOW_NAME[w] ?? 'your'} ${Number(details.budget).toLocaleString('en')} tokens.${when}`
+    return `You have used ${WINDOW_NAME[w] ?? 'your'} ${formatCount(Number(details.budget))} tokens.${when}`
   }
   if (status === 403 && details?.reason === 'allowed_hours') {
     const next = typeof details.next_open === 'string' ? Date.parse(details.next_open) : Number.NaN

@@ -5,6 +5,8 @@ import { ref } from 'vue'
 export interface BudgetNotice extends QuotaCrossing {
   /** Known for the owner's `budget_reached`; a device's own `quota` event names only its id. */
   device_name: string | null
+  /** The host's IANA zone the reset is shown in; known for `budget_reached` (the device's own view has it in `/api/me`). */
+  time_zone?: string
   at: number
 }
 

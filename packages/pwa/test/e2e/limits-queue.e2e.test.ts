@@ -252,6 +252,10 @@ describe.skipIf(missing.length > 0)('queue position, budgets and usage (real Chr
     await form.waitFor({ state: 'detached' })
     const device = await asAdmin<{ device: { allowed_hours: unknown } }>('GET', `/api/devices/${tabletId}`)
     expect(device.device.allowed_hours).toEqual([{ days: [0, 1, 2, 3, 4, 5, 6], from: '00:00', to: '00:01' }])
+    // The card sums up the device's own day budget (not its role's) and its own hours.
+    await expect
+      .poll(() => card.locator('[data-limits-summary]').textContent())
+      .toMatch(/^\d{1,3}(,\d{3})* tokens\/day · [^(]+$/)
     await card.locator('[data-action="grant-hour"]').click()
     await card.locator('[data-granted-until]').waitFor()
     await axeAll(admin, 'admin-devices-limits')
