@@ -12,8 +12,6 @@ import {
   estimateFit,
   FIT_OVERHEAD_BYTES,
   type FitEstimate,
-  kvCacheBytes,
-  kvShapeFromModelInfo,
   MiB,
 } from '../gateway/fit'
 import { type ForwardRequest, type ForwardResult, forward } from '../gateway/http/proxy'
