@@ -611,6 +611,10 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       assert.equal((body.embeddings as number[][]).length, 2)
       for (const k of ['total_duration', 'load_duration', 'prompt_eval_count'])
         assert.equal(typeof body[k], 'number', k)
+      // routes.go EmbedHandler: an empty string is no input (`if len(i) > 0`); the model still loads
+      const empty = await post('/api/embed', { model: m.embed, input: '' })
+      assert.equal(empty.status, 200)
+      assert.deepEqual(await json(empty), { model: m.embed, embeddings: [] })
       const s = await show(m.embed)
       assert.deepEqual(s.capabilities, ['embedding'])
       const refused = await chat(m.embed)
@@ -619,6 +623,27 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       await unload(m.embed)
     })
   }
+
+  t(
+    '/api/embed and /v1/embeddings: no model is 404 "model \'\' not found", a missing one "try pulling it first"',
+    async () => {
+      // routes.go EmbedHandler: writeModelRefParseError's fallback for no model; getModel's os.ErrNotExist
+      // through handleScheduleError for one that is not installed
+      const none = await post('/api/embed', { input: 'x' })
+      assert.equal(none.status, 404)
+      assert.deepEqual(await json(none), { error: "model '' not found" })
+      const missing = await post('/api/embed', { model: 'sharedllm-contract-missing', input: 'x' })
+      assert.equal(missing.status, 404)
+      const message = 'model "sharedllm-contract-missing" not found, try pulling it first'
+      assert.deepEqual(await json(missing), { error: message })
+      // middleware/openai.go EmbeddingsMiddleware hands the request to the same handler
+      const v1 = await post('/v1/embeddings', { model: 'sharedllm-contract-missing', input: 'x' })
+      assert.equal(v1.status, 404)
+      assert.deepEqual(await json(v1), {
+        error: { message, type: 'not_found_error', param: null, code: null },
+      })
+    },
+  )
 
   t('pull streams status lines ending in success; stream:false answers one object', async () => {
     const lines = await ndjson(await post('/api/pull', { model: m.chat }))

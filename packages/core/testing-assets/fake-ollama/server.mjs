@@ -27,6 +27,7 @@ import {
   chatChunk,
   chatFinishChunk,
   completionChunk,
+  countWords,
   ERROR_TRIGGER,
   embedding,
   lastUserText,
@@ -751,42 +752,87 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return native(kind, b, req, res, nativeWriter(res, b.stream !== false))
   }
 
+  /**
+   * server/routes.go EmbedHandler up to scheduleRunner: no model (modelref.ErrModelRequired) is
+   * writeModelRefParseError's fallback, 404 `model '' not found`; a model that is not installed is getModel's
+   * os.ErrNotExist through handleScheduleError, 404 `model "x" not found, try pulling it first`; an empty string
+   * input is no input (`if len(i) > 0`). /v1/embeddings (middleware/openai.go EmbeddingsMiddleware) runs the
+   * same handler. Returns the resolved model and the inputs, or `cloud` for a :cloud model.
+   */
+  function embedRequest(b) {
+    const model = b.model ?? ''
+    let r
+    let missing
+    try {
+      r = lookup(model, {
+        onRequired: [404, `model '${model}' not found`],
+        notFound: () => `model ${JSON.stringify(model)} not found, try pulling it first`,
+      })
+    } catch (err) {
+      // the name parses: the input is checked before the model is looked up
+      if (!(err instanceof HttpError) || model === '' || err.status !== 404) throw err
+      missing = err
+    }
+    let inputs
+    if (typeof b.input === 'string') inputs = b.input.length > 0 ? [b.input] : []
+    else if (Array.isArray(b.input) && b.input.every((x) => typeof x === 'string')) inputs = b.input
+    else if (b.input === undefined || b.input === null) inputs = []
+    else if (!r?.cloud) throw new HttpError(400, 'invalid input type')
+    if (missing) throw missing
+    return { r, inputs }
+  }
+
+  /** The stand-in plays ollama.com for a :cloud embed (proxyCloudJSONRequest), unless cloud is disabled. */
+  function embedVectors(model, inputs) {
+    const dims = model?.embedding_dim ?? 8
+    return inputs.map((s) => embedding(s, dims))
+  }
+
+  function embedTokens(inputs) {
+    return inputs.reduce((n, s) => n + Math.max(1, countWords(s)), 0)
+  }
+
   async function embed(b, res) {
     const startedAt = performance.now()
-    const r = lookup(b.model ?? '', {
-      onRequired: [400, 'model is required'],
-      notFound: () => `model '${b.model}' not found`,
-    })
-    if (r.cloud) throw new HttpError(403, `${CLOUD_DISABLED}: remote model is unavailable`)
-    let inputs
-    if (typeof b.input === 'string') inputs = [b.input]
-    else if (Array.isArray(b.input) && b.input.every((x) => typeof x === 'string')) inputs = b.input
-    else if (b.input === undefined) inputs = []
-    else throw new HttpError(400, 'invalid input type')
+    const { r, inputs } = embedRequest(b)
+    const answer = (model) =>
+      sendJson(res, 200, {
+        model: b.model,
+        embeddings: embedVectors(model, inputs),
+        ...(inputs.length === 0
+          ? {}
+          : {
+              total_duration: Math.round((performance.now() - startedAt) * 1e6),
+              load_duration: 1_334_875,
+              prompt_eval_count: embedTokens(inputs),
+            }),
+      })
+    // routes.go EmbedHandler: a :cloud model goes to proxyCloudJSONRequest (403 only when cloud is disabled)
+    if (r.cloud) return cloudDisabledOr(res, 'remote model is unavailable', false, () => answer(undefined))
     const lease = await acquire(r.model, b, new AbortController().signal)
     try {
-      if (inputs.length === 0) return sendJson(res, 200, { model: b.model, embeddings: [] })
-      const dims = r.model.embedding_dim ?? 8
-      return sendJson(res, 200, {
-        model: b.model,
-        embeddings: inputs.map((s) => embedding(s, dims)),
-        total_duration: Math.round((performance.now() - startedAt) * 1e6),
-        load_duration: 1_334_875,
-        prompt_eval_count: inputs.reduce((n, s) => n + Math.max(1, s.split(/\s+/).filter(Boolean).length), 0),
-      })
+      return answer(r.model)
     } finally {
       lease.done()
     }
   }
 
+  /**
+   * server/routes.go EmbeddingsHandler: no model is "model is required" (writeModelRefParseError's fallback),
+   * a missing one handleScheduleError's 404; an empty prompt only loads the model.
+   */
   async function embeddings(b, res) {
-    const r = lookup(b.model ?? '', {
+    const model = b.model ?? ''
+    const r = lookup(model, {
       onRequired: [400, 'model is required'],
-      notFound: () => `model '${b.model}' not found`,
+      notFound: () => `model ${JSON.stringify(model)} not found, try pulling it first`,
     })
+    const prompt = String(b.prompt ?? '')
+    const answer = (m) => sendJson(res, 200, { embedding: prompt === '' ? [] : embedVectors(m, [prompt])[0] })
+    if (r.cloud) return cloudDisabledOr(res, 'remote model is unavailable', false, () => answer(undefined))
     const lease = await acquire(r.model, b, new AbortController().signal)
     try {
-      return sendJson(res, 200, { embedding: embedding(String(b.prompt ?? ''), r.model.embedding_dim ?? 8) })
+      return answer(r.model)
     } finally {
       lease.done()
     }
@@ -933,22 +979,16 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (input === '') input = ['']
     if (input === undefined || (Array.isArray(input) && input.length === 0))
       throw new HttpError(400, 'invalid input')
-    const r = lookup(b.model ?? '', {
-      onRequired: [400, 'model is required'],
-      notFound: () => `model '${b.model}' not found`,
-    })
-    const inputs = Array.isArray(input) ? input.map(String) : [String(input)]
-    const lease = await acquire(r.model, b, new AbortController().signal)
-    try {
-      const dims = r.model.embedding_dim ?? 8
-      const tokens = inputs.reduce((n, s) => n + Math.max(1, s.split(/\s+/).filter(Boolean).length), 0)
+    // EmbeddingsMiddleware re-encodes the request as an api.EmbedRequest for EmbedHandler
+    const { r, inputs } = embedRequest({ ...b, input })
+    const answer = (model) => {
+      const tokens = embedTokens(inputs)
       return sendJson(
         res,
         200,
         {
           object: 'list',
-          data: inputs.map((s, index) => {
-            const v = embedding(s, dims)
+          data: embedVectors(model, inputs).map((v, index) => {
             const e =
               b.encoding_format?.toLowerCase() === 'base64'
                 ? Buffer.from(new Float32Array(v).buffer).toString('base64')
@@ -960,6 +1000,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         },
         true,
       )
+    }
+    if (r.cloud) return cloudDisabledOr(res, 'remote model is unavailable', true, () => answer(undefined))
+    const lease = await acquire(r.model, b, new AbortController().signal)
+    try {
+      return answer(r.model)
     } finally {
       lease.done()
     }
