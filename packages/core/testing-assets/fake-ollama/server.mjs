@@ -513,6 +513,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (await streamLines(res, lines)) finish()
   }
 
+  /**
+   * server/routes.go DeleteHandler: parseNormalizePullModelRef, then the manifest and its layers are removed.
+   * It never calls the scheduler: a loaded runner of the deleted model keeps running until it expires.
+   */
   function del(b, res) {
     const requested = b.model || b.name
     let r
@@ -524,7 +528,6 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
     const m = store.get(r.full)
     if (!m) throw new HttpError(404, `model '${requested}' not found`)
-    sched.forget(m)
     store.remove(r.full)
     res.writeHead(200)
     return res.end()

@@ -524,10 +524,6 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
       r.sessionMs = 0
       if (r.refCount <= 0) unload(r)
     },
-    forget(model) {
-      const r = loaded.get(model.full)
-      if (r) unload(r)
-    },
     /** PsHandler: longest remaining first */
     running() {
       return [...loaded.values()]
