@@ -777,6 +777,58 @@ describe('the stand-in follows Ollama’s own rules', () => {
     }
   })
 
+  test('sched.go findRunnerToUnload: equal sessions go by model path (the digest), not by load order', async () => {
+    const f = await startFakeOllama({ ollamaEnv: { OLLAMA_MAX_LOADED_MODELS: '2' } })
+    try {
+      const { models } = (await (await fetch(`${f.url}/api/tags`)).json()) as {
+        models: { name: string; digest: string; capabilities: string[] }[]
+      }
+      const [low, high] = ['qwen3:1.7b', 'deepseek-r1:1.5b']
+        .map((name) => models.find((m) => m.name === name)!)
+        .sort((a, b) => (a.digest < b.digest ? -1 : 1))
+      // the higher digest loads first, so it also expires first: ByDurationAndName still picks the lower
+      await load(f, high!.name)
+      await load(f, low!.name)
+      await load(f, 'mistral:7b')
+      const ps = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: { name: string }[] }
+      expect(ps.models.map((m) => m.name).sort()).toEqual([high!.name, 'mistral:7b'].sort())
+    } finally {
+      await f.stop()
+    }
+  })
+
+  test('sched.go: with nothing idle a load waits for the chosen runner to finish, not loading over it', async () => {
+    const f = await startFakeOllama({ tokensPerSecond: 20, ollamaEnv: { OLLAMA_MAX_LOADED_MODELS: '1' } })
+    try {
+      await load(f, 'qwen3:1.7b')
+      const busy = fetch(`${f.url}/api/generate`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'qwen3:1.7b', think: false, prompt: 'one two three four five six seven' }),
+      })
+      const first = await busy
+      const reader = first.body!.getReader()
+      await reader.read() // the answer is under way: the runner is in use
+      let loadedAt = 0
+      const next = load(f, 'deepseek-r1:1.5b').then(() => {
+        loadedAt = Date.now()
+      })
+      let text = ''
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        text += new TextDecoder().decode(value)
+      }
+      const finishedAt = Date.now()
+      expect(text).toContain('"done":true')
+      await next
+      expect(loadedAt).toBeGreaterThanOrEqual(finishedAt)
+      const ps = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: { name: string }[] }
+      expect(ps.models.map((m) => m.name)).toEqual(['deepseek-r1:1.5b'])
+    } finally {
+      await f.stop()
+    }
+  })
+
   test('a clean stop unloads every runner (SIGTERM → unloadAllRunners)', async () => {
     const f = await startFakeOllama()
     await load(f, 'qwen3:1.7b')
