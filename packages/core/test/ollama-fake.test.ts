@@ -258,6 +258,28 @@ describe('the fake ollama executable', () => {
     })
     const models = (await (await fetch(`${fake.url}/v1/models`)).json()) as { data: { id: string }[] }
     expect(models.data).toHaveLength(16)
+    // gin `/v1/models/:model` is one path segment; a second one (or an encoded slash) is no route at all
+    for (const path of ['/v1/models/library/qwen3:8b', '/v1/models/library%2Fqwen3:8b']) {
+      const deeper = await fetch(`${fake.url}${path}`)
+      expect(deeper.status, path).toBe(404)
+      expect(await deeper.text()).toBe('404 page not found')
+    }
+  })
+
+  test('/api/create (server/create.go): no name is a 400 "invalid model name"; `name` is the fallback', async () => {
+    const none = await post('/api/create', { from: 'qwen3:8b', stream: false })
+    expect(none.status).toBe(400)
+    expect(await none.json()).toEqual({ error: 'invalid model name' })
+    const byName = await post('/api/create', { name: 'by-name-test', from: 'qwen3:8b', stream: false })
+    expect(await byName.json()).toEqual({ status: 'success' })
+    const shown = await post('/api/show', { model: 'by-name-test' })
+    expect(shown.status).toBe(200)
+    await shown.arrayBuffer()
+    const del = await fetch(`${fake.url}/api/delete`, {
+      method: 'DELETE',
+      body: JSON.stringify({ model: 'by-name-test' }),
+    })
+    expect(del.status).toBe(200)
   })
 
   test('/api/pull honours stream:false; invalid JSON is a 400 like Ollama’s', async () => {
@@ -803,7 +825,11 @@ describe('the stand-in follows Ollama’s own rules', () => {
       await load(f, 'qwen3:1.7b')
       const busy = fetch(`${f.url}/api/generate`, {
         method: 'POST',
-        body: JSON.stringify({ model: 'qwen3:1.7b', think: false, prompt: 'one two three four five six seven' }),
+        body: JSON.stringify({
+          model: 'qwen3:1.7b',
+          think: false,
+          prompt: 'one two three four five six seven',
+        }),
       })
       const first = await busy
       const reader = first.body!.getReader()

@@ -559,6 +559,13 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     )
     assert.equal(last.status, 200)
     await last.arrayBuffer()
+    // the last in document order, even when an identical key came before the folded one
+    const again = await post(
+      '/api/chat',
+      `{"model":"${m.chat}","Model":"sharedllm-contract-missing","model":"${m.chat}","stream":false,"messages":[]}`,
+    )
+    assert.equal(again.status, 200, await again.clone().text())
+    await again.arrayBuffer()
     // U+017F LATIN SMALL LETTER LONG S folds to s: "ſtream" is "stream"
     const folded = await post(
       '/api/chat',

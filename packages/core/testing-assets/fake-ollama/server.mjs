@@ -17,9 +17,9 @@ import {
   EmbeddingRequest,
   EmbedRequest,
   GenerateRequest,
-  GoJsonError,
   OpenAIEmbedRequest,
   PullRequest,
+  parseOrdered,
   ShowRequest,
 } from './gojson.mjs'
 import { displayShortest, NameError, namespaceOf, parseName, resolveName } from './names.mjs'
@@ -40,7 +40,7 @@ import {
   replyPieces,
   thinkingPieces,
 } from './replies.mjs'
-import { createScheduler, createStore, loadConfig, vramDefaultContext } from './state.mjs'
+import { createScheduler, createStore, ERR_MAX_QUEUE, loadConfig, vramDefaultContext } from './state.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -68,7 +68,6 @@ export function parseHost(value) {
   if (m) {
     host = m[1] ?? m[2]
     port = m[3] === '' ? Number.NaN : Number(m[3])
-    if (host === '') host = ''
   } else if (s !== '') {
     host = s.replace(/^\[|\]$/g, '')
   }
@@ -179,8 +178,9 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
     if (route === 'GET /api/ps') return sendJson(res, 200, { models: ps() })
     if (route === 'GET /v1/models') return sendJson(res, 200, v1Models(), true)
-    const v1Model = /^\/v1\/models\/(.+)$/.exec(path)
-    if (v1Model && req.method === 'GET') return v1Retrieve(res, decodeURIComponent(v1Model[1]))
+    // gin's `/v1/models/:model` is one segment of the decoded path (UseRawPath is off: %2F is a slash)
+    const v1Model = /^\/v1\/models\/([^/]+)$/.exec(safeDecode(path))
+    if (v1Model && req.method === 'GET') return v1Retrieve(res, v1Model[1])
 
     const handlers = {
       'POST /api/show': [ShowRequest, show],
@@ -223,7 +223,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
     let parsed
     try {
-      parsed = JSON.parse(raw)
+      JSON.parse(raw)
+      parsed = parseOrdered(raw)
     } catch (err) {
       const at = /position (\d+)/.exec(err.message)
       const ch = at ? raw[Number(at[1])] : raw.trim()[0]
@@ -232,7 +233,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     try {
       return decodeStruct(parsed, schema) ?? {}
     } catch (err) {
-      if (err instanceof GoJsonError || err instanceof Error) throw new HttpError(400, err.message)
+      if (err instanceof Error) throw new HttpError(400, err.message)
       throw err
     }
   }
@@ -533,19 +534,24 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return res.end()
   }
 
+  /**
+   * server/create.go CreateHandler: the name is `model`, else the deprecated `name`; one that does not parse
+   * (none at all included) is a 400 "invalid model name", checked before `from`. The stand-in creates only
+   * from an installed model (no files, no quantizing).
+   */
   async function create(b, res) {
-    if (!b.model) throw new HttpError(400, 'model is required')
+    const requested = b.model || b.name || ''
+    let target
+    try {
+      target = resolveName(requested, [])
+    } catch {
+      throw new HttpError(400, 'invalid model name')
+    }
     if (!b.from) throw new HttpError(400, "neither 'from' or 'files' was specified")
     const from = lookup(b.from, {
       onRequired: [400, 'model is required'],
       notFound: () => `model '${b.from}' not found`,
     })
-    let target
-    try {
-      target = resolveName(b.model, [])
-    } catch {
-      throw new HttpError(400, 'invalid model name')
-    }
     store.derive(from.model, target.full, b.parameters)
     const lines = [{ status: 'using existing layer' }, { status: 'writing manifest' }, { status: 'success' }]
     if (b.stream === false) return sendJson(res, 200, { status: 'success' })
@@ -563,8 +569,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   /** Schedules a runner; a full queue is Ollama's 503 (handleScheduleError). */
   async function acquire(model, b, signal) {
-    if (mode.name === 'queue-full')
-      throw new HttpError(503, 'server busy, please try again.  maximum pending requests exceeded')
+    if (mode.name === 'queue-full') throw new HttpError(503, ERR_MAX_QUEUE)
     try {
       return await sched.acquire(model, b.options, b.keep_alive, signal)
     } catch (err) {
@@ -893,13 +898,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         }
         res.end('data: [DONE]\n\n')
       },
-      error(status, message) {
-        if (res.headersSent) {
-          res.write(`data: ${JSON.stringify(openaiError(status, message))}\n\n`)
-          return res.end()
-        }
-        return sendJson(res, status, openaiError(status, message), true)
-      },
+      error: v1Error(res),
     }
     const think = b.reasoning_effort === 'none' ? false : undefined
     return native(
@@ -950,13 +949,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         }
         res.end('data: [DONE]\n\n')
       },
-      error(status, message) {
-        if (res.headersSent) {
-          res.write(`data: ${JSON.stringify(openaiError(status, message))}\n\n`)
-          return res.end()
-        }
-        return sendJson(res, status, openaiError(status, message), true)
-      },
+      error: v1Error(res),
     }
     return native(
       'generate',
@@ -1038,7 +1031,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   // GPU discovery, then the VRAM tier decides the default context (server/routes.go Serve)
   const totalVram = config.vramBytes
-  const discovered = (async () => {
+  void (async () => {
     if (config.discoveryMs > 0) {
       log('INFO', 'discovering available GPUs...')
       await sleep(config.discoveryMs)
@@ -1064,7 +1057,6 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     ready = true
     markReady()
   })()
-  server.discovered = discovered
   server.unloadAll = () => sched?.unloadAll()
   return server
 }
@@ -1120,6 +1112,14 @@ function loadFixtures(dir) {
   }
 }
 
+function safeDecode(path) {
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return path
+  }
+}
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const parts = []
@@ -1133,6 +1133,21 @@ function readBody(req) {
 function sendJson(res, status, value, encoder = false) {
   res.writeHead(status, { 'content-type': encoder ? 'application/json' : JSON_TYPE })
   res.end(JSON.stringify(value) + (encoder ? '\n' : ''))
+}
+
+/**
+ * middleware/openai.go BaseWriter.writeError: before the first chunk a status and an OpenAI error body. After
+ * it, Ollama json-encodes the error straight onto the stream (no SSE `data:` framing, the status already 200);
+ * the stand-in sends it as one more `data:` event.
+ */
+function v1Error(res) {
+  return (status, message) => {
+    if (res.headersSent) {
+      res.write(`data: ${JSON.stringify(openaiError(status, message))}\n\n`)
+      return res.end()
+    }
+    return sendJson(res, status, openaiError(status, message), true)
+  }
 }
 
 function sse(res, obj) {
