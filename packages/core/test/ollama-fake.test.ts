@@ -266,6 +266,27 @@ describe('the fake ollama executable', () => {
     }
   })
 
+  test('/v1 reasoning_effort follows openai.go thinkFromReasoningEffort: clamped tiers, an unknown one is a 400', async () => {
+    const bad = await post('/v1/chat/completions', {
+      model: 'qwen3:8b',
+      reasoning_effort: 'bogus',
+      messages: [{ role: 'user', content: 'x' }],
+    })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toBe(
+      'invalid reasoning value: "bogus" (must be "minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none")',
+    )
+    // `reasoning.effort` wins over `reasoning_effort`; "xhigh" is clamped to "max"
+    const ok = await post('/v1/chat/completions', {
+      model: 'qwen3:8b',
+      reasoning: { effort: 'xhigh' },
+      reasoning_effort: 'bogus',
+      messages: [{ role: 'user', content: 'x' }],
+    })
+    expect(ok.status).toBe(200)
+    await ok.arrayBuffer()
+  })
+
   test('/api/create (server/create.go): no name is a 400 "invalid model name"; `name` is the fallback', async () => {
     const none = await post('/api/create', { from: 'qwen3:8b', stream: false })
     expect(none.status).toBe(400)

@@ -347,6 +347,7 @@ export const ChatCompletionRequest = {
     max_tokens: 'int',
     temperature: 'number',
     tools: { array: 'any' },
+    reasoning: { goType: 'openai.Reasoning', fields: { effort: 'string' } },
     reasoning_effort: 'string',
   },
 }

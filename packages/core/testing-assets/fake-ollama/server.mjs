@@ -313,6 +313,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return { ...r, model }
   }
 
+  /**
+   * server/images.go (Model).Capabilities: read from the GGUF (no pooling type: completion), the projector,
+   * the template and the parser; a model of the catalog without its own list is a plain completion model.
+   */
   function capabilities(model) {
     return model.capabilities ?? model.show?.capabilities ?? ['completion']
   }
@@ -367,6 +371,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }))
   }
 
+  /** openai/openai.go ToListCompletion: id is the listed name, created its mtime, owned_by its namespace. */
   function v1Models() {
     return {
       object: 'list',
@@ -402,6 +407,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     )
   }
 
+  /**
+   * server/cloud_proxy.go proxyCloudRequestWithPath: with cloud disabled (envconfig.NoCloud) a 403 whose
+   * message is internal/cloud/policy.go DisabledError ("ollama cloud is disabled: <operation>"); otherwise `fn`
+   * answers, as ollama.com would through the proxy.
+   */
   function cloudDisabledOr(res, operation, v1, fn) {
     if (config.noCloud) {
       const message = `${CLOUD_DISABLED}: ${operation}`
@@ -410,6 +420,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return fn()
   }
 
+  /**
+   * routes.go ShowHandler: the name is canonicalised (getExistingName, then DisplayShortest) before the
+   * lookup, so a missing model is named with its tag: `model 'x:latest' not found`.
+   */
   function show(b, res) {
     const requested = b.model || b.name
     if (!requested) throw new HttpError(400, 'model is required')
@@ -846,6 +860,22 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
   }
 
+  /**
+   * openai/openai.go FromChatRequest + thinkFromReasoningEffort: `reasoning.effort` (else `reasoning_effort`)
+   * becomes the think value; OpenAI's tiers beyond Ollama's are clamped, an unknown one is a 400.
+   */
+  function thinkFromReasoningEffort(effort) {
+    if (effort === '') return undefined
+    if (effort === 'none') return false
+    if (effort === 'minimal') return 'low'
+    if (['low', 'medium', 'high', 'max'].includes(effort)) return effort
+    if (effort === 'xhigh' || effort === 'ultra') return 'max'
+    throw new HttpError(
+      400,
+      `invalid reasoning value: ${JSON.stringify(effort)} (must be "minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none")`,
+    )
+  }
+
   /** ChatMiddleware + ChatWriter (middleware/openai.go). */
   async function v1Chat(b, res, req) {
     if (!Array.isArray(b.messages) || b.messages.length === 0)
@@ -900,7 +930,9 @@ export async function startServer({ host, port, version, env = {}, log = () => {
       },
       error: v1Error(res),
     }
-    const think = b.reasoning_effort === 'none' ? false : undefined
+    const think = thinkFromReasoningEffort(
+      b.reasoning ? (b.reasoning.effort ?? '') : (b.reasoning_effort ?? ''),
+    )
     return native(
       'chat',
       {

@@ -473,6 +473,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     try {
       while (pending.length > 0) {
         const req = pending.shift()
+        // sched.go: a request whose context ended while queued gets context.Canceled, which
+        // routes.go handleScheduleError answers as 499 "request canceled"
         if (req.signal?.aborted) {
           req.reject(Object.assign(new Error('request canceled'), { status: 499 }))
           continue
