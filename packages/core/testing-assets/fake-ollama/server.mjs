@@ -996,6 +996,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     )
   }
 
+  /**
+   * middleware/openai.go EmbeddingsMiddleware + EmbedWriter: encoding_format float|base64, "" is [""], no or
+   * an empty input list is 400 "invalid input"; then EmbedHandler (embedRequest) with OpenAI-shaped errors.
+   */
   async function v1Embeddings(b, res) {
     if (b.encoding_format && !['float', 'base64'].includes(b.encoding_format.toLowerCase())) {
       throw new HttpError(
