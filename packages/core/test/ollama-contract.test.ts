@@ -7,13 +7,23 @@ import { type OllamaContractOptions, ollamaContract } from '../src/testing/ollam
 const realUrl = process.env.OLLAMA_CONTRACT_URL
 
 if (realUrl) {
-  // OLLAMA_CONTRACT_MODELS="chat=llama3.2:3b,thinking=qwen3:1.7b,embed=,vision=,slidingWindow=gemma3:4b,cloud="
-  const models = Object.fromEntries(
+  // OLLAMA_CONTRACT_MODELS="chat=llama3.2:3b,thinking=qwen3:1.7b,embed=all-minilm:l6-v2": a role not named
+  // is left out (its tests with it), so the suite never needs a model the user does not have
+  const named = Object.fromEntries(
     (process.env.OLLAMA_CONTRACT_MODELS ?? '')
       .split(',')
+      .map((kv) => kv.trim())
       .filter(Boolean)
-      .map((kv) => kv.split('=') as [string, string]),
-  ) as OllamaContractOptions['models']
+      .map((kv) => {
+        const at = kv.indexOf('=')
+        return at < 0 ? [kv, ''] : [kv.slice(0, at).trim(), kv.slice(at + 1).trim()]
+      }),
+  ) as Record<string, string>
+  const roles = ['thinking', 'embed', 'vision', 'slidingWindow', 'hybrid', 'mla', 'mlx', 'cloud'] as const
+  const models: NonNullable<OllamaContractOptions['models']> = Object.fromEntries(
+    roles.map((r) => [r, named[r] ?? '']),
+  )
+  models.chat = named.chat || (await firstCompletionModel(realUrl)) || 'llama3.2:3b'
   const num = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined)
   describe(`Ollama at ${realUrl}`, () => {
     ollamaContract(test, {
@@ -22,10 +32,13 @@ if (realUrl) {
       server: {
         contextLength: num('OLLAMA_CONTEXT_LENGTH'),
         keepAliveSeconds: num('OLLAMA_CONTRACT_KEEP_ALIVE_SECONDS') ?? 300,
-        noCloud: Boolean(process.env.OLLAMA_NO_CLOUD),
+        noCloud: envBool(process.env.OLLAMA_NO_CLOUD),
         maxQueue: num('OLLAMA_CONTRACT_MAX_QUEUE'),
         tokensPerSecond: num('OLLAMA_CONTRACT_TOKENS_PER_SEC'),
         strictRegistry: process.env.OLLAMA_CONTRACT_STRICT_REGISTRY !== '0',
+        // a real pull downloads; the Host check needs the server bound to loopback: both only when asked
+        pulls: process.env.OLLAMA_CONTRACT_PULL === '1',
+        boundToLoopback: process.env.OLLAMA_CONTRACT_LOOPBACK === '1',
       },
       label: 'real ollama',
       timeoutMs: 300_000,
@@ -84,4 +97,26 @@ if (realUrl) {
       label: 'stand-in (no cloud)',
     })
   })
+}
+
+/** envconfig.Bool: strconv.ParseBool after trimming spaces and quotes; set but unparsable is true. */
+function envBool(value: string | undefined): boolean {
+  const s = (value ?? '').trim().replace(/^["']+|["']+$/g, '')
+  if (s === '') return false
+  return !['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(s)
+}
+
+/** The first local completion model /api/tags lists, one without thinking if there is one. */
+async function firstCompletionModel(url: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${url.replace(/\/+$/, '')}/api/tags`)
+    const { models } = (await res.json()) as {
+      models?: { name: string; capabilities?: string[]; remote_host?: string }[]
+    }
+    const local = (models ?? []).filter((x) => x.capabilities?.includes('completion') && !x.remote_host)
+    // the chat role is a model without thinking (the suite checks that it refuses think:true)
+    return (local.find((x) => !x.capabilities?.includes('thinking')) ?? local[0])?.name
+  } catch {
+    return undefined
+  }
 }

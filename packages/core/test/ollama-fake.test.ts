@@ -258,6 +258,49 @@ describe('the fake ollama executable', () => {
     })
     const models = (await (await fetch(`${fake.url}/v1/models`)).json()) as { data: { id: string }[] }
     expect(models.data).toHaveLength(16)
+    // gin `/v1/models/:model` is one path segment; a second one (or an encoded slash) is no route at all
+    for (const path of ['/v1/models/library/qwen3:8b', '/v1/models/library%2Fqwen3:8b']) {
+      const deeper = await fetch(`${fake.url}${path}`)
+      expect(deeper.status, path).toBe(404)
+      expect(await deeper.text()).toBe('404 page not found')
+    }
+  })
+
+  test('/v1 reasoning_effort follows openai.go thinkFromReasoningEffort: clamped tiers, an unknown one is a 400', async () => {
+    const bad = await post('/v1/chat/completions', {
+      model: 'qwen3:8b',
+      reasoning_effort: 'bogus',
+      messages: [{ role: 'user', content: 'x' }],
+    })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toBe(
+      'invalid reasoning value: "bogus" (must be "minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none")',
+    )
+    // `reasoning.effort` wins over `reasoning_effort`; "xhigh" is clamped to "max"
+    const ok = await post('/v1/chat/completions', {
+      model: 'qwen3:8b',
+      reasoning: { effort: 'xhigh' },
+      reasoning_effort: 'bogus',
+      messages: [{ role: 'user', content: 'x' }],
+    })
+    expect(ok.status).toBe(200)
+    await ok.arrayBuffer()
+  })
+
+  test('/api/create (server/create.go): no name is a 400 "invalid model name"; `name` is the fallback', async () => {
+    const none = await post('/api/create', { from: 'qwen3:8b', stream: false })
+    expect(none.status).toBe(400)
+    expect(await none.json()).toEqual({ error: 'invalid model name' })
+    const byName = await post('/api/create', { name: 'by-name-test', from: 'qwen3:8b', stream: false })
+    expect(await byName.json()).toEqual({ status: 'success' })
+    const shown = await post('/api/show', { model: 'by-name-test' })
+    expect(shown.status).toBe(200)
+    await shown.arrayBuffer()
+    const del = await fetch(`${fake.url}/api/delete`, {
+      method: 'DELETE',
+      body: JSON.stringify({ model: 'by-name-test' }),
+    })
+    expect(del.status).toBe(200)
   })
 
   test('/api/pull honours stream:false; invalid JSON is a 400 like Ollama’s', async () => {
@@ -772,6 +815,62 @@ describe('the stand-in follows Ollama’s own rules', () => {
       const { models } = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: { name: string }[] }
       expect(models.map((m) => m.name)).toEqual(['deepseek-r1:1.5b'])
       await vi.waitFor(() => expect(alive(a!.pid)).toBe(false))
+    } finally {
+      await f.stop()
+    }
+  })
+
+  test('sched.go findRunnerToUnload: equal sessions go by model path (the digest), not by load order', async () => {
+    const f = await startFakeOllama({ ollamaEnv: { OLLAMA_MAX_LOADED_MODELS: '2' } })
+    try {
+      const { models } = (await (await fetch(`${f.url}/api/tags`)).json()) as {
+        models: { name: string; digest: string; capabilities: string[] }[]
+      }
+      const [low, high] = ['qwen3:1.7b', 'deepseek-r1:1.5b']
+        .map((name) => models.find((m) => m.name === name)!)
+        .sort((a, b) => (a.digest < b.digest ? -1 : 1))
+      // the higher digest loads first, so it also expires first: ByDurationAndName still picks the lower
+      await load(f, high!.name)
+      await load(f, low!.name)
+      await load(f, 'mistral:7b')
+      const ps = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: { name: string }[] }
+      expect(ps.models.map((m) => m.name).sort()).toEqual([high!.name, 'mistral:7b'].sort())
+    } finally {
+      await f.stop()
+    }
+  })
+
+  test('sched.go: with nothing idle a load waits for the chosen runner to finish, not loading over it', async () => {
+    const f = await startFakeOllama({ tokensPerSecond: 20, ollamaEnv: { OLLAMA_MAX_LOADED_MODELS: '1' } })
+    try {
+      await load(f, 'qwen3:1.7b')
+      const busy = fetch(`${f.url}/api/generate`, {
+        method: 'POST',
+        body: JSON.stringify({
+          model: 'qwen3:1.7b',
+          think: false,
+          prompt: 'one two three four five six seven',
+        }),
+      })
+      const first = await busy
+      const reader = first.body!.getReader()
+      await reader.read() // the answer is under way: the runner is in use
+      let loadedAt = 0
+      const next = load(f, 'deepseek-r1:1.5b').then(() => {
+        loadedAt = Date.now()
+      })
+      let text = ''
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        text += new TextDecoder().decode(value)
+      }
+      const finishedAt = Date.now()
+      expect(text).toContain('"done":true')
+      await next
+      expect(loadedAt).toBeGreaterThanOrEqual(finishedAt)
+      const ps = (await (await fetch(`${f.url}/api/ps`)).json()) as { models: { name: string }[] }
+      expect(ps.models.map((m) => m.name)).toEqual(['deepseek-r1:1.5b'])
     } finally {
       await f.stop()
     }

@@ -48,6 +48,13 @@ export interface OllamaContractOptions {
     tokensPerSecond?: number
     /** Pulling a name the registry does not have fails (true for a real registry). @default true */
     strictRegistry?: boolean
+    /** The suite may pull (a real pull downloads from the registry). @default true */
+    pulls?: boolean
+    /**
+     * The server listens on a loopback address and the suite reaches it there, so the DNS-rebinding check
+     * applies (routes.go allowedHostsMiddleware). @default true
+     */
+    boundToLoopback?: boolean
   }
   /** Prefix for test names. @default 'ollama contract' */
   label?: string
@@ -73,7 +80,16 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     mlx: '',
     ...opts.models,
   }
-  const server = { keepAliveSeconds: 300, noCloud: false, strictRegistry: true, ...opts.server }
+  // one spelling per role: name:tag (types/model/name.go fills in "latest"), as /api/tags and /api/ps list it
+  for (const role of Object.keys(m) as (keyof typeof m)[]) m[role] = withTag(m[role])
+  const server = {
+    keepAliveSeconds: 300,
+    noCloud: false,
+    strictRegistry: true,
+    pulls: true,
+    boundToLoopback: true,
+    ...opts.server,
+  }
   const t = (name: string, fn: () => Promise<void>) => test(`${label}: ${name}`, fn, timeout)
 
   const call = (path: string, init: RequestInit = {}) => fetch(base() + path, init)
@@ -90,6 +106,27 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       .split('\n')
       .filter((l) => l.trim() !== '')
       .map((l) => JSON.parse(l) as Json)
+  }
+  /** NDJSON lines with the time each arrived. */
+  async function ndjsonTimed(res: Response): Promise<{ line: Json; at: number }[]> {
+    const out: { line: Json; at: number }[] = []
+    const reader = res.body!.getReader()
+    const dec = new TextDecoder()
+    let buf = ''
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      buf += dec.decode(value, { stream: true })
+      let nl = buf.indexOf('\n')
+      while (nl >= 0) {
+        const l = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        if (l.trim() !== '') out.push({ line: JSON.parse(l) as Json, at: Date.now() })
+        nl = buf.indexOf('\n')
+      }
+    }
+    if (buf.trim() !== '') out.push({ line: JSON.parse(buf) as Json, at: Date.now() })
+    return out
   }
   async function sse(res: Response): Promise<(Json | '[DONE]')[]> {
     const text = await res.text()
@@ -168,7 +205,12 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     },
   )
 
-  t(
+  const tIf = (on: boolean, name: string, fn: () => Promise<void>) => {
+    if (on) t(name, fn)
+  }
+
+  tIf(
+    server.boundToLoopback,
     'bound to loopback, a request whose Host is not local is an empty 403 (routes.go allowedHostsMiddleware)',
     async () => {
       const url = new URL(base())
@@ -323,6 +365,7 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
         while (!done) {
           const r = await psOf(m.mlx)
           if (r && !done) seen.push(Number(r.context_length))
+          await new Promise((resolve) => setTimeout(resolve, 10))
         }
         await pending
         // x/mlxrunner/client.go: ContextLength is 0 until the runner's first /v1/status
@@ -389,17 +432,26 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
           [4096, 32768, 262144].map((n) => Math.min(n, trained)).includes(Number(row?.context_length)),
         )
       }
-      // llm/server.go: a num_ctx above the trained context is cut to it
-      await load(m.chat, { options: { num_ctx: trained * 4 } })
-      assert.equal((await psOf(m.chat))?.context_length, trained)
       await unload(m.chat)
     },
   )
 
+  // a model with a small trained context (all-minilm: 512), so asking for 4× it allocates little
+  tIf(Boolean(m.embed), 'a num_ctx above the trained context is cut to it (llm/server.go)', async () => {
+    const trained = await trainedContext(m.embed)
+    // routes.go EmbedHandler: an empty input only schedules the runner, with the request's options
+    const res = await post('/api/embed', { model: m.embed, input: '', options: { num_ctx: trained * 4 } })
+    assert.equal(res.status, 200, await res.clone().text())
+    await res.arrayBuffer()
+    assert.equal((await psOf(m.embed))?.context_length, trained)
+    await unload(m.embed)
+  })
+
   // ---- names (types/model/name.go, internal/modelref/modelref.go, routes.go getExistingName) ----
 
   t('names resolve with library/, registry.ollama.ai/library/, any case and the :local suffix', async () => {
-    const [model, tag] = m.chat.split(':') as [string, string]
+    const cut = m.chat.lastIndexOf(':')
+    const [model, tag] = [m.chat.slice(0, cut), m.chat.slice(cut + 1)]
     for (const name of [
       `library/${m.chat}`,
       `registry.ollama.ai/library/${m.chat}`,
@@ -507,6 +559,13 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     )
     assert.equal(last.status, 200)
     await last.arrayBuffer()
+    // the last in document order, even when an identical key came before the folded one
+    const again = await post(
+      '/api/chat',
+      `{"model":"${m.chat}","Model":"sharedllm-contract-missing","model":"${m.chat}","stream":false,"messages":[]}`,
+    )
+    assert.equal(again.status, 200, await again.clone().text())
+    await again.arrayBuffer()
     // U+017F LATIN SMALL LETTER LONG S folds to s: "ſtream" is "stream"
     const folded = await post(
       '/api/chat',
@@ -527,14 +586,13 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
   t(
     'chat streams NDJSON chunks and a final object with the counts; stream:false waits for the whole answer',
     async () => {
-      const startedAt = Date.now()
       const streamed = await post('/api/chat', {
         model: m.chat,
         messages: [{ role: 'user', content: 'one two three four five' }],
       })
       assert.equal(streamed.headers.get('content-type'), 'application/x-ndjson')
-      const lines = await ndjson(streamed)
-      const streamMs = Date.now() - startedAt
+      const timed = await ndjsonTimed(streamed)
+      const lines = timed.map((x) => x.line)
       const final = lines.at(-1) as Json
       assert.equal(final.done, true)
       assert.equal(final.done_reason, 'stop')
@@ -565,8 +623,11 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
           headersMs >= minMs,
           `stream:false headers after ${headersMs} ms, the answer needs ${minMs} ms`,
         )
+        // streamed, each chunk is written as it is generated: the first arrives well before the last
+        const spanMs = timed.at(-1)!.at - timed[0]!.at
+        const needMs = ((Number(final.eval_count) - 1) / server.tokensPerSecond) * 1000 * 0.5
+        assert.ok(spanMs >= needMs, `chunks spread over ${spanMs} ms, generating them takes ${needMs * 2} ms`)
       }
-      void streamMs
     },
   )
 
@@ -611,6 +672,10 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       assert.equal((body.embeddings as number[][]).length, 2)
       for (const k of ['total_duration', 'load_duration', 'prompt_eval_count'])
         assert.equal(typeof body[k], 'number', k)
+      // routes.go EmbedHandler: an empty string is no input (`if len(i) > 0`); the model still loads
+      const empty = await post('/api/embed', { model: m.embed, input: '' })
+      assert.equal(empty.status, 200)
+      assert.deepEqual(await json(empty), { model: m.embed, embeddings: [] })
       const s = await show(m.embed)
       assert.deepEqual(s.capabilities, ['embedding'])
       const refused = await chat(m.embed)
@@ -620,18 +685,43 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
     })
   }
 
-  t('pull streams status lines ending in success; stream:false answers one object', async () => {
-    const lines = await ndjson(await post('/api/pull', { model: m.chat }))
-    assert.ok(lines.every((l) => typeof l.status === 'string'))
-    assert.equal(lines.at(-1)?.status, 'success')
-    const one = await post('/api/pull', { model: m.chat, stream: false })
-    assert.equal(one.headers.get('content-type')?.startsWith('application/json'), true)
-    assert.deepEqual(await json(one), { status: 'success' })
-    if (server.strictRegistry) {
-      const missing = await ndjson(await post('/api/pull', { model: 'sharedllm-contract-missing' }))
-      assert.equal(missing.at(-1)?.error, 'pull model manifest: file does not exist')
-    }
-  })
+  t(
+    '/api/embed and /v1/embeddings: no model is 404 "model \'\' not found", a missing one "try pulling it first"',
+    async () => {
+      // routes.go EmbedHandler: writeModelRefParseError's fallback for no model; getModel's os.ErrNotExist
+      // through handleScheduleError for one that is not installed
+      const none = await post('/api/embed', { input: 'x' })
+      assert.equal(none.status, 404)
+      assert.deepEqual(await json(none), { error: "model '' not found" })
+      const missing = await post('/api/embed', { model: 'sharedllm-contract-missing', input: 'x' })
+      assert.equal(missing.status, 404)
+      const message = 'model "sharedllm-contract-missing" not found, try pulling it first'
+      assert.deepEqual(await json(missing), { error: message })
+      // middleware/openai.go EmbeddingsMiddleware hands the request to the same handler
+      const v1 = await post('/v1/embeddings', { model: 'sharedllm-contract-missing', input: 'x' })
+      assert.equal(v1.status, 404)
+      assert.deepEqual(await json(v1), {
+        error: { message, type: 'not_found_error', param: null, code: null },
+      })
+    },
+  )
+
+  tIf(
+    server.pulls,
+    'pull streams status lines ending in success; stream:false answers one object',
+    async () => {
+      const lines = await ndjson(await post('/api/pull', { model: m.chat }))
+      assert.ok(lines.every((l) => typeof l.status === 'string'))
+      assert.equal(lines.at(-1)?.status, 'success')
+      const one = await post('/api/pull', { model: m.chat, stream: false })
+      assert.equal(one.headers.get('content-type')?.startsWith('application/json'), true)
+      assert.deepEqual(await json(one), { status: 'success' })
+      if (server.strictRegistry) {
+        const missing = await ndjson(await post('/api/pull', { model: 'sharedllm-contract-missing' }))
+        assert.equal(missing.at(-1)?.error, 'pull model manifest: file does not exist')
+      }
+    },
+  )
 
   // ---- /v1 (middleware/openai.go, openai/openai.go) ----
 
@@ -735,6 +825,12 @@ export function ollamaContract(test: TestFn, opts: OllamaContractOptions): void 
       await unload(m.chat)
     })
   }
+}
+
+/** `x` → `x:latest`; a name with a tag (after the last `/`) is kept. Empty stays empty. */
+function withTag(name: string): string {
+  if (!name) return name
+  return name.slice(name.lastIndexOf('/') + 1).includes(':') ? name : `${name}:latest`
 }
 
 async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000) {

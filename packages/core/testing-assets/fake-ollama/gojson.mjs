@@ -30,6 +30,71 @@ export function foldName(s) {
   return out
 }
 
+/** The keys of an object from parseOrdered, in document order with duplicates kept. */
+export const ENTRIES = Symbol('entries')
+
+/**
+ * JSON.parse for text it has already accepted, except that every object also carries [ENTRIES]: its key/value
+ * pairs in document order, duplicates included. JSON.parse keeps the last value of a repeated key at the
+ * position of the first, and encoding/json decodes the keys in document order (the last match wins), so
+ * `{"model":"a","Model":"b","model":"c"}` is `c` in Go but would read as `b` from JSON.parse's object.
+ */
+export function parseOrdered(text) {
+  let i = 0
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i++
+  }
+  const str = () => {
+    const start = i++
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1
+    i++
+    return JSON.parse(text.slice(start, i))
+  }
+  const value = () => {
+    ws()
+    const c = text[i]
+    if (c === '{') {
+      i++
+      const out = {}
+      const entries = []
+      ws()
+      if (text[i] === '}') i++
+      else
+        for (;;) {
+          ws()
+          const k = str()
+          ws()
+          i++ // :
+          const v = value()
+          entries.push([k, v])
+          out[k] = v
+          ws()
+          if (text[i++] === '}') break
+        }
+      Object.defineProperty(out, ENTRIES, { value: entries })
+      return out
+    }
+    if (c === '[') {
+      i++
+      const out = []
+      ws()
+      if (text[i] === ']') i++
+      else
+        for (;;) {
+          out.push(value())
+          ws()
+          if (text[i++] === ']') break
+        }
+      return out
+    }
+    if (c === '"') return str()
+    const m = /^(?:true|false|null|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i, i + 400))
+    i += m[0].length
+    return JSON.parse(m[0])
+  }
+  return value()
+}
+
 /**
  * Decodes `value` into the shape `schema` describes, like encoding/json into a Go struct.
  * schema: { goType: 'api.ChatRequest', fields: { name: type } } where type is 'string' | 'bool' | 'number' |
@@ -47,9 +112,8 @@ export function decodeStruct(value, schema, path = schema.goType.split('.').pop(
   }
   const byFold = new Map(Object.keys(schema.fields).map((k) => [foldName(k), k]))
   const out = {}
-  // JSON.parse already keeps only the last of two identical keys; folded duplicates are resolved here,
-  // in document order, so the last one wins as in Go.
-  for (const [key, v] of Object.entries(value)) {
+  // in document order, duplicates included (parseOrdered), so the last matching key wins as in Go
+  for (const [key, v] of value[ENTRIES] ?? Object.entries(value)) {
     const field = schema.fields[key] !== undefined ? key : byFold.get(foldName(key))
     if (field === undefined) continue
     out[field] = decodeValue(v, schema.fields[field], `${path}.${field}`)
@@ -263,6 +327,7 @@ export const CreateRequest = {
   goType: 'api.CreateRequest',
   fields: {
     model: 'string',
+    name: 'string',
     from: 'string',
     stream: 'bool',
     parameters: 'map',
@@ -282,6 +347,7 @@ export const ChatCompletionRequest = {
     max_tokens: 'int',
     temperature: 'number',
     tools: { array: 'any' },
+    reasoning: { goType: 'openai.Reasoning', fields: { effort: 'string' } },
     reasoning_effort: 'string',
   },
 }

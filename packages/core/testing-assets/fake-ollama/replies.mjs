@@ -124,6 +124,8 @@ export function nativeFinal(kind, model, o) {
     ...(thinking ? { thinking } : {}),
     done: true,
     done_reason: doneReason,
+    // api/types.go GenerateResponse.Context: the token ids of the conversation, for the next request; the
+    // stand-in has no tokenizer, so a placeholder
     context: [1, 2, 3],
     ...counts,
   }

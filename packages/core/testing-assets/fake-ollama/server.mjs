@@ -17,9 +17,9 @@ import {
   EmbeddingRequest,
   EmbedRequest,
   GenerateRequest,
-  GoJsonError,
   OpenAIEmbedRequest,
   PullRequest,
+  parseOrdered,
   ShowRequest,
 } from './gojson.mjs'
 import { displayShortest, NameError, namespaceOf, parseName, resolveName } from './names.mjs'
@@ -27,6 +27,7 @@ import {
   chatChunk,
   chatFinishChunk,
   completionChunk,
+  countWords,
   ERROR_TRIGGER,
   embedding,
   lastUserText,
@@ -39,7 +40,7 @@ import {
   replyPieces,
   thinkingPieces,
 } from './replies.mjs'
-import { createScheduler, createStore, loadConfig, vramDefaultContext } from './state.mjs'
+import { createScheduler, createStore, ERR_MAX_QUEUE, loadConfig, vramDefaultContext } from './state.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -67,7 +68,6 @@ export function parseHost(value) {
   if (m) {
     host = m[1] ?? m[2]
     port = m[3] === '' ? Number.NaN : Number(m[3])
-    if (host === '') host = ''
   } else if (s !== '') {
     host = s.replace(/^\[|\]$/g, '')
   }
@@ -178,8 +178,9 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
     if (route === 'GET /api/ps') return sendJson(res, 200, { models: ps() })
     if (route === 'GET /v1/models') return sendJson(res, 200, v1Models(), true)
-    const v1Model = /^\/v1\/models\/(.+)$/.exec(path)
-    if (v1Model && req.method === 'GET') return v1Retrieve(res, decodeURIComponent(v1Model[1]))
+    // gin's `/v1/models/:model` is one segment of the decoded path (UseRawPath is off: %2F is a slash)
+    const v1Model = /^\/v1\/models\/([^/]+)$/.exec(safeDecode(path))
+    if (v1Model && req.method === 'GET') return v1Retrieve(res, v1Model[1])
 
     const handlers = {
       'POST /api/show': [ShowRequest, show],
@@ -222,7 +223,8 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
     let parsed
     try {
-      parsed = JSON.parse(raw)
+      JSON.parse(raw)
+      parsed = parseOrdered(raw)
     } catch (err) {
       const at = /position (\d+)/.exec(err.message)
       const ch = at ? raw[Number(at[1])] : raw.trim()[0]
@@ -231,7 +233,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     try {
       return decodeStruct(parsed, schema) ?? {}
     } catch (err) {
-      if (err instanceof GoJsonError || err instanceof Error) throw new HttpError(400, err.message)
+      if (err instanceof Error) throw new HttpError(400, err.message)
       throw err
     }
   }
@@ -311,6 +313,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return { ...r, model }
   }
 
+  /**
+   * server/images.go (Model).Capabilities: read from the GGUF (no pooling type: completion), the projector,
+   * the template and the parser; a model of the catalog without its own list is a plain completion model.
+   */
   function capabilities(model) {
     return model.capabilities ?? model.show?.capabilities ?? ['completion']
   }
@@ -365,6 +371,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }))
   }
 
+  /** openai/openai.go ToListCompletion: id is the listed name, created its mtime, owned_by its namespace. */
   function v1Models() {
     return {
       object: 'list',
@@ -400,6 +407,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     )
   }
 
+  /**
+   * server/cloud_proxy.go proxyCloudRequestWithPath: with cloud disabled (envconfig.NoCloud) a 403 whose
+   * message is internal/cloud/policy.go DisabledError ("ollama cloud is disabled: <operation>"); otherwise `fn`
+   * answers, as ollama.com would through the proxy.
+   */
   function cloudDisabledOr(res, operation, v1, fn) {
     if (config.noCloud) {
       const message = `${CLOUD_DISABLED}: ${operation}`
@@ -408,6 +420,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return fn()
   }
 
+  /**
+   * routes.go ShowHandler: the name is canonicalised (getExistingName, then DisplayShortest) before the
+   * lookup, so a missing model is named with its tag: `model 'x:latest' not found`.
+   */
   function show(b, res) {
     const requested = b.model || b.name
     if (!requested) throw new HttpError(400, 'model is required')
@@ -512,6 +528,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (await streamLines(res, lines)) finish()
   }
 
+  /**
+   * server/routes.go DeleteHandler: parseNormalizePullModelRef, then the manifest and its layers are removed.
+   * It never calls the scheduler: a loaded runner of the deleted model keeps running until it expires.
+   */
   function del(b, res) {
     const requested = b.model || b.name
     let r
@@ -523,25 +543,29 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     }
     const m = store.get(r.full)
     if (!m) throw new HttpError(404, `model '${requested}' not found`)
-    sched.forget(m)
     store.remove(r.full)
     res.writeHead(200)
     return res.end()
   }
 
+  /**
+   * server/create.go CreateHandler: the name is `model`, else the deprecated `name`; one that does not parse
+   * (none at all included) is a 400 "invalid model name", checked before `from`. The stand-in creates only
+   * from an installed model (no files, no quantizing).
+   */
   async function create(b, res) {
-    if (!b.model) throw new HttpError(400, 'model is required')
+    const requested = b.model || b.name || ''
+    let target
+    try {
+      target = resolveName(requested, [])
+    } catch {
+      throw new HttpError(400, 'invalid model name')
+    }
     if (!b.from) throw new HttpError(400, "neither 'from' or 'files' was specified")
     const from = lookup(b.from, {
       onRequired: [400, 'model is required'],
       notFound: () => `model '${b.from}' not found`,
     })
-    let target
-    try {
-      target = resolveName(b.model, [])
-    } catch {
-      throw new HttpError(400, 'invalid model name')
-    }
     store.derive(from.model, target.full, b.parameters)
     const lines = [{ status: 'using existing layer' }, { status: 'writing manifest' }, { status: 'success' }]
     if (b.stream === false) return sendJson(res, 200, { status: 'success' })
@@ -559,8 +583,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   /** Schedules a runner; a full queue is Ollama's 503 (handleScheduleError). */
   async function acquire(model, b, signal) {
-    if (mode.name === 'queue-full')
-      throw new HttpError(503, 'server busy, please try again.  maximum pending requests exceeded')
+    if (mode.name === 'queue-full') throw new HttpError(503, ERR_MAX_QUEUE)
     try {
       return await sched.acquire(model, b.options, b.keep_alive, signal)
     } catch (err) {
@@ -751,45 +774,106 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     return native(kind, b, req, res, nativeWriter(res, b.stream !== false))
   }
 
+  /**
+   * server/routes.go EmbedHandler up to scheduleRunner: no model (modelref.ErrModelRequired) is
+   * writeModelRefParseError's fallback, 404 `model '' not found`; a model that is not installed is getModel's
+   * os.ErrNotExist through handleScheduleError, 404 `model "x" not found, try pulling it first`; an empty string
+   * input is no input (`if len(i) > 0`). /v1/embeddings (middleware/openai.go EmbeddingsMiddleware) runs the
+   * same handler. Returns the resolved model and the inputs, or `cloud` for a :cloud model.
+   */
+  function embedRequest(b) {
+    const model = b.model ?? ''
+    let r
+    let missing
+    try {
+      r = lookup(model, {
+        onRequired: [404, `model '${model}' not found`],
+        notFound: () => `model ${JSON.stringify(model)} not found, try pulling it first`,
+      })
+    } catch (err) {
+      // the name parses: the input is checked before the model is looked up
+      if (!(err instanceof HttpError) || model === '' || err.status !== 404) throw err
+      missing = err
+    }
+    let inputs
+    if (typeof b.input === 'string') inputs = b.input.length > 0 ? [b.input] : []
+    else if (Array.isArray(b.input) && b.input.every((x) => typeof x === 'string')) inputs = b.input
+    else if (b.input === undefined || b.input === null) inputs = []
+    else if (!r?.cloud) throw new HttpError(400, 'invalid input type')
+    if (missing) throw missing
+    return { r, inputs }
+  }
+
+  /** The stand-in plays ollama.com for a :cloud embed (proxyCloudJSONRequest), unless cloud is disabled. */
+  function embedVectors(model, inputs) {
+    const dims = model?.embedding_dim ?? 8
+    return inputs.map((s) => embedding(s, dims))
+  }
+
+  function embedTokens(inputs) {
+    return inputs.reduce((n, s) => n + Math.max(1, countWords(s)), 0)
+  }
+
   async function embed(b, res) {
     const startedAt = performance.now()
-    const r = lookup(b.model ?? '', {
-      onRequired: [400, 'model is required'],
-      notFound: () => `model '${b.model}' not found`,
-    })
-    if (r.cloud) throw new HttpError(403, `${CLOUD_DISABLED}: remote model is unavailable`)
-    let inputs
-    if (typeof b.input === 'string') inputs = [b.input]
-    else if (Array.isArray(b.input) && b.input.every((x) => typeof x === 'string')) inputs = b.input
-    else if (b.input === undefined) inputs = []
-    else throw new HttpError(400, 'invalid input type')
+    const { r, inputs } = embedRequest(b)
+    const answer = (model) =>
+      sendJson(res, 200, {
+        model: b.model,
+        embeddings: embedVectors(model, inputs),
+        ...(inputs.length === 0
+          ? {}
+          : {
+              total_duration: Math.round((performance.now() - startedAt) * 1e6),
+              load_duration: 1_334_875,
+              prompt_eval_count: embedTokens(inputs),
+            }),
+      })
+    // routes.go EmbedHandler: a :cloud model goes to proxyCloudJSONRequest (403 only when cloud is disabled)
+    if (r.cloud) return cloudDisabledOr(res, 'remote model is unavailable', false, () => answer(undefined))
     const lease = await acquire(r.model, b, new AbortController().signal)
     try {
-      if (inputs.length === 0) return sendJson(res, 200, { model: b.model, embeddings: [] })
-      const dims = r.model.embedding_dim ?? 8
-      return sendJson(res, 200, {
-        model: b.model,
-        embeddings: inputs.map((s) => embedding(s, dims)),
-        total_duration: Math.round((performance.now() - startedAt) * 1e6),
-        load_duration: 1_334_875,
-        prompt_eval_count: inputs.reduce((n, s) => n + Math.max(1, s.split(/\s+/).filter(Boolean).length), 0),
-      })
+      return answer(r.model)
     } finally {
       lease.done()
     }
   }
 
+  /**
+   * server/routes.go EmbeddingsHandler: no model is "model is required" (writeModelRefParseError's fallback),
+   * a missing one handleScheduleError's 404; an empty prompt only loads the model.
+   */
   async function embeddings(b, res) {
-    const r = lookup(b.model ?? '', {
+    const model = b.model ?? ''
+    const r = lookup(model, {
       onRequired: [400, 'model is required'],
-      notFound: () => `model '${b.model}' not found`,
+      notFound: () => `model ${JSON.stringify(model)} not found, try pulling it first`,
     })
+    const prompt = String(b.prompt ?? '')
+    const answer = (m) => sendJson(res, 200, { embedding: prompt === '' ? [] : embedVectors(m, [prompt])[0] })
+    if (r.cloud) return cloudDisabledOr(res, 'remote model is unavailable', false, () => answer(undefined))
     const lease = await acquire(r.model, b, new AbortController().signal)
     try {
-      return sendJson(res, 200, { embedding: embedding(String(b.prompt ?? ''), r.model.embedding_dim ?? 8) })
+      return answer(r.model)
     } finally {
       lease.done()
     }
+  }
+
+  /**
+   * openai/openai.go FromChatRequest + thinkFromReasoningEffort: `reasoning.effort` (else `reasoning_effort`)
+   * becomes the think value; OpenAI's tiers beyond Ollama's are clamped, an unknown one is a 400.
+   */
+  function thinkFromReasoningEffort(effort) {
+    if (effort === '') return undefined
+    if (effort === 'none') return false
+    if (effort === 'minimal') return 'low'
+    if (['low', 'medium', 'high', 'max'].includes(effort)) return effort
+    if (effort === 'xhigh' || effort === 'ultra') return 'max'
+    throw new HttpError(
+      400,
+      `invalid reasoning value: ${JSON.stringify(effort)} (must be "minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none")`,
+    )
   }
 
   /** ChatMiddleware + ChatWriter (middleware/openai.go). */
@@ -844,15 +928,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         }
         res.end('data: [DONE]\n\n')
       },
-      error(status, message) {
-        if (res.headersSent) {
-          res.write(`data: ${JSON.stringify(openaiError(status, message))}\n\n`)
-          return res.end()
-        }
-        return sendJson(res, status, openaiError(status, message), true)
-      },
+      error: v1Error(res),
     }
-    const think = b.reasoning_effort === 'none' ? false : undefined
+    const think = thinkFromReasoningEffort(
+      b.reasoning ? (b.reasoning.effort ?? '') : (b.reasoning_effort ?? ''),
+    )
     return native(
       'chat',
       {
@@ -901,13 +981,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         }
         res.end('data: [DONE]\n\n')
       },
-      error(status, message) {
-        if (res.headersSent) {
-          res.write(`data: ${JSON.stringify(openaiError(status, message))}\n\n`)
-          return res.end()
-        }
-        return sendJson(res, status, openaiError(status, message), true)
-      },
+      error: v1Error(res),
     }
     return native(
       'generate',
@@ -922,6 +996,10 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     )
   }
 
+  /**
+   * middleware/openai.go EmbeddingsMiddleware + EmbedWriter: encoding_format float|base64, "" is [""], no or
+   * an empty input list is 400 "invalid input"; then EmbedHandler (embedRequest) with OpenAI-shaped errors.
+   */
   async function v1Embeddings(b, res) {
     if (b.encoding_format && !['float', 'base64'].includes(b.encoding_format.toLowerCase())) {
       throw new HttpError(
@@ -933,22 +1011,16 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     if (input === '') input = ['']
     if (input === undefined || (Array.isArray(input) && input.length === 0))
       throw new HttpError(400, 'invalid input')
-    const r = lookup(b.model ?? '', {
-      onRequired: [400, 'model is required'],
-      notFound: () => `model '${b.model}' not found`,
-    })
-    const inputs = Array.isArray(input) ? input.map(String) : [String(input)]
-    const lease = await acquire(r.model, b, new AbortController().signal)
-    try {
-      const dims = r.model.embedding_dim ?? 8
-      const tokens = inputs.reduce((n, s) => n + Math.max(1, s.split(/\s+/).filter(Boolean).length), 0)
+    // EmbeddingsMiddleware re-encodes the request as an api.EmbedRequest for EmbedHandler
+    const { r, inputs } = embedRequest({ ...b, input })
+    const answer = (model) => {
+      const tokens = embedTokens(inputs)
       return sendJson(
         res,
         200,
         {
           object: 'list',
-          data: inputs.map((s, index) => {
-            const v = embedding(s, dims)
+          data: embedVectors(model, inputs).map((v, index) => {
             const e =
               b.encoding_format?.toLowerCase() === 'base64'
                 ? Buffer.from(new Float32Array(v).buffer).toString('base64')
@@ -960,6 +1032,11 @@ export async function startServer({ host, port, version, env = {}, log = () => {
         },
         true,
       )
+    }
+    if (r.cloud) return cloudDisabledOr(res, 'remote model is unavailable', true, () => answer(undefined))
+    const lease = await acquire(r.model, b, new AbortController().signal)
+    try {
+      return answer(r.model)
     } finally {
       lease.done()
     }
@@ -990,7 +1067,7 @@ export async function startServer({ host, port, version, env = {}, log = () => {
 
   // GPU discovery, then the VRAM tier decides the default context (server/routes.go Serve)
   const totalVram = config.vramBytes
-  const discovered = (async () => {
+  void (async () => {
     if (config.discoveryMs > 0) {
       log('INFO', 'discovering available GPUs...')
       await sleep(config.discoveryMs)
@@ -1016,7 +1093,6 @@ export async function startServer({ host, port, version, env = {}, log = () => {
     ready = true
     markReady()
   })()
-  server.discovered = discovered
   server.unloadAll = () => sched?.unloadAll()
   return server
 }
@@ -1072,6 +1148,14 @@ function loadFixtures(dir) {
   }
 }
 
+function safeDecode(path) {
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return path
+  }
+}
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const parts = []
@@ -1085,6 +1169,21 @@ function readBody(req) {
 function sendJson(res, status, value, encoder = false) {
   res.writeHead(status, { 'content-type': encoder ? 'application/json' : JSON_TYPE })
   res.end(JSON.stringify(value) + (encoder ? '\n' : ''))
+}
+
+/**
+ * middleware/openai.go BaseWriter.writeError: before the first chunk a status and an OpenAI error body. After
+ * it, Ollama json-encodes the error straight onto the stream (no SSE `data:` framing, the status already 200);
+ * the stand-in sends it as one more `data:` event.
+ */
+function v1Error(res) {
+  return (status, message) => {
+    if (res.headersSent) {
+      res.write(`data: ${JSON.stringify(openaiError(status, message))}\n\n`)
+      return res.end()
+    }
+    return sendJson(res, status, openaiError(status, message), true)
+  }
 }
 
 function sse(res, obj) {

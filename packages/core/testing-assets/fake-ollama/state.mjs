@@ -376,15 +376,20 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
       kvCacheType: config.kvCacheType,
       batch: opts.numBatch,
     })
-    // evict idle runners until it fits (sched.go findRunnerToUnload), or until OLLAMA_MAX_LOADED_MODELS allows
+    // unload runners until it fits, or until OLLAMA_MAX_LOADED_MODELS allows; unset, sched.go allows
+    // defaultModelsPerGPU (3) per GPU, and the stand-in has one
     const maxLoaded = config.maxLoaded || 3
     for (;;) {
       const free = totalVram - config.gpuOverhead - usedVram()
       if (loaded.size < maxLoaded && (mem.total <= free || loaded.size === 0)) break
-      const victim = [...loaded.values()]
-        .filter((r) => r.refCount === 0 && !r.loading)
-        .sort((a, b) => a.expiresAt - b.expiresAt)[0]
+      const victim = runnerToUnload()
       if (!victim) break
+      if (victim.refCount > 0) {
+        // sched.go processPending: the chosen runner expires (sessionDuration 0) once its requests end, and the
+        // load waits for it to be unloaded instead of loading over the VRAM it holds
+        victim.sessionMs = 0
+        while (victim.refCount > 0) await new Promise((r) => setTimeout(r, 10))
+      }
       unload(victim)
     }
     const free = Math.max(0, totalVram - config.gpuOverhead - usedVram())
@@ -433,6 +438,21 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     return runner
   }
 
+  /**
+   * sched.go findRunnerToUnload: sorted by ByDurationAndName (session duration as uint64, so a negative
+   * "forever" sorts last; then the model path, a blob named by its digest), the first idle runner, else the
+   * first one (the caller waits for it to go idle).
+   */
+  function runnerToUnload() {
+    const key = (r) =>
+      Number.isFinite(r.sessionMs) && r.sessionMs >= 0 ? r.sessionMs : Number.POSITIVE_INFINITY
+    const path = (r) => `sha256-${String(r.model.digest ?? r.model.full).replace(/^sha256:/, '')}`
+    const list = [...loaded.values()]
+      .filter((r) => !r.loading)
+      .sort((a, b) => key(a) - key(b) || (path(a) < path(b) ? -1 : path(a) > path(b) ? 1 : 0))
+    return list.find((r) => r.refCount === 0) ?? list[0]
+  }
+
   function unload(runner) {
     clearTimeout(runner.timer)
     if (loaded.get(runner.model.full) === runner) loaded.delete(runner.model.full)
@@ -453,6 +473,8 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
     try {
       while (pending.length > 0) {
         const req = pending.shift()
+        // sched.go: a request whose context ended while queued gets context.Canceled, which
+        // routes.go handleScheduleError answers as 499 "request canceled"
         if (req.signal?.aborted) {
           req.reject(Object.assign(new Error('request canceled'), { status: 499 }))
           continue
@@ -524,15 +546,14 @@ export function createScheduler({ config, store, log, runnerBin, totalVram, defa
       r.sessionMs = 0
       if (r.refCount <= 0) unload(r)
     },
-    forget(model) {
-      const r = loaded.get(model.full)
-      if (r) unload(r)
-    },
-    /** PsHandler: longest remaining first */
+    /**
+     * PsHandler over sched.go loadedModels: every runner in s.loaded (one past its expiry is listed until it
+     * is unloaded), the latest expires_at first, compared in whole seconds (SortStableFunc on Unix())
+     */
     running() {
-      return [...loaded.values()]
-        .filter((r) => r.expiresAt > Date.now() || r.refCount > 0)
-        .sort((a, b) => Math.floor(b.expiresAt / 1000) - Math.floor(a.expiresAt / 1000))
+      return [...loaded.values()].sort(
+        (a, b) => Math.floor(b.expiresAt / 1000) - Math.floor(a.expiresAt / 1000),
+      )
     },
     runners: () =>
       [...loaded.values()].map((r) => ({ model: r.model.display, pid: r.child?.pid, port: r.port })),
