@@ -7,6 +7,7 @@ import type { DevicesService } from '../domain/devices'
 import { SharedLLMError } from '../errors'
 import type { ClaimResponse, JoinResponse, PairingResponse } from '../protocol/api'
 import type { Device, DuplicateName, Role } from '../protocol/types'
+import { ADMIN_ROLE_ID } from '../protocol/types'
 import { hasBidiControls, nameSkeleton, sanitizeName } from '../discovery/sanitize'
 import { deviceNameSchema, hasControlCharacters, parseInput } from '../schemas'
 import { joinRepo, keysRepo, pairingRepo, pendingRepo } from '../store/access'
@@ -32,7 +33,7 @@ export type Principal = { kind: 'admin' } | { kind: 'device'; device: Device; ro
 
 /** The owner, or a device whose role is the admin role: may manage devices and models. */
 export function isAdmin(p: Principal | null | undefined): boolean {
-  return !!p && (p.kind === 'admin' || p.role.id === 'role-admin')
+  return !!p && (p.kind === 'admin' || p.role.id === ADMIN_ROLE_ID)
 }
 
 /**
@@ -40,7 +41,7 @@ export function isAdmin(p: Principal | null | undefined): boolean {
  * settings and roles and other devices' keys. An admin-role device alone may not.
  */
 export function isOwner(p: Principal | null | undefined): boolean {
-  return !!p && (p.kind === 'admin' || (p.role.id === 'role-admin' && p.device.can_manage))
+  return !!p && (p.kind === 'admin' || (p.role.id === ADMIN_ROLE_ID && p.device.can_manage))
 }
 
 /** A name from anyone on the LAN: bidi controls refused, then the same sanitizer as mDNS names. */
@@ -395,7 +396,7 @@ export class AccessService {
     if (device.status === 'pending' || device.status === 'denied') return true
     if (device.status !== 'approved') return false
     const trust = this.opts.trust?.()
-    return !!trust?.enabled && trust.roleId !== 'role-admin' && device.role_id === trust.roleId
+    return !!trust?.enabled && trust.roleId !== ADMIN_ROLE_ID && device.role_id === trust.roleId
   }
 
   /** Whether `ip` is an address the device was discovered at (its record, or its peer row's addresses). */

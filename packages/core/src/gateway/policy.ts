@@ -5,6 +5,7 @@ import type { SettingsService } from '../domain/settings'
 import { SharedLLMError } from '../errors'
 import type { MeModel, MeResponse, ModelView, UsageResponse } from '../protocol/api'
 import type { FitVerdict, LoadVerdict, ModelInfo, Role, RunningModel } from '../protocol/types'
+import { ADMIN_ROLE_ID } from '../protocol/types'
 import { usageRepo } from '../store/access'
 import type { UsageService } from '../usage/service'
 import { rolesRepo } from '../store/roles'
@@ -331,7 +332,7 @@ export class GatewayPolicy {
     }
     const { device } = principal
     const r = role as Role
-    const isAdminRole = r.id === 'role-admin'
+    const isAdminRole = r.id === ADMIN_ROLE_ID
     const opts = options ? (isAdminRole ? { ...options } : deviceOptions(options)) : {}
     // The context is always ours: the request's, else the default, within the role and the trained context.
     let requestedCtx: number | undefined

@@ -6,6 +6,7 @@ import { estimatePromptTokens } from '../fairshare/estimate'
 import { type Lease, type QueueLimits, queueLimitsOf } from '../fairshare/scheduler'
 import type { Hub } from '../hub'
 import type { Role } from '../protocol/types'
+import { ADMIN_ROLE_ID } from '../protocol/types'
 import { effectiveBudgets } from '../usage/quota'
 import type { ForwardResult } from './http/proxy'
 import type { GatewayRoute } from './http/routes'
@@ -39,7 +40,7 @@ export class QueueStage {
 
   constructor(private readonly hub: Hub) {
     this.off = hub.on('role_changed', ({ role }) => {
-      if (role.id === 'role-admin') this.ownerRole = undefined
+      if (role.id === ADMIN_ROLE_ID) this.ownerRole = undefined
     })
   }
 
@@ -226,7 +227,7 @@ export class QueueStage {
   private async limits(principal: Principal): Promise<QueueLimits> {
     if (principal.kind === 'device') return queueLimitsOf(principal.role)
     // The owner: the admin role's weight and wait, and no cap of its own on how many run or wait.
-    this.ownerRole ??= this.hub.roles.get('role-admin').catch((err: unknown) => {
+    this.ownerRole ??= this.hub.roles.get(ADMIN_ROLE_ID).catch((err: unknown) => {
       this.ownerRole = undefined
       throw err
     })

@@ -7,13 +7,7 @@ import { baseUrl, PeerClient } from '../discovery/peer-client'
 import type { SettingsService } from '../domain/settings'
 import { errorMessage, isSharedLLMError, SharedLLMError } from '../errors'
 import type { EventBus } from '../events'
-import {
-  isMLX,
-  estimateFit,
-  FIT_OVERHEAD_BYTES,
-  type FitEstimate,
-  MiB,
-} from '../gateway/fit'
+import { isMLX, estimateFit, FIT_OVERHEAD_BYTES, type FitEstimate, MiB } from '../gateway/fit'
 import { type ForwardRequest, type ForwardResult, forward } from '../gateway/http/proxy'
 import { sendGatewayError } from '../gateway/http/respond'
 import type { GatewayRoute } from '../gateway/http/routes'
