@@ -3,7 +3,7 @@
 // CA) on a veth pair, each with a minimal Ollama mock holding a different model; the client
 // (bench/_pool-client.mjs) runs in the origin's namespace and alternates a request for the origin's model
 // with one for the peer's. Reports time to first chunk p50/p95 and per-chunk latency p50 for both and the
-// difference; target: routed TTFC p50 ≤ local + 2 ms. BENCH_SMOKE=1: a few requests (figures mean nothing).
+// difference; target: routed TTFC p50 ≤ local + 2 ms. BENCH_SMOKE=1: a few requests (figures mean nothing; written to pooling.smoke.tmp).
 // Needs root and iproute2. Writes bench/results/pooling.json.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -86,7 +86,8 @@ try {
   )
   mkdirSync(join(root, 'bench/results'), { recursive: true })
   writeFileSync(
-    join(root, 'bench/results/pooling.json'),
+    // A smoke run never overwrites the recorded figures (as bench/gateway.ts and bench/fairness.ts).
+    join(root, smoke ? 'bench/results/pooling.smoke.tmp' : 'bench/results/pooling.json'),
     `${JSON.stringify({ at: new Date().toISOString(), smoke, runs: RUNS, chunks: CHUNKS, cpus: cpus().length, loadavg: loadavg(), local, routed, added, target_ttfc_p50_ms: target, met: added.ttfc_p50_ms <= target }, null, 2)}\n`,
   )
 } finally {
